@@ -1,0 +1,33 @@
+import * as pulumi from "@pulumi/pulumi";
+import { anonymousPolicy } from "../lib/policies";
+import { MinioBucketPolicy } from "../providers/s3";
+
+export interface AnonymousAccessArgs {
+  /** MinIO S3 API URL (scheme://host[:port]). */
+  endpoint: pulumi.Input<string>;
+  /** S3 region MinIO answers for. Default "us-east-1". */
+  region?: pulumi.Input<string>;
+  /** The cache bucket. */
+  bucket: pulumi.Input<string>;
+  /** Also let anonymous clients list the bucket. Default false (Nix never needs it). */
+  allowList?: pulumi.Input<boolean>;
+}
+
+/** Anonymous download: anyone may read the cache's objects, and nothing else. */
+export class AnonymousAccess extends pulumi.ComponentResource {
+  /** The bucket policy document. */
+  readonly policy: pulumi.Output<string>;
+
+  constructor(name: string, args: AnonymousAccessArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nix-cache:index:AnonymousAccess", name, {}, opts);
+    this.policy = pulumi
+      .all([args.bucket, args.allowList ?? false])
+      .apply(([bucket, allowList]) => JSON.stringify(anonymousPolicy(bucket, allowList)));
+    new MinioBucketPolicy(
+      `${name}-policy`,
+      { endpoint: args.endpoint, region: args.region ?? "us-east-1", bucket: args.bucket, policy: this.policy },
+      { parent: this },
+    );
+    this.registerOutputs({ policy: this.policy });
+  }
+}

@@ -1,0 +1,125 @@
+import * as pulumi from "@pulumi/pulumi";
+import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hostConfig";
+import { AnonymousAccess } from "./anonymousAccess";
+import { BuilderAccess } from "./builderAccess";
+import { CacheBucket } from "./cacheBucket";
+import { CacheExpiry } from "./cacheExpiry";
+import { SigningKey } from "./signingKey";
+
+export interface NixCacheArgs {
+  /** MinIO S3 API URL the deployment and the builder use (scheme://host[:port]). Required. */
+  endpoint: pulumi.Input<string>;
+  /** URL Nix clients reach MinIO at. Default: endpoint. */
+  publicUrl?: pulumi.Input<string>;
+  /** S3 region MinIO answers for. Default "us-east-1". */
+  region?: pulumi.Input<string>;
+  /** Bucket name. Default "nix-cache". */
+  bucket?: pulumi.Input<string>;
+  /** The builder's MinIO user. Default "nixbuilder". */
+  builderUser?: pulumi.Input<string>;
+  /** Signing key name. Default "s3.homelab.local-1". */
+  keyName?: pulumi.Input<string>;
+  /** nix-cache-info StoreDir. Default "/nix/store". */
+  storeDir?: pulumi.Input<string>;
+  /** nix-cache-info WantMassQuery. Default true. */
+  wantMassQuery?: pulumi.Input<boolean>;
+  /** nix-cache-info Priority. Default 40. */
+  priority?: pulumi.Input<number>;
+  /** Days after which cached objects expire. Default 7. */
+  expireDays?: pulumi.Input<number>;
+  /** Let anonymous clients list the bucket. Default false. */
+  anonymousList?: pulumi.Input<boolean>;
+  /** Delete cached objects with the bucket on destroy. Default false. */
+  forceDestroy?: pulumi.Input<boolean>;
+}
+
+/** A signed Nix binary cache on MinIO, and everything hosts need to use it. */
+export class NixCache extends pulumi.ComponentResource {
+  /** HTTP(S) URL clients substitute from. */
+  readonly substituterUrl: pulumi.Output<string>;
+  /** Public signing key for trusted-public-keys. */
+  readonly publicKey: pulumi.Output<string>;
+  /** Secret signing key (secret). */
+  readonly secretKey: pulumi.Output<string>;
+  /** Builder access key. */
+  readonly builderAccessKey: pulumi.Output<string>;
+  /** Builder secret key (secret). */
+  readonly builderSecretKey: pulumi.Output<string>;
+  /** `~/.aws/credentials` text with the builder's profile (secret). */
+  readonly awsCredentials: pulumi.Output<string>;
+  /** NixOS module for client hosts. */
+  readonly nixosModule: pulumi.Output<string>;
+  /** `s3://` URL for `nix copy --to`. */
+  readonly pushUrl: pulumi.Output<string>;
+  /** The `nix store sign` command for the builder. */
+  readonly signCommand: pulumi.Output<string>;
+  /** The `nix copy` command for the builder. */
+  readonly pushCommand: pulumi.Output<string>;
+
+  constructor(name: string, args: NixCacheArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nix-cache:index:NixCache", name, {}, opts);
+    const region = args.region ?? "us-east-1";
+    const child = { parent: this };
+
+    const store = new CacheBucket(
+      `${name}-store`,
+      {
+        endpoint: args.endpoint,
+        region,
+        bucket: args.bucket,
+        storeDir: args.storeDir,
+        wantMassQuery: args.wantMassQuery,
+        priority: args.priority,
+        forceDestroy: args.forceDestroy,
+      },
+      child,
+    );
+    new AnonymousAccess(
+      `${name}-anonymous`,
+      { endpoint: args.endpoint, region, bucket: store.bucket, allowList: args.anonymousList },
+      child,
+    );
+    new CacheExpiry(
+      `${name}-expiry`,
+      { endpoint: args.endpoint, region, bucket: store.bucket, expireDays: args.expireDays, cacheInfo: store.cacheInfo },
+      child,
+    );
+    const builder = new BuilderAccess(
+      `${name}-builder`,
+      { endpoint: args.endpoint, region, bucket: store.bucket, user: args.builderUser },
+      child,
+    );
+    const key = new SigningKey(`${name}-signing`, { keyName: args.keyName }, child);
+
+    const profile = builder.accessKey;
+    this.substituterUrl = pulumi
+      .all([args.publicUrl ?? args.endpoint, store.bucket])
+      .apply(([url, bucket]) => substituterUrl(url, bucket));
+    this.publicKey = key.publicKey;
+    this.secretKey = key.secretKey;
+    this.builderAccessKey = builder.accessKey;
+    this.builderSecretKey = builder.secretKey;
+    this.awsCredentials = pulumi.secret(
+      pulumi.all([profile, builder.accessKey, builder.secretKey]).apply(([p, ak, sk]) => awsCredentials(p, ak, sk)),
+    );
+    this.nixosModule = pulumi.all([this.substituterUrl, this.publicKey]).apply(([url, pub]) => nixosModule(url, pub));
+    this.pushUrl = pulumi
+      .all([store.bucket, args.endpoint, region, profile])
+      .apply(([bucket, endpoint, r, p]) => pushUrl({ bucket, endpoint, region: r, profile: p }));
+    this.signCommand = pulumi.output(signCommand());
+    this.pushCommand = this.pushUrl.apply((u) => pushCommand(u));
+
+    this.registerOutputs({
+      substituterUrl: this.substituterUrl,
+      publicKey: this.publicKey,
+      secretKey: this.secretKey,
+      builderAccessKey: this.builderAccessKey,
+      builderSecretKey: this.builderSecretKey,
+      awsCredentials: this.awsCredentials,
+      nixosModule: this.nixosModule,
+      pushUrl: this.pushUrl,
+      signCommand: this.signCommand,
+      pushCommand: this.pushCommand,
+    });
+  }
+}

@@ -1,0 +1,29 @@
+// Reads the stack config, builds the cache, exports what host configs consume.
+import * as pulumi from "@pulumi/pulumi";
+import { NixCache } from "./components/nixCache";
+import { CONFIG_NAMESPACE, parseSettings, RawSettings } from "./lib/settings";
+
+const config = new pulumi.Config(CONFIG_NAMESPACE);
+const keys: (keyof RawSettings)[] = [
+  "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "storeDir",
+  "wantMassQuery", "priority", "expireDays", "anonymousList", "forceDestroy",
+];
+const raw: RawSettings = Object.fromEntries(keys.map((k) => [k, config.get(k)]));
+// Bad settings stop the program here, before any resource is declared or any request reaches MinIO.
+const settings = parseSettings(raw);
+// The providers read the admin credentials from the config themselves; fail early if they are missing.
+config.require("adminUser");
+config.requireSecret("adminPassword");
+
+const cache = new NixCache("nix-cache", settings);
+
+export const substituterUrl = cache.substituterUrl;
+export const publicKey = cache.publicKey;
+export const secretKey = cache.secretKey;
+export const builderAccessKey = cache.builderAccessKey;
+export const builderSecretKey = cache.builderSecretKey;
+export const awsCredentials = cache.awsCredentials;
+export const nixosModule = cache.nixosModule;
+export const pushUrl = cache.pushUrl;
+export const signCommand = cache.signCommand;
+export const pushCommand = cache.pushCommand;

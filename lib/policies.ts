@@ -1,0 +1,81 @@
+// IAM policy documents for the cache, and a normal form to compare what MinIO returns with what we want
+// (MinIO reorders actions and may turn single values into lists).
+
+export interface PolicyStatement {
+  Effect: "Allow" | "Deny";
+  Principal?: { AWS: string[] };
+  Action: string[];
+  Resource: string[];
+}
+
+export interface PolicyDocument {
+  Version: "2012-10-17";
+  Statement: PolicyStatement[];
+}
+
+/** What the chapter's `nixbuilder` may do: upload and read, never delete, only this bucket. */
+export const BUILDER_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"];
+export const BUILDER_OBJECT_ACTIONS = [
+  "s3:AbortMultipartUpload",
+  "s3:GetObject",
+  "s3:ListMultipartUploadParts",
+  "s3:PutObject",
+];
+
+const bucketArn = (bucket: string) => `arn:aws:s3:::${bucket}`;
+const objectsArn = (bucket: string) => `arn:aws:s3:::${bucket}/*`;
+
+/** The canned policy attached to the builder user. */
+export function builderPolicy(bucket: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: [...BUILDER_BUCKET_ACTIONS], Resource: [bucketArn(bucket)] },
+      { Effect: "Allow", Action: [...BUILDER_OBJECT_ACTIONS], Resource: [objectsArn(bucket)] },
+    ],
+  };
+}
+
+/** The bucket policy for anonymous clients: read objects; list the bucket only when asked to. */
+export function anonymousPolicy(bucket: string, allowList: boolean): PolicyDocument {
+  const statements: PolicyStatement[] = [
+    { Effect: "Allow", Principal: { AWS: ["*"] }, Action: ["s3:GetObject"], Resource: [objectsArn(bucket)] },
+  ];
+  if (allowList) {
+    statements.push({ Effect: "Allow", Principal: { AWS: ["*"] }, Action: ["s3:ListBucket"], Resource: [bucketArn(bucket)] });
+  }
+  return { Version: "2012-10-17", Statement: statements };
+}
+
+const asList = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
+
+/**
+ * A canonical text of a policy for comparison: statements with sorted, de-duplicated actions, resources and
+ * principals, in a stable order. Two documents that grant the same thing give the same text.
+ */
+export function canonicalPolicy(doc: unknown): string {
+  const parsed: unknown = typeof doc === "string" ? (doc.trim() === "" ? {} : JSON.parse(doc)) : doc;
+  const raw = (parsed ?? {}) as { Statement?: unknown };
+  const statements: unknown[] = Array.isArray(raw.Statement) ? raw.Statement : raw.Statement ? [raw.Statement] : [];
+  const norm = statements.map((s) => {
+    const st = s as Record<string, unknown>;
+    const principal = st.Principal;
+    const principals =
+      principal === undefined
+        ? []
+        : principal === "*"
+          ? ["*"]
+          : asList((principal as Record<string, unknown>).AWS);
+    const sorted = (v: unknown) => [...new Set(asList(v))].sort();
+    return {
+      Effect: String(st.Effect),
+      Principal: [...new Set(principals)].sort(),
+      Action: sorted(st.Action),
+      NotAction: sorted(st.NotAction),
+      Resource: sorted(st.Resource),
+      Condition: st.Condition ?? null,
+    };
+  });
+  norm.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  return JSON.stringify(norm);
+}

@@ -1,0 +1,159 @@
+// Validation of the stack configuration: every bad value is reported, naming the setting and what is
+// allowed, before any resource is declared (so before any request reaches MinIO).
+import { checkKeyName } from "./signingKey";
+
+/** The configuration namespace (the project name in Pulumi.yaml). */
+export const CONFIG_NAMESPACE = "nix-cache";
+
+/** The validated settings the program builds the cache from. */
+export interface CacheSettings {
+  /** The MinIO S3 API URL the deployment talks to (scheme://host[:port], no path). */
+  endpoint: string;
+  /** The URL Nix clients use to reach MinIO (default: endpoint). */
+  publicUrl: string;
+  /** S3 region MinIO answers for (default us-east-1, MinIO's own default). */
+  region: string;
+  bucket: string;
+  builderUser: string;
+  keyName: string;
+  storeDir: string;
+  wantMassQuery: boolean;
+  priority: number;
+  expireDays: number;
+  anonymousList: boolean;
+  forceDestroy: boolean;
+}
+
+/** Raw config values as strings, keyed by the names without namespace; undefined where unset. */
+export type RawSettings = Partial<Record<keyof CacheSettings, string>>;
+
+export const DEFAULTS = {
+  region: "us-east-1",
+  bucket: "nix-cache",
+  builderUser: "nixbuilder",
+  keyName: "s3.homelab.local-1",
+  storeDir: "/nix/store",
+  wantMassQuery: true,
+  priority: 40,
+  expireDays: 7,
+  anonymousList: false,
+  forceDestroy: false,
+} as const;
+
+/** Thrown with every problem found, one line each. */
+export class SettingsError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "SettingsError";
+  }
+}
+
+/** S3 bucket naming rules (the ones MinIO enforces, plus AWS's stricter ones so a cache can move). */
+export function checkBucketName(name: string): string | undefined {
+  const allowed = "3 to 63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit, not an IP address";
+  if (name.length < 3 || name.length > 63) return allowed;
+  if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(name)) return allowed;
+  if (name.includes("..") || name.includes(".-") || name.includes("-.")) return allowed;
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return allowed;
+  return undefined;
+}
+
+/** MinIO access keys are at least 3 characters; we also keep them usable as an AWS profile and URL value. */
+export function checkUserName(name: string): string | undefined {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{2,19}$/.test(name)) {
+    return "3 to 20 characters of letters, digits, '.', '_' and '-', starting with a letter or digit";
+  }
+  return undefined;
+}
+
+function checkBaseUrl(value: string): string | undefined {
+  const allowed = "an http:// or https:// URL of the MinIO S3 API with no path, e.g. https://s3.homelab.local or http://127.0.0.1:9000";
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return allowed;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return allowed;
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username || url.password) {
+    return allowed;
+  }
+  return undefined;
+}
+
+/** Parses and validates raw settings; throws one SettingsError naming every bad setting. */
+export function parseSettings(raw: RawSettings): CacheSettings {
+  const problems: string[] = [];
+  const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
+  const bad = (name: string, value: string | undefined, allowed: string) =>
+    problems.push(`${key(name)} is ${JSON.stringify(value)}: allowed is ${allowed}`);
+
+  const text = (name: keyof RawSettings, fallback?: string): string => {
+    const v = raw[name];
+    return v === undefined || v === "" ? (fallback ?? "") : v;
+  };
+  const bool = (name: keyof RawSettings, fallback: boolean): boolean => {
+    const v = raw[name];
+    if (v === undefined || v === "") return fallback;
+    if (v === "true" || v === "false") return v === "true";
+    bad(name, v, "true or false");
+    return fallback;
+  };
+  const int = (name: keyof RawSettings, fallback: number, min: number): number => {
+    const v = raw[name];
+    if (v === undefined || v === "") return fallback;
+    if (!/^-?\d+$/.test(v.trim()) || Number(v) < min || !Number.isSafeInteger(Number(v))) {
+      bad(name, v, `a whole number ≥ ${min}`);
+      return fallback;
+    }
+    return Number(v);
+  };
+
+  const endpoint = text("endpoint").replace(/\/+$/, "");
+  if (!raw.endpoint) {
+    problems.push(`${key("endpoint")} is not set: allowed is ${checkBaseUrl("") ?? ""} (pulumi config set ${key("endpoint")} URL)`);
+  } else {
+    const p = checkBaseUrl(endpoint);
+    if (p) bad("endpoint", raw.endpoint, p);
+  }
+  const publicUrl = text("publicUrl", endpoint).replace(/\/+$/, "");
+  if (raw.publicUrl !== undefined && raw.publicUrl !== "") {
+    const p = checkBaseUrl(publicUrl);
+    if (p) bad("publicUrl", raw.publicUrl, p);
+  }
+
+  const region = text("region", DEFAULTS.region);
+  if (!/^[a-z0-9-]{1,32}$/.test(region)) bad("region", raw.region, "an S3 region name such as us-east-1");
+
+  const bucket = text("bucket", DEFAULTS.bucket);
+  const bucketProblem = checkBucketName(bucket);
+  if (bucketProblem) bad("bucket", raw.bucket, bucketProblem);
+
+  const builderUser = text("builderUser", DEFAULTS.builderUser);
+  const userProblem = checkUserName(builderUser);
+  if (userProblem) bad("builderUser", raw.builderUser, userProblem);
+
+  const keyName = raw.keyName ?? DEFAULTS.keyName;
+  const keyProblem = checkKeyName(keyName);
+  if (keyProblem) bad("keyName", raw.keyName, `a Nix key name that ${keyProblem}, e.g. s3.homelab.local-1`);
+
+  const storeDir = text("storeDir", DEFAULTS.storeDir);
+  if (!/^\/[^\s]*[^/\s]$/.test(storeDir)) bad("storeDir", raw.storeDir, "an absolute path with no trailing '/' or white space, e.g. /nix/store");
+
+  const settings: CacheSettings = {
+    endpoint,
+    publicUrl,
+    region,
+    bucket,
+    builderUser,
+    keyName,
+    storeDir,
+    wantMassQuery: bool("wantMassQuery", DEFAULTS.wantMassQuery),
+    priority: int("priority", DEFAULTS.priority, 0),
+    expireDays: int("expireDays", DEFAULTS.expireDays, 1),
+    anonymousList: bool("anonymousList", DEFAULTS.anonymousList),
+    forceDestroy: bool("forceDestroy", DEFAULTS.forceDestroy),
+  };
+  if (problems.length > 0) throw new SettingsError(problems);
+  return settings;
+}

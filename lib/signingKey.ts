@@ -1,0 +1,85 @@
+// Nix signing keys in Nix's own text formats (what `nix key generate-secret` writes):
+//   secret: NAME:base64(seed32 ‖ pub32)   public: NAME:base64(pub32)
+import * as crypto from "crypto";
+
+/** A Nix ed25519 signing keypair as the two strings Nix reads. */
+export interface NixKeypair {
+  /** `NAME:base64(seed ‖ public key)`, the content of a `secret-key-files` entry. */
+  secretKey: string;
+  /** `NAME:base64(public key)`, an entry of `trusted-public-keys`. */
+  publicKey: string;
+}
+
+// The DER prefixes node uses for raw ed25519 keys (RFC 8410); the raw 32 bytes follow them.
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+const SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+/** Nix key names: no ':' (it separates name and key) and no white space (Nix splits key lists on it). */
+export function checkKeyName(name: string): string | undefined {
+  if (name.length === 0) return "must not be empty";
+  if (/[:\s]/.test(name)) return "must not contain ':' or white space";
+  return undefined;
+}
+
+function requireKeyName(name: string): void {
+  const problem = checkKeyName(name);
+  if (problem) throw new Error(`key name '${name}' ${problem}`);
+}
+
+/** Builds the keypair strings from a 32-byte ed25519 seed. */
+export function keypairFromSeed(name: string, seed: Buffer): NixKeypair {
+  requireKeyName(name);
+  if (seed.length !== 32) throw new Error(`an ed25519 seed is 32 bytes, got ${seed.length}`);
+  const privateKey = crypto.createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const pub = crypto.createPublicKey(privateKey).export({ format: "der", type: "spki" }).subarray(-32);
+  return {
+    secretKey: `${name}:${Buffer.concat([seed, pub]).toString("base64")}`,
+    publicKey: `${name}:${pub.toString("base64")}`,
+  };
+}
+
+/** Generates a new keypair from node's CSPRNG. */
+export function generateKeypair(name: string): NixKeypair {
+  const { privateKey } = crypto.generateKeyPairSync("ed25519");
+  const seed = privateKey.export({ format: "der", type: "pkcs8" }).subarray(-32);
+  return keypairFromSeed(name, seed);
+}
+
+/** Splits `NAME:base64` and checks the decoded length. */
+function parseKey(text: string, bytes: number, what: string): { name: string; key: Buffer } {
+  const colon = text.indexOf(":");
+  if (colon <= 0) throw new Error(`${what} must look like NAME:BASE64`);
+  const key = Buffer.from(text.slice(colon + 1), "base64");
+  if (key.length !== bytes) throw new Error(`${what} must hold ${bytes} bytes, got ${key.length}`);
+  return { name: text.slice(0, colon), key };
+}
+
+/** The public key that belongs to a Nix secret key (what `nix key convert-secret-to-public` prints). */
+export function publicKeyOf(secretKey: string): string {
+  const { name, key } = parseKey(secretKey, 64, "a Nix secret key");
+  return keypairFromSeed(name, key.subarray(0, 32)).publicKey;
+}
+
+/** Signs a message as Nix does for a narinfo fingerprint: `NAME:base64(signature)`. */
+export function signDetached(secretKey: string, message: string): string {
+  const { name, key } = parseKey(secretKey, 64, "a Nix secret key");
+  const privateKey = crypto.createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, key.subarray(0, 32)]),
+    format: "der",
+    type: "pkcs8",
+  });
+  return `${name}:${crypto.sign(null, Buffer.from(message, "utf8"), privateKey).toString("base64")}`;
+}
+
+/** Verifies a `NAME:base64(signature)` against a public key in Nix's format. */
+export function verifyDetached(publicKey: string, message: string, signature: string): boolean {
+  const pub = parseKey(publicKey, 32, "a Nix public key");
+  const sig = parseKey(signature, 64, "a Nix signature");
+  if (pub.name !== sig.name) return false;
+  const key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, pub.key]), format: "der", type: "spki" });
+  return crypto.verify(null, Buffer.from(message, "utf8"), key, sig.key);
+}

@@ -1,0 +1,250 @@
+// The two ways the providers talk to MinIO: the official JS SDK for S3 calls, and a small client for
+// MinIO's admin REST API (/minio/admin/v3), SigV4-signed with aws4. Both are created inside provider
+// methods from the stack configuration, so no client and no credential is captured into the state.
+import * as http from "http";
+import * as https from "https";
+import * as crypto from "crypto";
+import { encryptAdminBody } from "../lib/adminCrypto";
+
+/** Admin credentials read from the stack config (`nix-cache:adminUser`, `nix-cache:adminPassword`). */
+export interface AdminCredentials {
+  accessKey: string;
+  secretKey: string;
+}
+
+/** Where and how to reach a MinIO server. */
+export interface MinioTarget {
+  /** scheme://host[:port] of the S3 API. */
+  endpoint: string;
+  region: string;
+}
+
+/** How long one request may take before the operation fails with a clear error instead of hanging. */
+export const REQUEST_TIMEOUT_MS = 20_000;
+
+/** The minimal view of the stack config the providers need (the dynamic provider's configure request). */
+export interface ConfigSource {
+  get(key: string): string | undefined;
+}
+
+/** Reads the admin credentials from the stack config, with one clear error naming what is missing. */
+export function adminCredentialsFrom(config: ConfigSource): AdminCredentials {
+  const accessKey = config.get("nix-cache:adminUser");
+  const secretKey = config.get("nix-cache:adminPassword");
+  const missing = [
+    accessKey ? undefined : "nix-cache:adminUser",
+    secretKey ? undefined : "nix-cache:adminPassword",
+  ].filter((k): k is string => k !== undefined);
+  if (missing.length > 0 || !accessKey || !secretKey) {
+    throw new Error(
+      `MinIO admin credentials are not configured: set ${missing.join(" and ")} ` +
+        `(pulumi config set nix-cache:adminUser USER; pulumi config set --secret nix-cache:adminPassword)`,
+    );
+  }
+  return { accessKey, secretKey };
+}
+
+/** Rejects after `ms` with a message that names the endpoint, so a stopped or hung server never hangs `up`. */
+export async function withTimeout<T>(what: string, endpoint: string, work: Promise<T>, ms = REQUEST_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: MinIO at ${endpoint} did not answer within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/** Turns transport and credential failures into one readable sentence naming the endpoint. */
+export function describeFailure(what: string, endpoint: string, err: unknown): Error & { code?: string } {
+  return Object.assign(describe(what, endpoint, err), { code: (err as { code?: string } | undefined)?.code });
+}
+
+function describe(what: string, endpoint: string, err: unknown): Error {
+  const e = err as { code?: string; message?: string };
+  const code = e?.code ?? "";
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH" || code === "ECONNRESET" || code === "ETIMEDOUT" || code === "EAI_AGAIN") {
+    return new Error(`${what}: cannot reach MinIO at ${endpoint} (${code}); is the server running and nix-cache:endpoint right?`);
+  }
+  if (code === "SignatureDoesNotMatch" || code === "InvalidAccessKeyId" || code === "XMinioAdminConfigBadJSON") {
+    return new Error(
+      `${what}: MinIO at ${endpoint} rejected the admin credentials (${code}); check nix-cache:adminUser and nix-cache:adminPassword`,
+    );
+  }
+  return new Error(`${what} at ${endpoint}: ${e?.message ?? String(err)}${code ? ` (${code})` : ""}`);
+}
+
+/** Runs one MinIO operation with a time bound and readable errors. */
+export async function minioCall<T>(what: string, endpoint: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await withTimeout(what, endpoint, work());
+  } catch (err) {
+    throw describeFailure(what, endpoint, err);
+  }
+}
+
+/** The MinIO JS SDK client for S3 calls. */
+export function s3Client(target: MinioTarget, creds: AdminCredentials) {
+  // Required here, not imported at the top: the provider's serialized code resolves it from node_modules.
+  const Minio: typeof import("minio") = require("minio");
+  const url = new URL(target.endpoint);
+  const useSSL = url.protocol === "https:";
+  return new Minio.Client({
+    endPoint: url.hostname,
+    port: url.port ? Number(url.port) : useSSL ? 443 : 80,
+    useSSL,
+    region: target.region,
+    accessKey: creds.accessKey,
+    secretKey: creds.secretKey,
+    pathStyle: true,
+  });
+}
+
+interface AdminResponse {
+  status: number;
+  body: Buffer;
+}
+
+/** One signed request to /minio/admin/v3/<path>. */
+export async function adminRequest(
+  target: MinioTarget,
+  creds: AdminCredentials,
+  method: "GET" | "PUT" | "POST" | "DELETE",
+  path: string,
+  query: Record<string, string>,
+  body?: Buffer,
+  contentType?: string,
+): Promise<AdminResponse> {
+  const aws4: typeof import("aws4") = require("aws4");
+  const url = new URL(target.endpoint);
+  const qs = new URLSearchParams(query).toString();
+  const payload = body ?? Buffer.alloc(0);
+  const headers: Record<string, string> = {
+    "x-amz-content-sha256": crypto.createHash("sha256").update(payload).digest("hex"),
+  };
+  if (contentType) headers["Content-Type"] = contentType;
+  const request = {
+    host: url.host,
+    path: `/minio/admin/v3/${path}${qs ? `?${qs}` : ""}`,
+    method,
+    headers,
+    body: payload,
+    service: "s3",
+    region: target.region,
+  };
+  aws4.sign(request, { accessKeyId: creds.accessKey, secretAccessKey: creds.secretKey });
+  const transport = url.protocol === "https:" ? https : http;
+  const what = `MinIO admin ${method} ${path}`;
+  const response = await minioCall(what, target.endpoint, () =>
+    new Promise<AdminResponse>((resolve, reject) => {
+      const req = transport.request(
+        {
+          protocol: url.protocol,
+          hostname: url.hostname,
+          port: url.port || undefined,
+          method,
+          path: request.path,
+          headers: request.headers as http.OutgoingHttpHeaders,
+          timeout: REQUEST_TIMEOUT_MS,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })));
+      req.on("error", reject);
+      req.end(payload);
+    }),
+  );
+  if (response.status >= 300) {
+    let code = `HTTP${response.status}`;
+    let message = response.body.toString("utf8");
+    try {
+      const parsed = JSON.parse(message) as { Code?: string; Message?: string };
+      code = parsed.Code ?? code;
+      message = parsed.Message ?? message;
+    } catch {
+      // not JSON: keep the raw text
+    }
+    const err = Object.assign(new Error(message), { code, status: response.status });
+    if (response.status !== 404) throw describeFailure(what, target.endpoint, err);
+    throw err;
+  }
+  return response;
+}
+
+/** What MinIO tells about a user. */
+export interface UserInfo {
+  status: "enabled" | "disabled";
+  policies: string[];
+}
+
+const isNotFound = (err: unknown, code: string) => (err as { code?: string } | undefined)?.code === code;
+
+/** The admin operations the providers use; `undefined` means "does not exist". */
+export const minioAdmin = {
+  async addUser(t: MinioTarget, c: AdminCredentials, user: string, secretKey: string): Promise<void> {
+    const body = encryptAdminBody(c.secretKey, JSON.stringify({ secretKey, status: "enabled" }));
+    await adminRequest(t, c, "PUT", "add-user", { accessKey: user }, body, "application/octet-stream");
+  },
+  async setUserStatus(t: MinioTarget, c: AdminCredentials, user: string, status: "enabled" | "disabled"): Promise<void> {
+    await adminRequest(t, c, "PUT", "set-user-status", { accessKey: user, status });
+  },
+  async userInfo(t: MinioTarget, c: AdminCredentials, user: string): Promise<UserInfo | undefined> {
+    try {
+      const res = await adminRequest(t, c, "GET", "user-info", { accessKey: user });
+      const info = JSON.parse(res.body.toString("utf8")) as { status?: string; policyName?: string };
+      return {
+        status: info.status === "enabled" ? "enabled" : "disabled",
+        policies: (info.policyName ?? "").split(",").map((p) => p.trim()).filter((p) => p.length > 0),
+      };
+    } catch (err) {
+      if (isNotFound(err, "XMinioAdminNoSuchUser")) return undefined;
+      throw err;
+    }
+  },
+  async removeUser(t: MinioTarget, c: AdminCredentials, user: string): Promise<void> {
+    try {
+      await adminRequest(t, c, "DELETE", "remove-user", { accessKey: user });
+    } catch (err) {
+      if (!isNotFound(err, "XMinioAdminNoSuchUser")) throw err;
+    }
+  },
+  async putPolicy(t: MinioTarget, c: AdminCredentials, name: string, document: string): Promise<void> {
+    await adminRequest(t, c, "PUT", "add-canned-policy", { name }, Buffer.from(document, "utf8"));
+  },
+  async policyDocument(t: MinioTarget, c: AdminCredentials, name: string): Promise<unknown | undefined> {
+    try {
+      const res = await adminRequest(t, c, "GET", "info-canned-policy", { name, v: "2" });
+      return (JSON.parse(res.body.toString("utf8")) as { Policy?: unknown }).Policy;
+    } catch (err) {
+      if (isNotFound(err, "XMinioAdminNoSuchPolicy")) return undefined;
+      throw err;
+    }
+  },
+  async removePolicy(t: MinioTarget, c: AdminCredentials, name: string): Promise<void> {
+    try {
+      await adminRequest(t, c, "DELETE", "remove-canned-policy", { name });
+    } catch (err) {
+      if (!isNotFound(err, "XMinioAdminNoSuchPolicy")) throw err;
+    }
+  },
+  async attachPolicy(t: MinioTarget, c: AdminCredentials, user: string, policy: string, detach = false): Promise<void> {
+    const body = encryptAdminBody(c.secretKey, JSON.stringify({ policies: [policy], user }));
+    const path = `idp/builtin/policy/${detach ? "detach" : "attach"}`;
+    try {
+      await adminRequest(t, c, "POST", path, {}, body, "application/octet-stream");
+    } catch (err) {
+      // Attaching what is attached, or detaching what is not, is already the wanted state.
+      const code = (err as { code?: string }).code ?? "";
+      if (code === "XMinioAdminPolicyChangeAlreadyApplied") return;
+      if (detach && (code === "XMinioAdminNoSuchUser" || code === "XMinioAdminNoSuchPolicy")) return;
+      throw err;
+    }
+  },
+};
