@@ -10,9 +10,11 @@ export interface NixKeypair {
   publicKey: string;
 }
 
-// The DER prefixes node uses for raw ed25519 keys (RFC 8410); the raw 32 bytes follow them.
-const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-const SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+// The DER prefixes node uses for raw ed25519 keys (RFC 8410); the raw 32 bytes follow them. Kept as text:
+// this code is serialized into the dynamic provider, and a captured Buffer does not survive that.
+const PKCS8_ED25519_PREFIX = "302e020100300506032b657004220420";
+const SPKI_ED25519_PREFIX = "302a300506032b6570032100";
+const der = (prefixHex: string, raw: Buffer) => Buffer.concat([Buffer.from(prefixHex, "hex"), raw]);
 
 /** Nix key names: no ':' (it separates name and key) and no white space (Nix splits key lists on it). */
 export function checkKeyName(name: string): string | undefined {
@@ -31,7 +33,7 @@ export function keypairFromSeed(name: string, seed: Buffer): NixKeypair {
   requireKeyName(name);
   if (seed.length !== 32) throw new Error(`an ed25519 seed is 32 bytes, got ${seed.length}`);
   const privateKey = crypto.createPrivateKey({
-    key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
+    key: der(PKCS8_ED25519_PREFIX, seed),
     format: "der",
     type: "pkcs8",
   });
@@ -68,7 +70,7 @@ export function publicKeyOf(secretKey: string): string {
 export function signDetached(secretKey: string, message: string): string {
   const { name, key } = parseKey(secretKey, 64, "a Nix secret key");
   const privateKey = crypto.createPrivateKey({
-    key: Buffer.concat([PKCS8_ED25519_PREFIX, key.subarray(0, 32)]),
+    key: der(PKCS8_ED25519_PREFIX, key.subarray(0, 32)),
     format: "der",
     type: "pkcs8",
   });
@@ -80,6 +82,6 @@ export function verifyDetached(publicKey: string, message: string, signature: st
   const pub = parseKey(publicKey, 32, "a Nix public key");
   const sig = parseKey(signature, 64, "a Nix signature");
   if (pub.name !== sig.name) return false;
-  const key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, pub.key]), format: "der", type: "spki" });
+  const key = crypto.createPublicKey({ key: der(SPKI_ED25519_PREFIX, pub.key), format: "der", type: "spki" });
   return crypto.verify(null, Buffer.from(message, "utf8"), key, sig.key);
 }

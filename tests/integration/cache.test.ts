@@ -1,0 +1,137 @@
+// The user's flow on a real MinIO with the real engine: up → real requests → preview clean → destroy.
+import { OutputMap } from "@pulumi/pulumi/automation";
+import { parseCacheInfo } from "../../lib/cacheInfo";
+import { readExpiryRules, wouldExpire } from "../../lib/lifecycle";
+import { publicKeyOf } from "../../lib/signingKey";
+import { adminRequest, s3Client } from "../../providers/minioClients";
+import { MinioServer, startMinio } from "../support/minio";
+import { backendText, createTestStack, minioConfig, TestStack } from "../support/stack";
+
+let minio: MinioServer;
+let t: TestStack;
+let outputs: OutputMap;
+const out = (name: string): string => String(outputs[name]?.value);
+
+beforeAll(async () => {
+  minio = await startMinio();
+  t = await createTestStack("it-cache", minioConfig(minio, { priority: "30", expireDays: "3" }));
+  const up = await t.stack.up();
+  expect(up.summary.result).toBe("succeeded");
+  outputs = await t.stack.outputs();
+});
+
+afterAll(async () => {
+  await t?.remove();
+  await minio?.destroy();
+});
+
+const admin = () => s3Client({ endpoint: minio.endpoint, region: "us-east-1" }, { accessKey: minio.rootUser, secretKey: minio.rootPassword });
+const builder = () =>
+  s3Client({ endpoint: minio.endpoint, region: "us-east-1" }, { accessKey: out("builderAccessKey"), secretKey: out("builderSecretKey") });
+const codeOf = async (p: Promise<unknown>) => p.then(() => "ok", (e: { code?: string }) => e.code ?? String(e));
+
+describe("pulumi up creates a working cache", () => {
+  test("outputs describe the cache", () => {
+    expect(out("substituterUrl")).toBe(`${minio.endpoint}/nix-cache`);
+    expect(out("publicKey")).toMatch(/^s3\.homelab\.local-1:[A-Za-z0-9+/]{43}=$/);
+    expect(publicKeyOf(out("secretKey"))).toBe(out("publicKey"));
+    expect(outputs.secretKey.secret).toBe(true);
+    expect(outputs.builderSecretKey.secret).toBe(true);
+    expect(outputs.awsCredentials.secret).toBe(true);
+    expect(out("builderAccessKey")).toBe("nixbuilder");
+    expect(out("builderSecretKey").length).toBeGreaterThanOrEqual(32);
+    expect(out("awsCredentials")).toContain(`[nixbuilder]\naws_access_key_id = nixbuilder\naws_secret_access_key = ${out("builderSecretKey")}`);
+    expect(out("pushUrl")).toBe(
+      `s3://nix-cache?profile=nixbuilder&endpoint=127.0.0.1%3A${minio.port}&scheme=http&region=us-east-1&compression=zstd`,
+    );
+    expect(out("pushCommand")).toBe(`nix copy --to '${out("pushUrl")}' ./result`);
+    expect(out("signCommand")).toContain("nix store sign --key-file");
+    expect(out("nixosModule")).toContain(`extra-substituters = [ "${out("substituterUrl")}" ];`);
+    expect(out("nixosModule")).toContain(`extra-trusted-public-keys = [ "${out("publicKey")}" ];`);
+  });
+
+  test("anonymous clients read nix-cache-info with the configured values", async () => {
+    const res = await fetch(`${out("substituterUrl")}/nix-cache-info`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/x-nix-cache-info");
+    expect(parseCacheInfo(await res.text())).toEqual({ storeDir: "/nix/store", wantMassQuery: true, priority: 30 });
+  });
+
+  test("anonymous clients get a plain miss for a missing narinfo, and cannot write, delete or list", async () => {
+    const base = out("substituterUrl");
+    expect((await fetch(`${base}/0000000000000000000000000000000a.narinfo`)).status).toBe(404);
+    expect((await fetch(`${base}/anon-probe`, { method: "PUT", body: "x" })).status).toBe(403);
+    expect((await fetch(`${base}/nix-cache-info`, { method: "DELETE" })).status).toBe(403);
+    expect((await fetch(`${base}/?list-type=2`)).status).toBe(403);
+    expect((await fetch(`${base}/nix-cache-info`)).status).toBe(200);
+  });
+
+  test("the builder can upload and read, but not delete, touch other buckets or use the admin API", async () => {
+    const b = builder();
+    await b.putObject("nix-cache", "builder-probe.narinfo", Buffer.from("StorePath: /nix/store/x"));
+    expect((await b.statObject("nix-cache", "builder-probe.narinfo")).size).toBe(23);
+    expect(await codeOf(b.removeObject("nix-cache", "builder-probe.narinfo"))).toBe("AccessDenied");
+    expect(await codeOf(b.removeObject("nix-cache", "nix-cache-info"))).toBe("AccessDenied");
+    await admin().makeBucket("other-bucket");
+    expect(await codeOf(b.putObject("other-bucket", "x", Buffer.from("x")))).toBe("AccessDenied");
+    // MinIO lists to a user only the buckets its policy reaches.
+    expect((await b.listBuckets()).map((x) => x.name)).toEqual(["nix-cache"]);
+    const adminCall = adminRequest(
+      { endpoint: minio.endpoint, region: "us-east-1" },
+      { accessKey: out("builderAccessKey"), secretKey: out("builderSecretKey") },
+      "GET",
+      "list-users",
+      {},
+    );
+    await expect(adminCall).rejects.toThrow(/Access Denied|AccessDenied/);
+    // The probe object stays: only the admin may delete, and nothing is lost by accident.
+    await admin().removeObject("nix-cache", "builder-probe.narinfo");
+    await admin().removeBucket("other-bucket");
+  });
+
+  test("the lifecycle rule expires cache objects but never nix-cache-info", async () => {
+    const rules = readExpiryRules(await admin().getBucketLifecycle("nix-cache"));
+    expect(rules).toHaveLength(1);
+    expect(rules[0]).toMatchObject({ enabled: true, days: 3 });
+    const info = await admin().statObject("nix-cache", "nix-cache-info");
+    expect(wouldExpire(rules, "nix-cache-info", info.size)).toBe(false);
+    // The smallest real narinfo is far larger than nix-cache-info; a 100-byte NAR expires too.
+    expect(wouldExpire(rules, "nar/x.nar.zst", 100)).toBe(true);
+  });
+
+  test("preview --refresh shows no changes", async () => {
+    const preview = await t.stack.preview({ refresh: true, expectNoChanges: true });
+    expect(preview.changeSummary.same).toBeGreaterThan(0);
+    expect(Object.keys(preview.changeSummary).filter((k) => k !== "same")).toEqual([]);
+  });
+
+  test("no secret appears in plain text in the state", async () => {
+    const state = backendText(t.backendDir);
+    expect(state).toContain("nixbuilder");
+    expect(state).not.toContain(out("builderSecretKey"));
+    expect(state).not.toContain(out("secretKey").split(":")[1]);
+    expect(state).not.toContain(minio.rootPassword);
+  });
+});
+
+describe("pulumi destroy", () => {
+  test("refuses to delete cached objects unless forceDestroy, then removes everything", async () => {
+    await builder().putObject("nix-cache", "kept.narinfo", Buffer.from("StorePath: /nix/store/kept"));
+    await expect(t.stack.destroy()).rejects.toThrow(/still holds cached objects.*forceDestroy/s);
+    expect((await admin().statObject("nix-cache", "kept.narinfo")).size).toBeGreaterThan(0);
+
+    await t.stack.setConfig("nix-cache:forceDestroy", { value: "true" });
+    await t.stack.up({ refresh: true });
+    const destroyed = await t.stack.destroy();
+    expect(destroyed.summary.result).toBe("succeeded");
+    expect(await admin().bucketExists("nix-cache")).toBe(false);
+    const users = await adminRequest(
+      { endpoint: minio.endpoint, region: "us-east-1" },
+      { accessKey: minio.rootUser, secretKey: minio.rootPassword },
+      "GET",
+      "list-canned-policies",
+      {},
+    );
+    expect(users.body.toString()).not.toContain("nix-cache-write");
+  });
+});

@@ -1,0 +1,80 @@
+// Drives THIS project through the Automation API: LocalWorkspace on the project directory, a file://
+// backend in a temp dir, a passphrase, and the stack config pointing at a test MinIO.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { MinioServer } from "./minio";
+import { requireTool } from "./toolchain";
+
+export const PROJECT_DIR = path.resolve(__dirname, "..", "..");
+
+export interface TestStack {
+  stack: Stack;
+  /** The file:// backend directory (holds the state files). */
+  backendDir: string;
+  /** Environment for running the pulumi CLI by hand against the same stack. */
+  env: Record<string, string>;
+  /** Removes the stack (and its Pulumi.<stack>.yaml) and the backend. */
+  remove(): Promise<void>;
+}
+
+/** Non-secret config values of the cache (names without the namespace). */
+export type CacheConfig = Record<string, string>;
+
+export function minioConfig(minio: MinioServer, extra: CacheConfig = {}): ConfigMap {
+  const config: ConfigMap = {
+    "nix-cache:endpoint": { value: minio.endpoint },
+    "nix-cache:adminUser": { value: minio.rootUser },
+    "nix-cache:adminPassword": { value: minio.rootPassword, secret: true },
+  };
+  for (const [k, v] of Object.entries(extra)) config[`nix-cache:${k}`] = { value: v };
+  return config;
+}
+
+export async function createTestStack(prefix: string, config: ConfigMap): Promise<TestStack> {
+  requireTool("pulumi");
+  requireTool("pulumi-language-nodejs");
+  requireTool("pulumi-resource-pulumi-nodejs");
+  const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-backend-"));
+  const home = path.join(backendDir, "home");
+  fs.mkdirSync(home);
+  const env = {
+    PULUMI_BACKEND_URL: `file://${backendDir}`,
+    PULUMI_CONFIG_PASSPHRASE: "nix-cache-test-passphrase",
+    PULUMI_HOME: home,
+    PULUMI_SKIP_UPDATE_CHECK: "1",
+    PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "1",
+  };
+  const stackName = `${prefix}-${crypto.randomBytes(3).toString("hex")}`;
+  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: PROJECT_DIR }, { envVars: env });
+  await stack.setAllConfig(config);
+  return {
+    stack,
+    backendDir,
+    env,
+    remove: async () => {
+      await stack.workspace.removeStack(stackName, { force: true }).catch(() => undefined);
+      fs.rmSync(path.join(PROJECT_DIR, `Pulumi.${stackName}.yaml`), { force: true });
+      fs.rmSync(backendDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every file of the backend (state, history, backups) as text, to search for leaked secrets. */
+export function backendText(backendDir: string): string {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== "home") walk(p);
+      } else {
+        out.push(fs.readFileSync(p).toString("utf8"));
+      }
+    }
+  };
+  walk(backendDir);
+  return out.join("\n");
+}
