@@ -1,6 +1,29 @@
 #!/usr/bin/env bash
-# The project's test command (`npm test`): installs what is missing, then runs every jest suite
-# (tests/unit, tests/integration, tests/e2e) on Node 24. Extra arguments go to jest.
+# The project's test command (`npm test`): installs what is missing (toolchain, npm packages, Debian's Nix),
+# then runs every jest suite (tests/unit, tests/integration, tests/e2e) on Node 24 and ends with one summary
+# line per suite folder and a total. Extra arguments go to jest (e.g. a test file path).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-exec bash "$root/scripts/with-toolchain.sh" --nix node "$root/node_modules/jest/bin/jest.js" --ci "$@"
+results=$(mktemp -t nix-cache-jest-XXXXXX.json)
+trap 'rm -f "$results"' EXIT
+status=0
+bash "$root/scripts/with-toolchain.sh" --nix node "$root/node_modules/jest/bin/jest.js" --ci \
+  --json --outputFile="$results" "$@" || status=$?
+if [[ -s "$results" ]]; then
+  node -e '
+    const r = require(process.argv[1]);
+    const by = {};
+    for (const f of r.testResults) {
+      const kind = (f.name.match(/tests\/(\w+)\//) || [, "other"])[1];
+      const k = (by[kind] ||= { passed: 0, failed: 0, skipped: 0 });
+      for (const t of f.assertionResults) {
+        if (t.status === "passed") k.passed++;
+        else if (t.status === "failed") k.failed++;
+        else k.skipped++;
+      }
+    }
+    for (const [kind, k] of Object.entries(by)) console.log(`  ${kind}: ${k.passed} passed, ${k.failed} failed, ${k.skipped} skipped`);
+    console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+  ' "$results"
+fi
+exit "$status"
