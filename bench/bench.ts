@@ -1,0 +1,151 @@
+// `npm run bench`: the speeds users feel, each against its floor, measured side by side in one run (this
+// machine is noisy: the ratios are the figures to trust, not the absolute times). Starts its own MinIO.
+//   deploy: `pulumi up` from empty vs the same API calls made directly (bench/floor.ts); no-op preview time
+//   scale:  no-op `preview --refresh` with 0 vs N objects in the bucket (must stay ~1)
+//   push / pull: see bench/nixBench.ts
+// Options: --runs N (default 5), --objects N (default 10000), --only deploy,scale,push,pull
+import { execFile } from "child_process";
+import * as os from "os";
+import * as path from "path";
+import { minioAdmin, s3Client } from "../providers/minioClients";
+import { MinioServer, startMinio } from "../tests/support/minio";
+import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../tests/support/stack";
+import { runNixBench } from "./nixBench";
+
+interface Options {
+  runs: number;
+  objects: number;
+  only: Set<string>;
+  closureMb: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const opts: Options = { runs: 5, objects: 10_000, only: new Set(["deploy", "scale", "push", "pull"]), closureMb: 200 };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (flag === "--runs") opts.runs = Number(value);
+    else if (flag === "--objects") opts.objects = Number(value);
+    else if (flag === "--closure-mb") opts.closureMb = Number(value);
+    else if (flag === "--only") opts.only = new Set(value.split(","));
+    else throw new Error(`unknown option ${flag} (allowed: --runs N, --objects N, --closure-mb N, --only deploy,scale,push,pull)`);
+    i++;
+  }
+  return opts;
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Runs a command, returns its wall time in seconds; fails with its output if it fails. */
+export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_DIR): Promise<{ seconds: number; stdout: string }> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env, cwd, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      if (err) reject(new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${stdout}\n${stderr}`));
+      else resolve({ seconds, stdout });
+    });
+  });
+}
+
+export const fmt = (s: number) => `${s.toFixed(2)} s`;
+
+/** One figure: name, the two medians, the ratio last. */
+export function report(name: string, a: string, aSec: number[], b: string, bSec: number[]): void {
+  const ratio = median(aSec) / median(bSec);
+  console.log(`${name}: ${a} ${fmt(median(aSec))} | ${b} ${fmt(median(bSec))} | ratio ${ratio.toFixed(2)}`);
+}
+
+async function benchDeploy(t: TestStack, minio: MinioServer, opts: Options): Promise<void> {
+  const env = { ...process.env, ...t.env };
+  const stackArgs = ["--stack", t.stack.name, "--non-interactive"];
+  const target = { endpoint: minio.endpoint, region: "us-east-1" };
+  const admin = { accessKey: minio.rootUser, secretKey: minio.rootPassword };
+  const floorEnv = { ...process.env, BENCH_ENDPOINT: minio.endpoint, BENCH_ADMIN_USER: minio.rootUser, BENCH_ADMIN_PASSWORD: minio.rootPassword };
+  const floorScript = path.join(PROJECT_DIR, "bench", "floor.ts");
+  const cleanFloor = async () => {
+    const s3 = s3Client(target, admin);
+    await minioAdmin.attachPolicy(target, admin, "nixbuilder", "nix-cache-write", true);
+    await minioAdmin.removeUser(target, admin, "nixbuilder");
+    await minioAdmin.removePolicy(target, admin, "nix-cache-write");
+    await s3.removeObject("nix-cache", "nix-cache-info");
+    await s3.removeBucket("nix-cache");
+  };
+  const up: number[] = [];
+  const floorProcess: number[] = [];
+  const floorCalls: number[] = [];
+  // A B A B …, so drift of the machine's speed hits both alike; one warm-up pair first.
+  for (let i = 0; i <= opts.runs; i++) {
+    const u = await timed("pulumi", ["up", "--yes", "--skip-preview", ...stackArgs], env);
+    await timed("pulumi", ["destroy", "--yes", "--skip-preview", ...stackArgs], env);
+    const f = await timed("node", ["-r", "ts-node/register/transpile-only", floorScript], floorEnv);
+    await cleanFloor();
+    if (i === 0) continue;
+    up.push(u.seconds);
+    floorProcess.push(f.seconds);
+    floorCalls.push(Number(f.stdout.trim()) / 1000);
+  }
+  report("deploy (up from empty vs direct calls, whole process)", "pulumi up", up, "floor", floorProcess);
+  report("deploy (up from empty vs the API calls alone)", "pulumi up", up, "calls", floorCalls);
+}
+
+async function previewTimes(t: TestStack, runs: number): Promise<number[]> {
+  const env = { ...process.env, ...t.env };
+  const times: number[] = [];
+  for (let i = 0; i <= runs; i++) {
+    const r = await timed("pulumi", ["preview", "--refresh", "--expect-no-changes", "--stack", t.stack.name, "--non-interactive"], env);
+    if (i > 0) times.push(r.seconds);
+  }
+  return times;
+}
+
+async function fillBucket(minio: MinioServer, count: number): Promise<void> {
+  const s3 = s3Client({ endpoint: minio.endpoint, region: "us-east-1" }, { accessKey: minio.rootUser, secretKey: minio.rootPassword });
+  const body = Buffer.alloc(512, "n");
+  const workers = 16;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < count) {
+        const i = next++;
+        await s3.putObject("nix-cache", `${i.toString(16).padStart(32, "0")}.narinfo`, body, body.length);
+      }
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; median of ${opts.runs} runs`);
+  const minio = await startMinio();
+  const t = await createTestStack("bench", minioConfig(minio, { forceDestroy: "true" }));
+  try {
+    if (opts.only.has("deploy")) await benchDeploy(t, minio, opts);
+    await t.stack.up();
+    if (opts.only.has("deploy") || opts.only.has("scale")) {
+      const empty = await previewTimes(t, opts.runs);
+      console.log(`deploy: no-op preview --refresh ${fmt(median(empty))}`);
+      if (opts.only.has("scale")) {
+        await fillBucket(minio, opts.objects);
+        const full = await previewTimes(t, opts.runs);
+        report(`scale (no-op preview --refresh, ${opts.objects} vs 0 objects)`, `${opts.objects} objects`, full, "0 objects", empty);
+      }
+    }
+    if (opts.only.has("push") || opts.only.has("pull")) {
+      await runNixBench(t, minio, { runs: Math.min(opts.runs, 3), closureMb: opts.closureMb, only: opts.only });
+    }
+  } finally {
+    await t.stack.destroy().catch(() => undefined);
+    await t.remove();
+    await minio.destroy();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
