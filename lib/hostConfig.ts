@@ -21,17 +21,23 @@ export interface PushTarget {
   profile: string;
 }
 
-/** The `s3://` store URL for `nix copy --to`: profile, endpoint host, scheme, region and compression. */
+/** A query value as Nix reads it back (Nix percent-decodes values): ':' and '/' stay readable. */
+const queryValue = (v: string) => encodeURIComponent(v).replace(/%3A/gi, ":").replace(/%2F/gi, "/");
+
+/**
+ * The `s3://` store URL for `nix copy --to`: profile, endpoint, region and compression. The endpoint is a full
+ * URL (scheme://host[:port]), which every Nix ≥ 2.8 reads: 2.8–2.32 hand it to the AWS SDK, which takes the
+ * scheme from it, and 2.33+ parse it themselves (Nix's development manual now asks for this form). The bare
+ * `endpoint=host:port&scheme=…` form is misread by Nix 2.33–2.35 as a URL whose scheme is the host name.
+ */
 export function pushUrl(t: PushTarget): string {
-  const url = new URL(t.endpoint);
-  const params = new URLSearchParams({
-    profile: t.profile,
-    endpoint: url.host,
-    scheme: url.protocol.replace(":", ""),
-    region: t.region,
-    compression: PUSH_COMPRESSION,
-  });
-  return `s3://${t.bucket}?${params.toString()}`;
+  const params: [string, string][] = [
+    ["profile", t.profile],
+    ["endpoint", new URL(t.endpoint).origin],
+    ["region", t.region],
+    ["compression", PUSH_COMPRESSION],
+  ];
+  return `s3://${t.bucket}?${params.map(([k, v]) => `${k}=${queryValue(v)}`).join("&")}`;
 }
 
 /** A Nix string literal. */
@@ -60,13 +66,18 @@ export function awsCredentials(profile: string, accessKey: string, secretKey: st
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+/** A file path as one shell word: quoted when it needs it, with a leading `~/` left for the shell to expand. */
+const shellPath = (p: string): string => {
+  const word = (s: string) => (/^[A-Za-z0-9_@%+=:,.\/-]+$/.test(s) ? s : shellQuote(s));
+  return p.startsWith("~/") ? `~/${word(p.slice(2))}` : word(p);
+};
 
-/** Signs a build result and everything it references with the cache's key. */
+/** Signs a build result and everything it references with the cache's key. `paths` are shell words. */
 export function signCommand(keyFile = DEFAULT_SECRET_KEY_FILE, paths = "./result"): string {
-  return `nix store sign --key-file ${keyFile} --recursive ${paths}`;
+  return `nix store sign --key-file ${shellPath(keyFile)} --recursive ${paths}`;
 }
 
-/** Uploads a build result and its closure to the cache. */
+/** Uploads a build result and its closure to the cache. `paths` are shell words. */
 export function pushCommand(url: string, paths = "./result"): string {
   return `nix copy --to ${shellQuote(url)} ${paths}`;
 }

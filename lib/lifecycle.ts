@@ -39,7 +39,9 @@ const num = (v: unknown): number | undefined => (v === undefined || v === null |
 
 /**
  * Reads the rules back from what getBucketLifecycle returns (XML parsed loosely: values may be strings,
- * single rules may not be lists). Unknown parts are kept as-is in `other`, so any hand edit shows as a change.
+ * single rules may not be lists). Every rule is read, so an added or removed rule shows as a change, and so
+ * does any edit of what decides expiry here (ID, status, days, size filter, prefix). Other elements (tags,
+ * transitions) are not compared.
  */
 export function readExpiryRules(config: unknown): ExpiryRule[] {
   const root = (config ?? {}) as Record<string, unknown>;

@@ -81,12 +81,27 @@ function checkBaseUrl(value: string): string | undefined {
   return undefined;
 }
 
+/** The value as an error may show it: a password in a URL (https://user:pw@host) is masked. */
+function withoutPassword(value: string | undefined): string | undefined {
+  if (value === undefined) return value;
+  try {
+    const url = new URL(value);
+    if (url.password) {
+      url.password = "***";
+      return url.toString();
+    }
+  } catch {
+    // not a URL: nothing to mask
+  }
+  return value;
+}
+
 /** Parses and validates raw settings; throws one SettingsError naming every bad setting. */
 export function parseSettings(raw: RawSettings): CacheSettings {
   const problems: string[] = [];
   const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
   const bad = (name: string, value: string | undefined, allowed: string) =>
-    problems.push(`${key(name)} is ${JSON.stringify(value)}: allowed is ${allowed}`);
+    problems.push(`${key(name)} is ${JSON.stringify(withoutPassword(value))}: allowed is ${allowed}`);
 
   const text = (name: keyof RawSettings, fallback?: string): string => {
     const v = raw[name];
@@ -125,11 +140,13 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   const region = text("region", DEFAULTS.region);
   if (!/^[a-z0-9-]{1,32}$/.test(region)) bad("region", raw.region, "an S3 region name such as us-east-1");
 
-  const bucket = text("bucket", DEFAULTS.bucket);
+  // Names of MinIO things and of the key: a value set to "" is a mistake, not a request for the default
+  // (the default would silently own a different bucket or user).
+  const bucket = raw.bucket ?? DEFAULTS.bucket;
   const bucketProblem = checkBucketName(bucket);
   if (bucketProblem) bad("bucket", raw.bucket, bucketProblem);
 
-  const builderUser = text("builderUser", DEFAULTS.builderUser);
+  const builderUser = raw.builderUser ?? DEFAULTS.builderUser;
   const userProblem = checkUserName(builderUser);
   if (userProblem) bad("builderUser", raw.builderUser, userProblem);
 

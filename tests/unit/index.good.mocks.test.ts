@@ -1,0 +1,68 @@
+// index.ts under Pulumi's mocks with good stack configuration: the settings reach the NixCache and the
+// program exports every output hosts consume, the secret ones as secrets.
+import * as pulumi from "@pulumi/pulumi";
+
+const ADMIN_PASSWORD = "mock-admin-Secret-4711";
+const registrations: { type: string; name: string; inputs: Record<string, unknown> }[] = [];
+
+function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => resolve(v)));
+}
+
+beforeAll(async () => {
+  pulumi.runtime.setAllConfig(
+    {
+      "nix-cache:endpoint": "http://127.0.0.1:9000",
+      "nix-cache:publicUrl": "https://cache.example.org",
+      "nix-cache:bucket": "team-cache",
+      "nix-cache:builderUser": "ci-builder",
+      "nix-cache:expireDays": "14",
+      "nix-cache:adminUser": "minioadmin",
+      "nix-cache:adminPassword": ADMIN_PASSWORD,
+    },
+    ["nix-cache:adminPassword"],
+  );
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const inputs = args.inputs as Record<string, unknown>;
+        registrations.push({ type: args.type, name: args.name, inputs });
+        if (args.type === "pulumi-nodejs:dynamic:NixSigningKeypair") {
+          return { id: "k", state: { ...inputs, publicKey: `${inputs.keyName}:pub`, secretKey: `${inputs.keyName}:sec` } };
+        }
+        if (args.type === "pulumi-nodejs:dynamic:RandomPassword") {
+          return { id: "p", state: { ...inputs, result: "x".repeat(Number(inputs.length)) } };
+        }
+        return { id: args.custom ? `${args.name}-id` : undefined, state: inputs };
+      },
+      call(args) {
+        return args.inputs as Record<string, unknown>;
+      },
+    },
+    "nix-cache",
+    "unit",
+    false,
+  );
+});
+
+test("exports every output, built from the stack config", async () => {
+  const program = await import("../../index");
+  const outputs: Record<string, pulumi.Output<string>> = { ...program };
+  expect(Object.keys(outputs).sort()).toEqual(
+    [
+      "awsCredentials", "builderAccessKey", "builderSecretKey", "nixosModule", "publicKey", "pushCommand",
+      "pushUrl", "secretKey", "signCommand", "substituterUrl",
+    ].sort(),
+  );
+  expect(await valueOf(program.substituterUrl)).toBe("https://cache.example.org/team-cache");
+  expect(await valueOf(program.builderAccessKey)).toBe("ci-builder");
+  expect(await valueOf(program.publicKey)).toBe("s3.homelab.local-1:pub");
+  expect(await valueOf(program.pushUrl)).toContain("s3://team-cache?profile=ci-builder&endpoint=http://127.0.0.1:9000&");
+  for (const name of ["secretKey", "builderSecretKey", "awsCredentials"]) {
+    expect([name, await pulumi.isSecret(outputs[name])]).toEqual([name, true]);
+  }
+  const lifecycle = registrations.find((r) => r.type === "pulumi-nodejs:dynamic:MinioLifecycle");
+  expect((lifecycle?.inputs.rules as { days: number }[])[0].days).toBe(14);
+  // The admin password stays in the config: no resource input (so no state) holds it.
+  for (const r of registrations) expect(JSON.stringify(r.inputs)).not.toContain(ADMIN_PASSWORD);
+});

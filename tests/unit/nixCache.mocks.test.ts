@@ -1,0 +1,248 @@
+// The NixCache component's wiring, under Pulumi's mocks (no engine, no MinIO): the resource tree, the names,
+// what flows from one resource into another, the computed outputs and which of them are secret.
+import * as pulumi from "@pulumi/pulumi";
+import { CacheInfo, renderCacheInfo } from "../../lib/cacheInfo";
+import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand } from "../../lib/hostConfig";
+import { expiryRule } from "../../lib/lifecycle";
+import { anonymousPolicy, builderPolicy, canonicalPolicy } from "../../lib/policies";
+import { keypairFromSeed } from "../../lib/signingKey";
+import type { NixCache as NixCacheType, NixCacheArgs } from "../../components/nixCache";
+
+interface Registration {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+// Plausible provider results: a real keypair (fixed seed) and a password of the asked length.
+const KEYPAIR = keypairFromSeed("cache.example.org-1", Buffer.alloc(32, 7));
+const PASSWORD = "MockPassw0rdMockPassw0rdMockPassw0rdMock";
+const ADMIN_PASSWORD = "mock-admin-Secret-4711";
+const registrations: Registration[] = [];
+
+/** What the program's transformations saw: each resource with its parent. */
+interface Seen {
+  resource: pulumi.Resource;
+  type: string;
+  name: string;
+  parent?: pulumi.Resource;
+}
+
+function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => resolve(v)));
+}
+
+const CUSTOM: NixCacheArgs = {
+  endpoint: "http://127.0.0.1:9000",
+  publicUrl: "https://cache.example.org",
+  region: "eu-west-1",
+  bucket: "my-cache",
+  builderUser: "ci-builder",
+  keyName: "cache.example.org-1",
+  storeDir: "/nix/store",
+  wantMassQuery: false,
+  priority: 30,
+  expireDays: 3,
+  anonymousList: true,
+  forceDestroy: true,
+};
+
+let NixCache: typeof NixCacheType;
+
+/** Builds a NixCache and waits until all its resources are registered with the mock monitor. */
+async function build(name: string, args: NixCacheArgs): Promise<{ cache: NixCacheType; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const record: pulumi.ResourceTransformation = (a) => {
+    seen.push({ resource: a.resource, type: a.type, name: a.name, parent: a.opts.parent });
+    return undefined;
+  };
+  const cache = new NixCache(name, args, { transformations: [record] });
+  await Promise.all(seen.map((s) => valueOf(s.resource.urn)));
+  await valueOf(cache.pushCommand);
+  return { cache, seen };
+}
+
+const inputsOf = (name: string): Record<string, unknown> => {
+  const found = registrations.filter((r) => r.name === name);
+  if (found.length !== 1) throw new Error(`expected one registration named ${name}, found ${found.length}`);
+  return found[0].inputs;
+};
+
+beforeAll(async () => {
+  // Admin credentials live in the stack config, where the providers read them at run time.
+  pulumi.runtime.setAllConfig(
+    { "nix-cache:adminUser": "minioadmin", "nix-cache:adminPassword": ADMIN_PASSWORD },
+    ["nix-cache:adminPassword"],
+  );
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const inputs = args.inputs as Record<string, unknown>;
+        registrations.push({ type: args.type, name: args.name, inputs });
+        switch (args.type) {
+          case "pulumi-nodejs:dynamic:NixSigningKeypair":
+            return { id: String(inputs.keyName), state: { ...inputs, ...KEYPAIR } };
+          case "pulumi-nodejs:dynamic:RandomPassword":
+            return { id: `${args.name}-id`, state: { ...inputs, result: PASSWORD.slice(0, Number(inputs.length)) } };
+          default:
+            return { id: args.custom ? `${args.name}-id` : undefined, state: inputs };
+        }
+      },
+      call(args) {
+        return args.inputs as Record<string, unknown>;
+      },
+    },
+    "nix-cache",
+    "unit",
+    false,
+  );
+  ({ NixCache } = await import("../../components/nixCache"));
+});
+
+describe("resource tree", () => {
+  let seen: Seen[];
+  beforeAll(async () => {
+    ({ seen } = await build("cache", CUSTOM));
+  });
+
+  test("every resource has the expected type and parent, and its name derives from its parent's", () => {
+    const nameOf = (r?: pulumi.Resource) => seen.find((s) => s.resource === r)?.name;
+    const tree = Object.fromEntries(seen.map((s) => [s.name, `${s.type} < ${nameOf(s.parent) ?? "(root)"}`]));
+    expect(tree).toEqual({
+      cache: "nix-cache:index:NixCache < (root)",
+      "cache-store": "nix-cache:index:CacheBucket < cache",
+      "cache-store-bucket": "pulumi-nodejs:dynamic:MinioBucket < cache-store",
+      "cache-store-nix-cache-info": "pulumi-nodejs:dynamic:MinioObject < cache-store",
+      "cache-anonymous": "nix-cache:index:AnonymousAccess < cache",
+      "cache-anonymous-policy": "pulumi-nodejs:dynamic:MinioBucketPolicy < cache-anonymous",
+      "cache-expiry": "nix-cache:index:CacheExpiry < cache",
+      "cache-expiry-lifecycle": "pulumi-nodejs:dynamic:MinioLifecycle < cache-expiry",
+      "cache-builder": "nix-cache:index:BuilderAccess < cache",
+      "cache-builder-password": "pulumi-nodejs:dynamic:RandomPassword < cache-builder",
+      "cache-builder-user": "pulumi-nodejs:dynamic:MinioUser < cache-builder",
+      "cache-builder-policy": "pulumi-nodejs:dynamic:MinioPolicy < cache-builder",
+      "cache-builder-attachment": "pulumi-nodejs:dynamic:MinioPolicyAttachment < cache-builder",
+      "cache-signing": "nix-cache:index:SigningKey < cache",
+      "cache-signing-keypair": "pulumi-nodejs:dynamic:NixSigningKeypair < cache-signing",
+    });
+    for (const s of seen.filter((x) => x.parent)) {
+      expect(s.name.startsWith(`${nameOf(s.parent)}-`)).toBe(true);
+    }
+  });
+
+  test("the engine is told the same parents (the URN carries the parent's type)", async () => {
+    for (const s of seen) {
+      const urn = await valueOf(s.resource.urn);
+      const parentType = s.parent ? seen.find((p) => p.resource === s.parent)?.type : undefined;
+      const qualified = parentType ? `${parentType}$${s.type}` : s.type;
+      expect(urn).toBe(`urn:pulumi:unit::nix-cache::${qualified}::${s.name}`);
+    }
+  });
+
+  test("components are not registered as custom resources; only the dynamic ones are", () => {
+    const custom = seen.filter((s) => s.resource instanceof pulumi.CustomResource).map((s) => s.name);
+    expect(custom.every((n) => seen.find((s) => s.name === n)?.type.startsWith("pulumi-nodejs:dynamic:"))).toBe(true);
+    expect(custom).toHaveLength(9);
+  });
+});
+
+describe("inputs flow between resources", () => {
+  beforeAll(async () => {
+    if (!registrations.some((r) => r.name === "cache")) await build("cache", CUSTOM);
+  });
+
+  test("the builder user's secret key is the generated password, and its name the configured user", () => {
+    expect(inputsOf("cache-builder-user").secretKey).toBe(PASSWORD);
+    expect(inputsOf("cache-builder-user").user).toBe("ci-builder");
+    expect(inputsOf("cache-builder-password").length).toBe(40);
+  });
+
+  test("the policy is the builder policy for the bucket and is attached to the user", () => {
+    const policy = inputsOf("cache-builder-policy");
+    expect(policy.name).toBe("my-cache-write");
+    expect(canonicalPolicy(policy.document)).toBe(canonicalPolicy(builderPolicy("my-cache")));
+    expect(inputsOf("cache-builder-attachment")).toMatchObject({ user: "ci-builder", policy: "my-cache-write" });
+  });
+
+  test("the bucket, nix-cache-info, anonymous policy and lifecycle follow the settings", () => {
+    const info: CacheInfo = { storeDir: "/nix/store", wantMassQuery: false, priority: 30 };
+    expect(inputsOf("cache-store-bucket")).toMatchObject({ bucket: "my-cache", forceDestroy: true });
+    expect(inputsOf("cache-store-nix-cache-info")).toMatchObject({
+      bucket: "my-cache",
+      key: "nix-cache-info",
+      content: renderCacheInfo(info),
+      contentType: "text/x-nix-cache-info",
+    });
+    const anonymous = inputsOf("cache-anonymous-policy");
+    expect(anonymous.bucket).toBe("my-cache");
+    expect(canonicalPolicy(anonymous.policy)).toBe(canonicalPolicy(anonymousPolicy("my-cache", true)));
+    expect(inputsOf("cache-expiry-lifecycle")).toMatchObject({ bucket: "my-cache", rules: [expiryRule(3, renderCacheInfo(info))] });
+    expect(inputsOf("cache-signing-keypair").keyName).toBe("cache.example.org-1");
+  });
+
+  test("every MinIO resource gets the endpoint and region, never the admin credentials", () => {
+    const minio = registrations.filter((r) => /dynamic:Minio/.test(r.type) && r.name.startsWith("cache-"));
+    expect(minio).toHaveLength(7);
+    for (const r of minio) expect(r.inputs).toMatchObject({ endpoint: "http://127.0.0.1:9000", region: "eu-west-1" });
+    // The inputs become the state: neither the admin password nor any config reference may be in them,
+    // including each resource's serialized provider code.
+    for (const r of registrations) expect(JSON.stringify(r.inputs)).not.toContain(ADMIN_PASSWORD);
+  });
+});
+
+describe("outputs", () => {
+  let cache: NixCacheType;
+  beforeAll(async () => {
+    ({ cache } = await build("outs", CUSTOM));
+  });
+
+  test("are computed from the inputs and the resources' results", async () => {
+    const url = "https://cache.example.org/my-cache";
+    const push = pushUrl({ bucket: "my-cache", endpoint: "http://127.0.0.1:9000", region: "eu-west-1", profile: "ci-builder" });
+    expect(await valueOf(cache.substituterUrl)).toBe(url);
+    expect(await valueOf(cache.publicKey)).toBe(KEYPAIR.publicKey);
+    expect(await valueOf(cache.secretKey)).toBe(KEYPAIR.secretKey);
+    expect(await valueOf(cache.builderAccessKey)).toBe("ci-builder");
+    expect(await valueOf(cache.builderSecretKey)).toBe(PASSWORD);
+    expect(await valueOf(cache.awsCredentials)).toBe(awsCredentials("ci-builder", "ci-builder", PASSWORD));
+    expect(await valueOf(cache.nixosModule)).toBe(nixosModule(url, KEYPAIR.publicKey));
+    expect(await valueOf(cache.nixosModule)).toContain(`extra-substituters = [ "${url}" ];`);
+    expect(await valueOf(cache.pushUrl)).toBe(push);
+    expect(push).toMatch(/^s3:\/\/my-cache\?profile=ci-builder&endpoint=http:\/\/127\.0\.0\.1:9000&region=eu-west-1&/);
+    expect(await valueOf(cache.pushCommand)).toBe(pushCommand(push));
+    expect(await valueOf(cache.signCommand)).toBe(signCommand());
+  });
+
+  test("secret keys and the credentials file are secret; the rest is not", async () => {
+    const secret = { secretKey: cache.secretKey, builderSecretKey: cache.builderSecretKey, awsCredentials: cache.awsCredentials };
+    for (const [name, output] of Object.entries(secret)) {
+      expect([name, await pulumi.isSecret(output)]).toEqual([name, true]);
+    }
+    const plain = {
+      substituterUrl: cache.substituterUrl,
+      publicKey: cache.publicKey,
+      builderAccessKey: cache.builderAccessKey,
+      nixosModule: cache.nixosModule,
+      pushUrl: cache.pushUrl,
+      pushCommand: cache.pushCommand,
+      signCommand: cache.signCommand,
+    };
+    for (const [name, output] of Object.entries(plain)) {
+      expect([name, await pulumi.isSecret(output)]).toEqual([name, false]);
+    }
+  });
+});
+
+describe("defaults", () => {
+  test("a cache with only an endpoint uses the documented defaults", async () => {
+    const { cache, seen } = await build("plain", { endpoint: "https://s3.homelab.local" });
+    expect(seen.map((s) => s.name).every((n) => n === "plain" || n.startsWith("plain-"))).toBe(true);
+    expect(inputsOf("plain-store-bucket")).toMatchObject({ bucket: "nix-cache", region: "us-east-1", forceDestroy: false });
+    expect(inputsOf("plain-store-nix-cache-info").content).toBe("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n");
+    expect(inputsOf("plain-builder-user").user).toBe("nixbuilder");
+    expect(inputsOf("plain-signing-keypair").keyName).toBe("s3.homelab.local-1");
+    expect(canonicalPolicy(inputsOf("plain-anonymous-policy").policy)).toBe(canonicalPolicy(anonymousPolicy("nix-cache", false)));
+    expect((inputsOf("plain-expiry-lifecycle").rules as { days: number }[])[0].days).toBe(7);
+    expect(await valueOf(cache.substituterUrl)).toBe("https://s3.homelab.local/nix-cache");
+  });
+});

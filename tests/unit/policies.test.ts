@@ -1,0 +1,100 @@
+// The builder's canned policy, the anonymous bucket policy, and the normal form used to compare them with
+// what MinIO returns.
+import { anonymousPolicy, builderPolicy, canonicalPolicy, PolicyDocument } from "../../lib/policies";
+
+const BUCKET = "nix-cache";
+const BUCKET_ARN = "arn:aws:s3:::nix-cache";
+const OBJECTS_ARN = "arn:aws:s3:::nix-cache/*";
+
+/** Every (effect, action, resource) the document grants, as sortable text. */
+function grants(doc: PolicyDocument): string[] {
+  return doc.Statement.flatMap((s) => s.Action.flatMap((a) => s.Resource.map((r) => `${s.Effect} ${a} ${r}`))).sort();
+}
+
+describe("builderPolicy", () => {
+  const doc = builderPolicy(BUCKET);
+
+  test("grants exactly the 7 upload/read actions, each on the bucket or its objects", () => {
+    expect(grants(doc)).toEqual(
+      [
+        `Allow s3:AbortMultipartUpload ${OBJECTS_ARN}`,
+        `Allow s3:GetBucketLocation ${BUCKET_ARN}`,
+        `Allow s3:GetObject ${OBJECTS_ARN}`,
+        `Allow s3:ListBucket ${BUCKET_ARN}`,
+        `Allow s3:ListBucketMultipartUploads ${BUCKET_ARN}`,
+        `Allow s3:ListMultipartUploadParts ${OBJECTS_ARN}`,
+        `Allow s3:PutObject ${OBJECTS_ARN}`,
+      ].sort(),
+    );
+  });
+
+  test("has no delete, no wildcard, no admin action and no other bucket", () => {
+    const actions = doc.Statement.flatMap((s) => s.Action);
+    expect(actions.filter((a) => /delete|\*|^admin:|^kms:|^sts:/i.test(a))).toEqual([]);
+    const resources = doc.Statement.flatMap((s) => s.Resource);
+    expect([...new Set(resources)].sort()).toEqual([BUCKET_ARN, OBJECTS_ARN]);
+    expect(doc.Statement.every((s) => s.Effect === "Allow" && s.Principal === undefined)).toBe(true);
+  });
+
+  test("names only the bucket it is for", () => {
+    const text = JSON.stringify(builderPolicy("other-cache"));
+    expect(text).toContain("arn:aws:s3:::other-cache");
+    expect(text).not.toContain(BUCKET_ARN);
+    expect(JSON.parse(text)).toEqual(builderPolicy("other-cache"));
+  });
+});
+
+describe("anonymousPolicy", () => {
+  test("grants anyone s3:GetObject on the objects, nothing else", () => {
+    expect(anonymousPolicy(BUCKET, false)).toEqual({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { AWS: ["*"] }, Action: ["s3:GetObject"], Resource: [OBJECTS_ARN] }],
+    });
+  });
+
+  test("adds s3:ListBucket on the bucket itself only when listing is allowed", () => {
+    const doc = anonymousPolicy(BUCKET, true);
+    expect(grants(doc)).toEqual([`Allow s3:GetObject ${OBJECTS_ARN}`, `Allow s3:ListBucket ${BUCKET_ARN}`]);
+    expect(doc.Statement.every((s) => JSON.stringify(s.Principal) === '{"AWS":["*"]}')).toBe(true);
+  });
+});
+
+describe("canonicalPolicy", () => {
+  const doc = builderPolicy(BUCKET);
+  const canonical = canonicalPolicy(doc);
+
+  test("is the same for reordered actions (as MinIO returns them)", () => {
+    const reordered = { ...doc, Statement: doc.Statement.map((s) => ({ ...s, Action: [...s.Action].reverse() })) };
+    expect(canonicalPolicy(reordered)).toBe(canonical);
+  });
+
+  test("is the same for reordered statements and for JSON text", () => {
+    expect(canonicalPolicy({ ...doc, Statement: [...doc.Statement].reverse() })).toBe(canonical);
+    expect(canonicalPolicy(JSON.stringify(doc, null, 2))).toBe(canonical);
+  });
+
+  test("is the same for a single string and a one-element list", () => {
+    const listed = anonymousPolicy(BUCKET, false);
+    const single = {
+      Version: "2012-10-17",
+      Statement: { Effect: "Allow", Principal: { AWS: "*" }, Action: "s3:GetObject", Resource: OBJECTS_ARN },
+    };
+    expect(canonicalPolicy(single)).toBe(canonicalPolicy(listed));
+    const starPrincipal = { ...single, Statement: { ...single.Statement, Principal: "*" } };
+    expect(canonicalPolicy(starPrincipal)).toBe(canonicalPolicy(listed));
+  });
+
+  test("differs for an added action, another resource or another effect", () => {
+    const added = { ...doc, Statement: [doc.Statement[0], { ...doc.Statement[1], Action: [...doc.Statement[1].Action, "s3:DeleteObject"] }] };
+    expect(canonicalPolicy(added)).not.toBe(canonical);
+    expect(canonicalPolicy(builderPolicy("other-cache"))).not.toBe(canonical);
+    const denied = { ...doc, Statement: doc.Statement.map((s) => ({ ...s, Effect: "Deny" })) };
+    expect(canonicalPolicy(denied)).not.toBe(canonical);
+    expect(canonicalPolicy(anonymousPolicy(BUCKET, true))).not.toBe(canonicalPolicy(anonymousPolicy(BUCKET, false)));
+  });
+
+  test("reads an empty policy as no statements", () => {
+    expect(canonicalPolicy("")).toBe("[]");
+    expect(canonicalPolicy(undefined)).toBe("[]");
+  });
+});

@@ -1,0 +1,172 @@
+// Stack configuration: defaults, and one clear error naming every bad setting and what is allowed.
+import { CacheSettings, DEFAULTS, parseSettings, RawSettings, SettingsError } from "../../lib/settings";
+
+const ENDPOINT = "http://127.0.0.1:9000";
+
+/** The SettingsError parseSettings throws for `raw`, or a failure if it does not throw one. */
+function errorOf(raw: RawSettings): SettingsError {
+  try {
+    parseSettings(raw);
+  } catch (err) {
+    if (err instanceof SettingsError) return err;
+    throw err;
+  }
+  throw new Error(`parseSettings accepted ${JSON.stringify(raw)}`);
+}
+
+describe("defaults", () => {
+  test("only the endpoint is required; everything else has the documented default", () => {
+    const expected: CacheSettings = {
+      endpoint: ENDPOINT,
+      publicUrl: ENDPOINT,
+      region: "us-east-1",
+      bucket: "nix-cache",
+      builderUser: "nixbuilder",
+      keyName: "s3.homelab.local-1",
+      storeDir: "/nix/store",
+      wantMassQuery: true,
+      priority: 40,
+      expireDays: 7,
+      anonymousList: false,
+      forceDestroy: false,
+    };
+    expect(parseSettings({ endpoint: ENDPOINT })).toEqual(expected);
+    expect({ ...DEFAULTS }).toEqual(
+      Object.fromEntries(Object.entries(expected).filter(([k]) => !["endpoint", "publicUrl"].includes(k))),
+    );
+  });
+
+  test("a missing endpoint is an error that says how to set it", () => {
+    const err = errorOf({});
+    expect(err.problems).toHaveLength(1);
+    expect(err.message).toContain("nix-cache:endpoint is not set");
+    expect(err.message).toContain("pulumi config set nix-cache:endpoint");
+  });
+});
+
+describe("good values", () => {
+  test("are taken as given", () => {
+    const s = parseSettings({
+      endpoint: "https://s3.homelab.local/",
+      publicUrl: "https://cache.homelab.local:8443",
+      region: "eu-central-1",
+      bucket: "my.nix-cache",
+      builderUser: "ci_builder-1",
+      keyName: "cache.homelab.local-2",
+      storeDir: "/gnu/store",
+      wantMassQuery: "false",
+      priority: "0",
+      expireDays: "30",
+      anonymousList: "true",
+      forceDestroy: "true",
+    });
+    expect(s).toEqual({
+      endpoint: "https://s3.homelab.local",
+      publicUrl: "https://cache.homelab.local:8443",
+      region: "eu-central-1",
+      bucket: "my.nix-cache",
+      builderUser: "ci_builder-1",
+      keyName: "cache.homelab.local-2",
+      storeDir: "/gnu/store",
+      wantMassQuery: false,
+      priority: 0,
+      expireDays: 30,
+      anonymousList: true,
+      forceDestroy: true,
+    });
+  });
+
+  test.each([
+    ["bucket", "abc"],
+    ["bucket", "a".repeat(63)],
+    ["bucket", "nix-cache.example.org"],
+    ["builderUser", "abc"],
+    ["builderUser", "A".repeat(20)],
+    ["expireDays", "1"],
+    ["priority", "100"],
+  ] as const)("%s = %j is accepted", (name, value) => {
+    expect(parseSettings({ endpoint: ENDPOINT, [name]: value })[name]).toBe(name === "expireDays" || name === "priority" ? Number(value) : value);
+  });
+});
+
+// Each bad value: the setting it belongs to, and words of the allowed values the message must show.
+const BAD: [keyof RawSettings, string, RegExp][] = [
+  ["bucket", "Nix-Cache", /3 to 63 characters of lowercase letters/],
+  ["bucket", "nix_cache", /lowercase letters, digits, '\.' and '-'/],
+  ["bucket", "ab", /3 to 63 characters/],
+  ["bucket", "a".repeat(64), /3 to 63 characters/],
+  ["bucket", "192.168.1.10", /not an IP address/],
+  ["bucket", "-cache", /starting and ending with a letter or digit/],
+  ["bucket", "nix..cache", /3 to 63 characters/],
+  ["bucket", "", /3 to 63 characters/],
+  ["expireDays", "0", /a whole number ≥ 1/],
+  ["expireDays", "-1", /a whole number ≥ 1/],
+  ["expireDays", "1.5", /a whole number ≥ 1/],
+  ["expireDays", "abc", /a whole number ≥ 1/],
+  ["expireDays", "99999999999999999999", /a whole number ≥ 1/],
+  ["priority", "-1", /a whole number ≥ 0/],
+  ["priority", "x", /a whole number ≥ 0/],
+  ["keyName", "", /must not be empty/],
+  ["keyName", "a:b", /must not contain ':' or white space/],
+  ["keyName", "a b", /must not contain ':' or white space/],
+  ["builderUser", "", /3 to 20 characters of letters, digits/],
+  ["builderUser", "ab", /3 to 20 characters/],
+  ["builderUser", "a=b", /letters, digits, '\.', '_' and '-'/],
+  ["builderUser", "b".repeat(21), /3 to 20 characters/],
+  ["endpoint", "ftp://s3.homelab.local", /an http:\/\/ or https:\/\/ URL/],
+  ["endpoint", "s3.homelab.local:9000", /an http:\/\/ or https:\/\/ URL/],
+  ["endpoint", "not a url", /an http:\/\/ or https:\/\/ URL/],
+  ["endpoint", "https://s3.homelab.local/nix-cache", /with no path/],
+  ["endpoint", "https://s3.homelab.local/?x=1", /with no path/],
+  ["publicUrl", "ftp://cache.homelab.local", /an http:\/\/ or https:\/\/ URL/],
+  ["publicUrl", "https://cache.homelab.local/nix-cache", /with no path/],
+  ["region", "US East", /an S3 region name such as us-east-1/],
+  ["storeDir", "nix/store", /an absolute path/],
+  ["storeDir", "/nix/store/", /no trailing '\/'/],
+  ["wantMassQuery", "yes", /true or false/],
+  ["anonymousList", "1", /true or false/],
+  ["forceDestroy", "TRUE", /true or false/],
+];
+
+describe("bad values", () => {
+  test.each(BAD)("nix-cache:%s = %j is refused naming the setting and what is allowed", (name, value, allowed) => {
+    const raw: RawSettings = name === "endpoint" ? { endpoint: value } : { endpoint: ENDPOINT, [name]: value };
+    const err = errorOf(raw);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.name).toBe("SettingsError");
+    expect(err.problems).toHaveLength(1);
+    const problem = err.problems[0];
+    expect(problem.startsWith(`nix-cache:${name} is ${JSON.stringify(value)}: allowed is `)).toBe(true);
+    expect(problem).toMatch(allowed);
+    expect(err.message).toContain(problem);
+  });
+
+  test("a URL with credentials is refused without showing the password", () => {
+    const err = errorOf({ endpoint: "https://admin:hunter2-Secret@s3.homelab.local" });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^nix-cache:endpoint is "https:\/\/admin:\*\*\*@s3\.homelab\.local\/": allowed is an http/);
+    expect(err.message).not.toContain("hunter2");
+  });
+
+  test("several bad settings are all named in one error", () => {
+    const err = errorOf({
+      endpoint: "ftp://x",
+      bucket: "Bad_Name",
+      expireDays: "0",
+      priority: "x",
+      keyName: "a:b",
+      builderUser: "ab",
+      forceDestroy: "yes",
+    });
+    const named = err.problems.map((p) => /^nix-cache:(\w+) /.exec(p)?.[1]);
+    expect(named.sort()).toEqual(["bucket", "builderUser", "endpoint", "expireDays", "forceDestroy", "keyName", "priority"]);
+    for (const name of named) expect(err.message).toContain(`nix-cache:${name}`);
+    expect(err.message.split("\n")[0]).toBe("invalid configuration:");
+  });
+
+  test("an empty admin-facing value is not silently replaced by a default", () => {
+    // Unset (undefined) means the default; "" set on purpose is a mistake for names of MinIO things.
+    expect(parseSettings({ endpoint: ENDPOINT }).bucket).toBe("nix-cache");
+    expect(errorOf({ endpoint: ENDPOINT, bucket: "", builderUser: "", keyName: "" }).problems).toHaveLength(3);
+  });
+});
