@@ -1,0 +1,28 @@
+// A second Pulumi project that configures hosts from the nix-cache stack: it reads the cache's outputs with a
+// StackReference (no copied text, no files) and exports what a host's configuration needs. Teams whose hosts
+// are Pulumi-managed feed these outputs on into their host resources (a NixOS image, a cloud-init file, ...).
+//   pulumi config set cacheStack organization/nix-cache/homelab
+//   pulumi up
+import * as pulumi from "@pulumi/pulumi";
+// The generators host-config uses, so this stack and `npm run host-config` produce the same text.
+// Copying this example out of the repository? Copy lib/builderModule.ts and lib/hostConfig.ts along.
+import { builderModule as builderModuleText } from "../../lib/builderModule";
+
+const config = new pulumi.Config();
+const cache = new pulumi.StackReference(config.require("cacheStack"));
+
+/** A non-secret string output of the cache stack; fails the update when the stack lacks it. */
+const cacheOutput = (name: string): pulumi.Output<string> => cache.requireOutput(name).apply((v: unknown) => String(v));
+
+/** HTTP(S) URL the hosts substitute from. */
+export const substituterUrl = cacheOutput("substituterUrl");
+/** The key hosts trust the cache's signatures with. */
+export const publicKey = cacheOutput("publicKey");
+/** The `s3://` URL the builder pushes to. */
+export const pushUrl = cacheOutput("pushUrl");
+/** The client NixOS module: the same text as the cache stack's nixosModule output and nix-cache.nix. */
+export const nixosModule = cacheOutput("nixosModule");
+/** The builder NixOS module: the same text as nix-cache-builder.nix. It takes secrets by path only. */
+export const builderModule = pulumi.all([pushUrl, publicKey]).apply(([url, key]) => builderModuleText({ pushUrl: url, publicKey: key }));
+// The signing key and the builder's credentials stay in the cache stack: read them there with
+// `cache.requireOutput("secretKey")` only to hand them to a secret store; the output stays a Pulumi secret.

@@ -1,0 +1,235 @@
+// The builder host's NixOS module: sign what Nix builds, queue it from a post-build hook that can never
+// slow or break a build, and push the queue to the cache from a systemd service that retries.
+// Secrets are referenced by path only: everything in a .nix file ends up world-readable in /nix/store.
+import { nixString } from "./hostConfig";
+
+/** File names of the secrets `host-config --secrets-dir` writes; the module's defaults use the same names. */
+export const SIGNING_KEY_FILE_NAME = "nix-cache-signing-key";
+export const AWS_CREDENTIALS_FILE_NAME = "nix-cache-aws-credentials";
+
+/** Where the module's options point by default: NixOS secret managers (agenix, sops-nix) decrypt to /run/secrets... */
+export const BUILDER_DEFAULTS = {
+  signingKeyFile: `/run/secrets/${SIGNING_KEY_FILE_NAME}`,
+  awsCredentialsFile: `/run/secrets/${AWS_CREDENTIALS_FILE_NAME}`,
+  spoolDir: "/var/spool/nix-cache",
+  pushAttempts: 4,
+  retryDelaySec: 5,
+  retryInterval: "5min",
+} as const;
+
+/** The NixOS option set the module declares (services.nix-cache-builder). */
+export const BUILDER_OPTION_PATH = "services.nix-cache-builder";
+
+/** Set to a shell command to replace `nix copy --to <pushUrl>` in the drain (tests; other uploaders).
+ *  It gets the store paths as arguments and NIX_CACHE_PUSH_URL in its environment. */
+export const PUSH_COMMAND_ENV = "NIX_CACHE_PUSH_CMD";
+
+/**
+ * The post-build hook body. Expects `spool` to be set. Nix runs the hook synchronously after every build and
+ * stops building when it fails, so it only writes one queue entry (no network, no store access) and always
+ * exits 0. An entry lists `out PATH` lines from OUT_PATHS and a `drv PATH` line from DRV_PATH: Nix 2.8.0 runs
+ * the hook with an empty OUT_PATHS (NixOS/nix#6446), and the drain then asks the store for the outputs.
+ */
+export function queueHookBody(): string {
+  return [
+    "# Called by Nix after each build with OUT_PATHS (space-separated) and DRV_PATH set.",
+    "set -f # store paths are words, never globs",
+    "queue_entry() {",
+    "  umask 077",
+    '  mkdir -p "$spool/queue" "$spool/tmp" || return 1',
+    '  local tmp; tmp=$(mktemp "$spool/tmp/entry.XXXXXXXX") || return 1',
+    "  {",
+    "    for p in ${OUT_PATHS:-}; do printf 'out %s\\n' \"$p\"; done",
+    '    if [ -n "${DRV_PATH:-}" ]; then printf \'drv %s\\n\' "$DRV_PATH"; fi',
+    '  } > "$tmp" || { rm -f "$tmp"; return 1; }',
+    "  # The rename makes the entry appear whole; the name sorts entries by time.",
+    '  mv "$tmp" "$spool/queue/$(date +%s%N)-${tmp##*.}"',
+    "}",
+    'queue_entry 2>/dev/null || echo "nix-cache: could not queue ${OUT_PATHS:-$DRV_PATH} in $spool; the build is fine, the push is skipped" >&2',
+    "exit 0",
+    "",
+  ].join("\n");
+}
+
+/**
+ * The drain body. Expects `spool`, `push_url`, `attempts` and `delay` (seconds, doubled after each failed
+ * attempt) to be set. Pushes every queued path in one `nix copy`, deletes the entries only after that
+ * succeeded, and keeps them (exit 1) when every attempt failed; the timer runs it again later.
+ */
+export function drainBody(): string {
+  return [
+    "set -u",
+    "shopt -s nullglob",
+    'queue="$spool/queue"',
+    'mkdir -p "$queue"',
+    "# One drain at a time: the path unit and the timer may both start it.",
+    'exec 9>"$spool/drain.lock"',
+    'if ! flock -n 9; then echo "nix-cache: another drain is running"; exit 0; fi',
+    "",
+    "push() {",
+    `  if [ -n "\${${PUSH_COMMAND_ENV}:-}" ]; then`,
+    `    NIX_CACHE_PUSH_URL="$push_url" sh -c "$${PUSH_COMMAND_ENV} \\"\\$@\\"" nix-cache-push "$@"`,
+    "  else",
+    "    # `nix copy` belongs to the nix-command feature, which hosts may not have enabled.",
+    '    nix --extra-experimental-features nix-command copy --to "$push_url" "$@"',
+    "  fi",
+    "}",
+    "",
+    "# The store paths of queue entries: their `out` lines, or the outputs of their `drv` when there are none.",
+    "entry_paths() {",
+    "  local entry outs drv",
+    '  for entry in "$@"; do',
+    "    outs=$(sed -n 's/^out //p' \"$entry\")",
+    '    if [ -n "$outs" ]; then',
+    '      printf \'%s\\n\' "$outs"',
+    "    else",
+    "      drv=$(sed -n 's/^drv //p' \"$entry\")",
+    '      if [ -n "$drv" ]; then nix-store --query --outputs $drv 2>/dev/null || true; fi',
+    "    fi",
+    "  done | sort -u",
+    "}",
+    "",
+    "for round in 1 2 3 4 5; do # entries queued while pushing are pushed in the next round",
+    '  entries=("$queue"/*)',
+    '  if [ "${#entries[@]}" -eq 0 ]; then exit 0; fi',
+    '  mapfile -t queued < <(entry_paths "${entries[@]}")',
+    "  # Paths deleted since they were built (garbage collection) can never be pushed: drop them, with a note.",
+    "  paths=()",
+    '  if [ "${#queued[@]}" -gt 0 ]; then',
+    '    if invalid=$(nix-store --check-validity --print-invalid "${queued[@]}" 2>/dev/null); then',
+    '      mapfile -t gone <<< "$invalid"',
+    "    else # a malformed entry fails the whole query: ask path by path",
+    "      gone=()",
+    '      for p in "${queued[@]}"; do nix-store --check-validity "$p" 2>/dev/null || gone+=("$p"); done',
+    "    fi",
+    '    for p in "${queued[@]}"; do',
+    '      if printf \'%s\\n\' "${gone[@]}" | grep -qxF "$p"; then',
+    '        echo "nix-cache: $p is no longer in the store; dropping it"',
+    "      else",
+    '        paths+=("$p")',
+    "      fi",
+    "    done",
+    "  fi",
+    '  if [ "${#paths[@]}" -gt 0 ]; then',
+    "    wait_s=$delay",
+    "    for ((attempt = 1; ; attempt++)); do",
+    '      if push "${paths[@]}"; then break; fi',
+    '      if [ "$attempt" -ge "$attempts" ]; then',
+    '        echo "nix-cache: pushing ${#paths[@]} paths to $push_url failed $attempts times; they stay queued in $queue" >&2',
+    "        exit 1",
+    "      fi",
+    '      echo "nix-cache: push attempt $attempt/$attempts failed; retrying in ${wait_s}s" >&2',
+    '      sleep "$wait_s"',
+    "      wait_s=$((wait_s * 2))",
+    "    done",
+    '    echo "nix-cache: pushed ${#paths[@]} paths to $push_url"',
+    "  fi",
+    '  rm -f -- "${entries[@]}"',
+    "done",
+    "",
+  ].join("\n");
+}
+
+/** Text inside a Nix indented string (''…''): escapes `''` and `${`, and indents every non-empty line. */
+export function nixIndentedBody(text: string, indent: string): string {
+  return text
+    .replace(/\n+$/, "")
+    .replace(/''/g, "'''")
+    .replace(/\$\{/g, "''${")
+    .split("\n")
+    .map((line) => (line.length > 0 ? indent + line : line))
+    .join("\n");
+}
+
+export interface BuilderModuleInput {
+  /** The `s3://` URL the drain pushes to (the stack's pushUrl output). */
+  pushUrl: string;
+  /** The cache's public key (the stack's publicKey output), named in the signing key's description. */
+  publicKey: string;
+}
+
+/** The NixOS module for the builder host (nix-cache-builder.nix). Takes no secret: it cannot leak one. */
+export function builderModule({ pushUrl, publicKey }: BuilderModuleInput): string {
+  const d = BUILDER_DEFAULTS;
+  const option = (type: string, dflt: string, description: string) =>
+    [
+      "lib.mkOption {",
+      `      type = ${type};`,
+      `      default = ${dflt};`,
+      `      description = ${nixString(description)};`,
+      "    };",
+    ].join("\n");
+  return [
+    "# Generated by the nix-cache Pulumi project (`npm run host-config`): the builder host signs what it builds",
+    "# and pushes it to the cache in the background. Secrets are read from files at run time; none is in here.",
+    "{ config, lib, pkgs, ... }:",
+    "let",
+    `  cfg = config.${BUILDER_OPTION_PATH};`,
+    "  # Nix runs post-build-hook synchronously and stops building when it fails: the hook only queues.",
+    '  queueHook = pkgs.writeShellScript "nix-cache-queue" \'\'',
+    "    export PATH=${pkgs.coreutils}/bin:$PATH",
+    "    spool=${lib.escapeShellArg cfg.spoolDir}",
+    nixIndentedBody(queueHookBody(), "    "),
+    "  '';",
+    '  drain = pkgs.writeShellScript "nix-cache-drain" \'\'',
+    "    export PATH=${pkgs.coreutils}/bin:${pkgs.util-linux}/bin:${pkgs.gnused}/bin:${pkgs.gnugrep}/bin:${config.nix.package}/bin:$PATH",
+    "    export AWS_SHARED_CREDENTIALS_FILE=${lib.escapeShellArg cfg.awsCredentialsFile}",
+    "    spool=${lib.escapeShellArg cfg.spoolDir}",
+    "    push_url=${lib.escapeShellArg cfg.pushUrl}",
+    "    attempts=${toString cfg.pushAttempts}",
+    "    delay=${toString cfg.retryDelaySec}",
+    nixIndentedBody(drainBody(), "    "),
+    "  '';",
+    "  isSecretPath = p: lib.hasPrefix \"/\" p && !(lib.hasPrefix builtins.storeDir p);",
+    "in",
+    "{",
+    `  options.${BUILDER_OPTION_PATH} = {`,
+    `    enable = ${option("lib.types.bool", "true", "Whether this host signs its builds and pushes them to the nix-cache binary cache. On by default: importing this module makes the host the builder.")}`,
+    `    pushUrl = ${option("lib.types.str", nixString(pushUrl), "The store URL the queue is pushed to with `nix copy --to` (the stack's pushUrl output; its profile names the section of the credentials file).")}`,
+    `    signingKeyFile = ${option("lib.types.str", nixString(d.signingKeyFile), `Path of the file holding the cache's secret signing key (the secretKey output, whose public half is ${publicKey}). Used as nix.settings.secret-key-files, so Nix signs every path it builds. Give a path as a string, never a ./path literal: that would copy the secret into the world-readable Nix store.`)}`,
+    `    awsCredentialsFile = ${option("lib.types.str", nixString(d.awsCredentialsFile), "Path of the AWS shared credentials file with the builder's profile (the awsCredentials output); the drain reads it through AWS_SHARED_CREDENTIALS_FILE. A string path outside the Nix store, like signingKeyFile.")}`,
+    `    spoolDir = ${option("lib.types.str", nixString(d.spoolDir), "Directory of the push queue: the post-build hook writes one entry per build to its queue/ subdirectory, and the drain deletes an entry only after its paths were pushed.")}`,
+    `    pushAttempts = ${option("lib.types.ints.positive", String(d.pushAttempts), "How many times one drain run tries the push before it gives up and leaves the queue for the next run.")}`,
+    `    retryDelaySec = ${option("lib.types.ints.positive", String(d.retryDelaySec), "Seconds to wait after the first failed push attempt; the wait doubles after each further failure.")}`,
+    `    retryInterval = ${option("lib.types.str", nixString(d.retryInterval), "How often (a systemd time span) the timer runs the drain, pushing whatever earlier runs could not.")}`,
+    "  };",
+    "",
+    "  config = lib.mkIf cfg.enable {",
+    "    assertions = [",
+    "      {",
+    "        assertion = isSecretPath cfg.signingKeyFile && isSecretPath cfg.awsCredentialsFile;",
+    `        message = "${BUILDER_OPTION_PATH}: signingKeyFile and awsCredentialsFile must be absolute paths outside the Nix store (a path in a .nix file is copied to the world-readable store).";`,
+    "      }",
+    "    ];",
+    "    nix.settings.secret-key-files = [ cfg.signingKeyFile ];",
+    "    nix.settings.post-build-hook = queueHook;",
+    '    systemd.tmpfiles.rules = [ "d ${cfg.spoolDir} 0700 root root -" "d ${cfg.spoolDir}/queue 0700 root root -" ];',
+    "    systemd.services.nix-cache-push = {",
+    '      description = "Push queued Nix build results to the nix-cache binary cache";',
+    '      wants = [ "network-online.target" ];',
+    '      after = [ "network-online.target" ];',
+    "      serviceConfig = {",
+    '        Type = "oneshot";',
+    "        ExecStart = drain;",
+    "        Nice = 10;",
+    '        IOSchedulingClass = "idle";',
+    "      };",
+    "    };",
+    "    # Push right after a build queues something ...",
+    "    systemd.paths.nix-cache-push = {",
+    '      wantedBy = [ "paths.target" ];',
+    '      pathConfig.PathChanged = "${cfg.spoolDir}/queue";',
+    "    };",
+    "    # ... and again every retryInterval, for what a failed run left in the queue.",
+    "    systemd.timers.nix-cache-push = {",
+    '      wantedBy = [ "timers.target" ];',
+    "      timerConfig = {",
+    '        OnBootSec = "1min";',
+    "        OnUnitActiveSec = cfg.retryInterval;",
+    "      };",
+    "    };",
+    "  };",
+    "}",
+    "",
+  ].join("\n");
+}

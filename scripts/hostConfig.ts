@@ -1,0 +1,59 @@
+// `npm run host-config -- [--stack NAME] --out DIR [--secrets-dir DIR]`: writes the files NixOS hosts use
+// from a deployed stack's outputs (see lib/hostFiles.ts). Never prints a secret.
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { promisify } from "util";
+import { HostFile, hostFiles, Outputs, parseHostConfigArgs, USAGE } from "../lib/hostFiles";
+
+const PROJECT_DIR = path.resolve(__dirname, "..");
+
+/** `pulumi stack output --json` in the project directory, with the user's backend and passphrase settings. */
+async function stackOutputs(stack: string | undefined, showSecrets: boolean): Promise<Outputs> {
+  const args = ["stack", "output", "--json", "--non-interactive"];
+  if (stack) args.push("--stack", stack);
+  if (showSecrets) args.push("--show-secrets");
+  try {
+    const { stdout } = await promisify(execFile)("pulumi", args, { cwd: PROJECT_DIR, maxBuffer: 16 * 1024 * 1024 });
+    return JSON.parse(stdout) as Outputs;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string; code?: string };
+    if (err.code === "ENOENT") throw new Error("the pulumi CLI is not on PATH: run this through `npm run host-config`");
+    // pulumi's stderr names the problem (no such stack, no passphrase, ...) and holds no output values.
+    throw new Error(`could not read the stack outputs: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+/** Writes a file whole (temp file + rename), with `mode` from the moment it exists. */
+function writeFileAtomic(dir: string, file: HostFile, mode: number): string {
+  const target = path.join(dir, file.name);
+  const tmp = path.join(dir, `.${file.name}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, file.content, { mode, flag: "wx" });
+  fs.chmodSync(tmp, mode);
+  fs.renameSync(tmp, target);
+  return target;
+}
+
+async function main(): Promise<void> {
+  // npm runs scripts from the project root; INIT_CWD is where the user typed the command.
+  const args = parseHostConfigArgs(process.argv.slice(2), process.env.INIT_CWD ?? process.cwd());
+  if (args === "help") {
+    console.log(USAGE);
+    return;
+  }
+  const plain = await stackOutputs(args.stack, false);
+  const revealed = args.secretsDir ? await stackOutputs(args.stack, true) : undefined;
+  const files = hostFiles(plain, revealed);
+
+  fs.mkdirSync(args.out, { recursive: true });
+  for (const f of files.public) console.log(`wrote ${writeFileAtomic(args.out, f, 0o644)}`);
+  if (args.secretsDir) {
+    fs.mkdirSync(args.secretsDir, { recursive: true, mode: 0o700 });
+    for (const f of files.secret) console.log(`wrote ${writeFileAtomic(args.secretsDir, f, 0o600)} (secret, mode 0600)`);
+  }
+}
+
+main().catch((e: Error) => {
+  console.error(`host-config: ${e.message}`);
+  process.exit(1);
+});

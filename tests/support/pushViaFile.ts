@@ -1,0 +1,48 @@
+// A push command for the builder module's drain (NIX_CACHE_PUSH_CMD) that stands in for Nix's S3 store,
+// which Debian's Nix 2.8 lacks: `nix copy --to file://DIR?compression=…` of the given store paths, then an
+// upload of what it wrote, signed with the builder's credentials, the way Nix's S3 store would:
+// the bucket, endpoint, region, profile and compression come from NIX_CACHE_PUSH_URL (the module's pushUrl),
+// the keys from the profile's section of AWS_SHARED_CREDENTIALS_FILE. NARs go up before the narinfos that
+// point at them; nix-cache-info is the stack's and is left alone.
+// Usage: node -r ts-node/register/transpile-only tests/support/pushViaFile.ts STORE_PATH...
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/pushTarget";
+import { s3Client } from "../../providers/minioClients";
+
+function listFiles(dir: string, prefix = ""): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? listFiles(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`],
+  );
+}
+
+async function main(): Promise<void> {
+  const paths = process.argv.slice(2);
+  const url = process.env.NIX_CACHE_PUSH_URL;
+  const credentialsFile = process.env.AWS_SHARED_CREDENTIALS_FILE;
+  if (!url || !credentialsFile) throw new Error("NIX_CACHE_PUSH_URL and AWS_SHARED_CREDENTIALS_FILE must be set");
+  const target = parseS3StoreUrl(url);
+  const creds = parseAwsCredentials(fs.readFileSync(credentialsFile, "utf8")).get(target.profile ?? "default");
+  if (!creds) throw new Error(`no profile '${target.profile}' in ${credentialsFile}`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-push-"));
+  try {
+    execFileSync("nix", ["copy", "--to", `file://${dir}?compression=${target.compression}`, ...paths], { stdio: "inherit" });
+    const keys = listFiles(dir).filter((k) => k !== "nix-cache-info");
+    const ordered = [...keys.filter((k) => !k.endsWith(".narinfo")), ...keys.filter((k) => k.endsWith(".narinfo"))];
+    const client = s3Client({ endpoint: target.endpoint, region: target.region }, creds);
+    for (const key of ordered) {
+      await client.fPutObject(target.bucket, key, path.join(dir, key), { "Content-Type": binaryCacheContentType(key) });
+    }
+    console.log(`uploaded ${ordered.length} files to ${target.endpoint}/${target.bucket}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: Error) => {
+  console.error(`pushViaFile: ${e.message}`);
+  process.exit(1);
+});
