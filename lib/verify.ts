@@ -1,0 +1,425 @@
+// The checks of `npm run verify`: what a Nix client and the builder meet when they use the cache, judged from
+// answers that a CacheProbe fetches (the CLI's probe makes real requests; unit tests pass canned answers).
+// Each check gives one PASS/FAIL line and, on failure, the fix.
+import { parseCacheInfo, renderCacheInfo } from "./cacheInfo";
+import { readExpiryRules, wouldExpire } from "./lifecycle";
+import { parseS3StoreUrl } from "./pushTarget";
+import { CacheSettings } from "./settings";
+import { publicKeyOf } from "./signingKey";
+
+/** The stack outputs verify reads. */
+export interface VerifyOutputs {
+  substituterUrl: string;
+  publicKey: string;
+  secretKey: string;
+  pushUrl: string;
+}
+
+export type CheckName =
+  | "signing-key"
+  | "tls-certificate"
+  | "cache-info"
+  | "narinfo-miss"
+  | "anonymous-list"
+  | "anonymous-write"
+  | "builder-upload"
+  | "anonymous-delete"
+  | "builder-delete"
+  | "lifecycle";
+
+/** Every check, in the order they run and print. */
+export const CHECKS: readonly CheckName[] = [
+  "signing-key",
+  "tls-certificate",
+  "cache-info",
+  "narinfo-miss",
+  "anonymous-list",
+  "anonymous-write",
+  "builder-upload",
+  "anonymous-delete",
+  "builder-delete",
+  "lifecycle",
+];
+
+export interface CheckResult {
+  name: CheckName;
+  ok: boolean;
+  /** What was seen, one line. */
+  detail: string;
+  /** What to do about a failure. */
+  fix?: string;
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+/** The outcome of an S3 call: success, or MinIO's error code (AccessDenied, InvalidAccessKeyId, …). */
+export type S3Outcome = { ok: true } | { ok: false; code: string; message: string };
+
+export interface TlsAnswer {
+  /** The chain verified against the trusted CAs and the certificate names the host. */
+  authorized: boolean;
+  /** Node's verification error code when not authorized (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE). */
+  error?: string;
+  /** Issuer and subject of the server's certificate, as `CN=…` text. */
+  issuer?: string;
+  subject?: string;
+  /** The CA bundle the check trusted (Nix's own choice of file where one is set, else Node's roots). */
+  caSource: string;
+}
+
+/** The network side of the checks. Methods throw only when the server cannot be reached at all. */
+export interface CacheProbe {
+  /** An unauthenticated request, as any Nix client makes it. */
+  anonymous(method: "GET" | "PUT" | "DELETE", url: string, body?: string): Promise<HttpAnswer>;
+  builderPut(key: string, body: string): Promise<S3Outcome>;
+  builderDelete(key: string): Promise<S3Outcome>;
+  adminPut(key: string, body: string): Promise<S3Outcome>;
+  adminDelete(key: string): Promise<S3Outcome>;
+  /** The bucket's lifecycle configuration as the MinIO SDK parses it; undefined when there is none. */
+  adminLifecycle(): Promise<unknown | undefined>;
+  tls(url: string): Promise<TlsAnswer>;
+}
+
+const REFRESH = "run `pulumi up --refresh` on this stack: it puts back what the program declares";
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** publicKey must be the public half of secretKey, or every client refuses what the builder signs. */
+export function checkSigningKey(outputs: VerifyOutputs): CheckResult {
+  const name = "signing-key";
+  let derived: string;
+  try {
+    derived = publicKeyOf(outputs.secretKey);
+  } catch (err) {
+    return { name, ok: false, detail: `secretKey is not a Nix secret key (${errorText(err)})`, fix: REFRESH };
+  }
+  if (derived !== outputs.publicKey) {
+    return {
+      name,
+      ok: false,
+      detail: `publicKey ${outputs.publicKey} is not the public half of secretKey (that is ${derived})`,
+      fix: `${REFRESH}; then give clients the new publicKey (nixosModule output) and the builder the new secretKey`,
+    };
+  }
+  return { name, ok: true, detail: `publicKey ${outputs.publicKey} is the public half of secretKey` };
+}
+
+/** Judges one TLS answer for `url`. */
+export function judgeTls(url: string, answer: TlsAnswer): { ok: boolean; detail: string; fix?: string } {
+  const host = new URL(url).host;
+  if (answer.authorized) return { ok: true, detail: `${host}: certificate valid (issuer ${answer.issuer ?? "?"})` };
+  const nameMismatch = answer.error === "ERR_TLS_CERT_ALTNAME_INVALID";
+  const detail =
+    `${host}: certificate not accepted (${answer.error ?? "unknown error"}; subject ${answer.subject ?? "?"}, ` +
+    `issuer ${answer.issuer ?? "?"}; trusted CAs from ${answer.caSource})`;
+  const fix = nameMismatch
+    ? `the certificate does not name ${new URL(url).hostname}: reissue it with that name in subjectAltName, or set ` +
+      `nix-cache:publicUrl / nix-cache:endpoint to a name the certificate holds`
+    : `trust the CA that issued it (${answer.issuer ?? "see the issuer above"}): on NixOS hosts add its PEM file to ` +
+      `security.pki.certificateFiles; elsewhere point Nix's ssl-cert-file (or NIX_SSL_CERT_FILE) at a bundle ` +
+      `holding it. Verify reads the same: NIX_SSL_CERT_FILE=/path/to/ca-bundle.pem npm run verify`;
+  return { ok: false, detail, fix };
+}
+
+/** nix-cache-info must be readable anonymously and carry the configured values. */
+export function judgeCacheInfo(url: string, answer: HttpAnswer, settings: CacheSettings): CheckResult {
+  const name = "cache-info";
+  if (answer.status === 404) {
+    return {
+      name,
+      ok: false,
+      detail: `${url} answers 404: clients skip the cache ("does not appear to be a binary cache")`,
+      fix: `${REFRESH} (it uploads nix-cache-info again)`,
+    };
+  }
+  if (answer.status === 401 || answer.status === 403) {
+    return {
+      name,
+      ok: false,
+      detail: `${url} answers ${answer.status} to anonymous clients: the bucket policy no longer allows anonymous reads`,
+      fix: `${REFRESH} (it restores the anonymous-read bucket policy)`,
+    };
+  }
+  if (answer.status !== 200) {
+    return { name, ok: false, detail: `${url} answers HTTP ${answer.status}`, fix: `check MinIO's log; then ${REFRESH}` };
+  }
+  const served = parseCacheInfo(answer.body);
+  const wanted = { storeDir: settings.storeDir, wantMassQuery: settings.wantMassQuery, priority: settings.priority };
+  const wrong: string[] = [];
+  if (served.storeDir !== wanted.storeDir) wrong.push(`StoreDir ${served.storeDir ?? "(none)"} (configured ${wanted.storeDir})`);
+  if (served.wantMassQuery !== wanted.wantMassQuery) {
+    wrong.push(`WantMassQuery ${served.wantMassQuery === undefined ? "(none)" : served.wantMassQuery ? 1 : 0} (configured ${wanted.wantMassQuery ? 1 : 0})`);
+  }
+  if (served.priority !== wanted.priority) wrong.push(`Priority ${served.priority ?? "(none)"} (configured ${wanted.priority})`);
+  if (wrong.length > 0) {
+    return { name, ok: false, detail: `nix-cache-info serves ${wrong.join(", ")}`, fix: `${REFRESH} (it rewrites nix-cache-info)` };
+  }
+  return {
+    name,
+    ok: true,
+    detail: `served anonymously: StoreDir ${wanted.storeDir}, WantMassQuery ${wanted.wantMassQuery ? 1 : 0}, Priority ${wanted.priority}`,
+  };
+}
+
+/** Nix treats 404 and 403 for a narinfo as "not in this cache"; anything else stops it using the cache. */
+export function judgeNarinfoMiss(url: string, answer: HttpAnswer): CheckResult {
+  const name = "narinfo-miss";
+  if (answer.status === 404 || answer.status === 403) {
+    return { name, ok: true, detail: `a missing narinfo answers ${answer.status}, which Nix treats as a miss` };
+  }
+  return {
+    name,
+    ok: false,
+    detail: `${url} (a narinfo that does not exist) answers HTTP ${answer.status}; Nix expects 404 or 403 and treats this as an error`,
+    fix: `check what answers at the substituter URL (a proxy in front of MinIO must pass 404s through); then ${REFRESH}`,
+  };
+}
+
+const denied = (status: number) => status === 401 || status === 403;
+
+export function judgeAnonymousList(answer: HttpAnswer, allowed: boolean): CheckResult {
+  const name = "anonymous-list";
+  if (allowed) {
+    return answer.status === 200
+      ? { name, ok: true, detail: "anonymous listing is allowed, as nix-cache:anonymousList asks" }
+      : { name, ok: false, detail: `anonymous LIST answers ${answer.status} though nix-cache:anonymousList is true`, fix: REFRESH };
+  }
+  return denied(answer.status)
+    ? { name, ok: true, detail: `anonymous LIST is denied (${answer.status})` }
+    : {
+        name,
+        ok: false,
+        detail: `anonymous LIST answers ${answer.status}: anyone can enumerate the cache`,
+        fix: `${REFRESH} (or set nix-cache:anonymousList true if you want listing)`,
+      };
+}
+
+export function judgeAnonymousWrite(answer: HttpAnswer): CheckResult {
+  const name = "anonymous-write";
+  return denied(answer.status)
+    ? { name, ok: true, detail: `anonymous PUT is denied (${answer.status})` }
+    : {
+        name,
+        ok: false,
+        detail: `anonymous PUT answers ${answer.status}: anyone can upload to the cache (the bucket policy was widened)`,
+        fix: `${REFRESH} (it restores the read-only bucket policy); then look for objects you did not push`,
+      };
+}
+
+export function judgeAnonymousDelete(answer: HttpAnswer): CheckResult {
+  const name = "anonymous-delete";
+  return denied(answer.status)
+    ? { name, ok: true, detail: `anonymous DELETE is denied (${answer.status})` }
+    : {
+        name,
+        ok: false,
+        detail: `anonymous DELETE answers ${answer.status}: anyone can delete cached objects (the bucket policy was widened)`,
+        fix: `${REFRESH} (it restores the read-only bucket policy)`,
+      };
+}
+
+export function judgeBuilderUpload(outcome: S3Outcome, builder: string): CheckResult {
+  const name = "builder-upload";
+  if (outcome.ok) return { name, ok: true, detail: `the builder (${builder}) can upload` };
+  const why =
+    outcome.code === "InvalidAccessKeyId"
+      ? `MinIO does not accept the builder's access key ${builder} (user removed or disabled)`
+      : outcome.code === "SignatureDoesNotMatch"
+        ? `MinIO rejects the builder's secret key (the user's secret was changed outside Pulumi)`
+        : outcome.code === "AccessDenied"
+          ? `the builder (${builder}) may not upload (user disabled or its policy detached or changed)`
+          : `upload as the builder failed: ${outcome.code} ${outcome.message}`;
+  return {
+    name,
+    ok: false,
+    detail: why,
+    fix: `${REFRESH} (it re-creates and enables the user and re-attaches its policy); the builder's ~/.aws/credentials come from \`pulumi stack output --show-secrets awsCredentials\``,
+  };
+}
+
+export function judgeBuilderDelete(outcome: S3Outcome, builder: string): CheckResult {
+  const name = "builder-delete";
+  if (!outcome.ok && outcome.code === "AccessDenied") {
+    return { name, ok: true, detail: `the builder (${builder}) cannot delete (AccessDenied)` };
+  }
+  if (outcome.ok) {
+    return {
+      name,
+      ok: false,
+      detail: `the builder (${builder}) deleted an object: a leaked builder key can wipe the cache (its policy was widened)`,
+      fix: `${REFRESH} (it restores the upload-only policy)`,
+    };
+  }
+  return {
+    name,
+    ok: false,
+    detail: `cannot tell whether the builder may delete: MinIO answered ${outcome.code} (${outcome.message})`,
+    fix: `fix builder-upload first; ${REFRESH}`,
+  };
+}
+
+/** The expiry rule must exist, match expireDays, and never expire nix-cache-info. */
+export function judgeLifecycle(config: unknown | undefined, settings: CacheSettings, servedCacheInfoBytes?: number): CheckResult {
+  const name = "lifecycle";
+  const rules = readExpiryRules(config);
+  const expiring = rules.filter((r) => r.enabled && r.days > 0);
+  if (expiring.length === 0) {
+    return {
+      name,
+      ok: false,
+      detail: "the bucket has no enabled expiry rule: cached objects never expire and the disk fills up",
+      fix: `${REFRESH} (it restores the expiry rule)`,
+    };
+  }
+  const sizes = [Buffer.byteLength(renderCacheInfo(settings), "utf8")];
+  if (servedCacheInfoBytes !== undefined) sizes.push(servedCacheInfoBytes);
+  if (sizes.some((size) => wouldExpire(rules, "nix-cache-info", size))) {
+    return {
+      name,
+      ok: false,
+      detail: "an expiry rule also expires nix-cache-info, which turns the cache off for every client when it fires",
+      fix: `${REFRESH} (it replaces the bucket's rules with ours, which keep nix-cache-info by its size)`,
+    };
+  }
+  if (!expiring.some((r) => r.days === settings.expireDays)) {
+    return {
+      name,
+      ok: false,
+      detail: `objects expire after ${expiring.map((r) => r.days).join("/")} days, configured nix-cache:expireDays is ${settings.expireDays}`,
+      fix: REFRESH,
+    };
+  }
+  return { name, ok: true, detail: `objects expire after ${settings.expireDays} days; nix-cache-info never does` };
+}
+
+/** A key no real cache object has: narinfos are 32 base-32 chars + .narinfo, NARs live under nar/. */
+export function probeKey(random: string): string {
+  return `nix-cache-verify-probe-${random}`;
+}
+
+/** A narinfo name that is well-formed but can never exist ('e', 'o', 't', 'u' are not Nix base-32 digits). */
+export const MISSING_NARINFO = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.narinfo";
+
+export interface VerifyInput {
+  outputs: VerifyOutputs;
+  settings: CacheSettings;
+  builderAccessKey: string;
+  /** Random text for probe object names. */
+  random: string;
+}
+
+/** Runs every check; probe objects are removed (as admin) before it returns. */
+export async function runChecks(input: VerifyInput, probe: CacheProbe): Promise<CheckResult[]> {
+  const { outputs, settings } = input;
+  const base = outputs.substituterUrl.replace(/\/+$/, "");
+  const results: CheckResult[] = [];
+  const leftovers = new Set<string>();
+  const attempt = async (name: CheckName, run: () => Promise<CheckResult>) => {
+    try {
+      results.push(await run());
+    } catch (err) {
+      results.push({
+        name,
+        ok: false,
+        detail: `could not check: ${errorText(err)}`,
+        fix: "make sure MinIO is running and reachable at the stack's endpoint and publicUrl",
+      });
+    }
+  };
+
+  results.push(checkSigningKey(outputs));
+
+  await attempt("tls-certificate", async () => {
+    const { endpoint } = parseS3StoreUrl(outputs.pushUrl);
+    const urls = [...new Set([new URL(base).origin, endpoint])].filter((u) => u.startsWith("https:"));
+    if (urls.length === 0) {
+      return { name: "tls-certificate", ok: true, detail: "plain http: no certificate to check (anyone on the path can read and alter traffic)" };
+    }
+    const judged = [];
+    for (const url of urls) judged.push(judgeTls(url, await probe.tls(url)));
+    const bad = judged.filter((j) => !j.ok);
+    return bad.length === 0
+      ? { name: "tls-certificate", ok: true, detail: judged.map((j) => j.detail).join("; ") }
+      : { name: "tls-certificate", ok: false, detail: bad.map((j) => j.detail).join("; "), fix: bad.map((j) => j.fix).join("; ") };
+  });
+
+  let servedCacheInfoBytes: number | undefined;
+  await attempt("cache-info", async () => {
+    const url = `${base}/nix-cache-info`;
+    const answer = await probe.anonymous("GET", url);
+    if (answer.status === 200) servedCacheInfoBytes = Buffer.byteLength(answer.body, "utf8");
+    return judgeCacheInfo(url, answer, settings);
+  });
+
+  await attempt("narinfo-miss", async () => {
+    const url = `${base}/${MISSING_NARINFO}`;
+    return judgeNarinfoMiss(url, await probe.anonymous("GET", url));
+  });
+
+  await attempt("anonymous-list", async () => judgeAnonymousList(await probe.anonymous("GET", `${base}/?list-type=2`), settings.anonymousList));
+
+  const anonymousKey = `${probeKey(input.random)}-anonymous`;
+  await attempt("anonymous-write", async () => {
+    leftovers.add(anonymousKey);
+    return judgeAnonymousWrite(await probe.anonymous("PUT", `${base}/${anonymousKey}`, "verify probe"));
+  });
+
+  // One probe object, uploaded by the builder (or by the admin when the builder cannot), is what the
+  // anonymous client and the builder then try to delete.
+  const builderKey = `${probeKey(input.random)}-builder`;
+  let probeUploaded = false;
+  await attempt("builder-upload", async () => {
+    leftovers.add(builderKey);
+    const outcome = await probe.builderPut(builderKey, "verify probe");
+    probeUploaded = outcome.ok;
+    return judgeBuilderUpload(outcome, input.builderAccessKey);
+  });
+  if (!probeUploaded) {
+    try {
+      probeUploaded = (await probe.adminPut(builderKey, "verify probe")).ok;
+    } catch {
+      probeUploaded = false;
+    }
+  }
+
+  await attempt("anonymous-delete", async () => {
+    if (!probeUploaded) throw new Error("no probe object could be uploaded, as the builder or as the admin");
+    return judgeAnonymousDelete(await probe.anonymous("DELETE", `${base}/${builderKey}`));
+  });
+
+  await attempt("builder-delete", async () => {
+    if (!probeUploaded) throw new Error("no probe object could be uploaded, as the builder or as the admin");
+    return judgeBuilderDelete(await probe.builderDelete(builderKey), input.builderAccessKey);
+  });
+
+  await attempt("lifecycle", async () => judgeLifecycle(await probe.adminLifecycle(), settings, servedCacheInfoBytes));
+
+  // Clean up: the probes are ours; a missing one (never written, or deleted by a check) is fine.
+  for (const key of leftovers) {
+    try {
+      await probe.adminDelete(key);
+    } catch {
+      // reported by the checks already; nothing else to do
+    }
+  }
+  return results;
+}
+
+/** The report: one line per check (fix indented below a failure) and a summary line. */
+export function formatReport(results: CheckResult[]): string {
+  const width = Math.max(...CHECKS.map((c) => c.length));
+  const lines: string[] = [];
+  for (const r of results) {
+    lines.push(`${r.ok ? "PASS" : "FAIL"}  ${r.name.padEnd(width)}  ${r.detail}`);
+    if (!r.ok && r.fix) lines.push(`      ${" ".repeat(width)}  fix: ${r.fix}`);
+  }
+  const failed = results.filter((r) => !r.ok);
+  lines.push(
+    failed.length === 0
+      ? `verify: all ${results.length} checks passed`
+      : `verify: ${failed.length} of ${results.length} checks failed: ${failed.map((r) => r.name).join(", ")}`,
+  );
+  return lines.join("\n");
+}

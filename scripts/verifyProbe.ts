@@ -1,0 +1,168 @@
+// The real network side of `npm run verify`: anonymous HTTP requests as a Nix client makes them, S3 calls as
+// the builder and the admin, and a TLS handshake. Every https request trusts the same CA bundle that Nix
+// would use on this machine, so a certificate Nix rejects fails here too.
+import * as fs from "fs";
+import * as http from "http";
+import * as https from "https";
+import * as tls from "tls";
+import { CacheProbe, HttpAnswer, S3Outcome, TlsAnswer } from "../lib/verify";
+
+const TIMEOUT_MS = 20_000;
+/** Errors that mean "the server cannot be reached", not "the server said no". */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ECONNRESET", "ETIMEDOUT", "EAI_AGAIN", "EPIPE"]);
+
+export interface Credentials {
+  accessKey: string;
+  secretKey: string;
+}
+
+export interface ProbeTargets {
+  bucket: string;
+  region: string;
+  /** scheme://host[:port] the builder pushes to (from pushUrl). */
+  builderEndpoint: string;
+  builder: Credentials;
+  /** scheme://host[:port] the deployment talks to (nix-cache:endpoint). */
+  adminEndpoint: string;
+  admin: Credentials;
+}
+
+export interface TrustedCa {
+  /** PEM text, or undefined for Node's built-in roots. */
+  ca: string | undefined;
+  source: string;
+}
+
+/** The CA bundle Nix uses: $NIX_SSL_CERT_FILE, then $SSL_CERT_FILE, then the system bundle. */
+export function trustedCa(env: NodeJS.ProcessEnv = process.env): TrustedCa {
+  for (const candidate of [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE, "/etc/ssl/certs/ca-certificates.crt"]) {
+    if (candidate && fs.existsSync(candidate)) return { ca: fs.readFileSync(candidate, "utf8"), source: candidate };
+  }
+  return { ca: undefined, source: "Node's built-in CA list" };
+}
+
+const names = (entity: Record<string, unknown> | undefined) =>
+  entity ? Object.entries(entity).map(([k, v]) => `${k}=${String(v)}`).join(", ") : undefined;
+
+/** One TLS handshake with `url`'s host, verifying the chain and the host name. */
+export function tlsCheck(url: string, trusted: TrustedCa): Promise<TlsAnswer> {
+  const u = new URL(url);
+  const port = Number(u.port || 443);
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host,
+      port,
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      ca: trusted.ca,
+      rejectUnauthorized: false,
+      timeout: TIMEOUT_MS,
+    });
+    socket.once("secureConnect", () => {
+      const cert = socket.getPeerCertificate();
+      const answer: TlsAnswer = {
+        authorized: socket.authorized,
+        error: socket.authorized ? undefined : String(socket.authorizationError ?? "unknown"),
+        issuer: names(cert?.issuer as unknown as Record<string, unknown>),
+        subject: names(cert?.subject as unknown as Record<string, unknown>),
+        caSource: trusted.source,
+      };
+      socket.end();
+      resolve(answer);
+    });
+    socket.once("timeout", () => socket.destroy(Object.assign(new Error(`TLS handshake with ${u.host} timed out`), { code: "ETIMEDOUT" })));
+    socket.once("error", (err) => reject(new Error(`cannot reach ${u.host}: ${err.message}`)));
+  });
+}
+
+function agentFor(endpoint: string, trusted: TrustedCa): http.Agent {
+  return endpoint.startsWith("https:") ? new https.Agent({ ca: trusted.ca, keepAlive: false }) : new http.Agent({ keepAlive: false });
+}
+
+/** One unauthenticated request; resolves with the status and (at most 64 KiB of) the body. */
+export function anonymousRequest(method: string, url: string, trusted: TrustedCa, body?: string): Promise<HttpAnswer> {
+  const u = new URL(url);
+  const transport = u.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(
+      u,
+      {
+        method,
+        agent: agentFor(u.origin, trusted),
+        timeout: TIMEOUT_MS,
+        headers: body === undefined ? {} : { "Content-Length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (c: Buffer) => {
+          size += c.length;
+          if (size <= 65536) chunks.push(c);
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(Object.assign(new Error(`${method} ${url} timed out`), { code: "ETIMEDOUT" })));
+    req.on("error", (err) => reject(new Error(`cannot reach ${u.host} (${method} ${url}): ${err.message}`)));
+    req.end(body);
+  });
+}
+
+function s3(endpoint: string, region: string, creds: Credentials, trusted: TrustedCa) {
+  // Loaded here so the pure check module and its tests never load the SDK.
+  const Minio: typeof import("minio") = require("minio");
+  const url = new URL(endpoint);
+  const useSSL = url.protocol === "https:";
+  return new Minio.Client({
+    endPoint: url.hostname.replace(/^\[|\]$/g, ""),
+    port: url.port ? Number(url.port) : useSSL ? 443 : 80,
+    useSSL,
+    region,
+    accessKey: creds.accessKey,
+    secretKey: creds.secretKey,
+    pathStyle: true,
+    transportAgent: agentFor(endpoint, trusted),
+  });
+}
+
+/** Runs an S3 call: MinIO's "no" becomes an outcome, an unreachable server an exception. */
+async function outcome(what: string, work: Promise<unknown>): Promise<S3Outcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`${what} timed out`), { code: "ETIMEDOUT" })), TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([work, timeout]);
+    return { ok: true };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e.code && UNREACHABLE.has(e.code)) throw new Error(`${what}: cannot reach MinIO (${e.code})`);
+    return { ok: false, code: e.code ?? "Error", message: e.message ?? String(err) };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+export function networkProbe(t: ProbeTargets, trusted: TrustedCa = trustedCa()): CacheProbe {
+  const builder = () => s3(t.builderEndpoint, t.region, t.builder, trusted);
+  const admin = () => s3(t.adminEndpoint, t.region, t.admin, trusted);
+  return {
+    anonymous: (method, url, body) => anonymousRequest(method, url, trusted, body),
+    builderPut: (key, body) => outcome(`upload as the builder`, builder().putObject(t.bucket, key, Buffer.from(body))),
+    builderDelete: (key) => outcome(`delete as the builder`, builder().removeObject(t.bucket, key)),
+    adminPut: (key, body) => outcome(`upload as the admin`, admin().putObject(t.bucket, key, Buffer.from(body))),
+    adminDelete: (key) => outcome(`delete as the admin`, admin().removeObject(t.bucket, key)),
+    adminLifecycle: async () => {
+      try {
+        return await admin().getBucketLifecycle(t.bucket);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? "";
+        if (code === "NoSuchLifecycleConfiguration") return undefined;
+        if (UNREACHABLE.has(code)) throw new Error(`read the lifecycle as the admin: cannot reach MinIO (${code})`);
+        throw new Error(`read the lifecycle as the admin: ${(err as Error).message}${code ? ` (${code})` : ""}`);
+      }
+    },
+    tls: (url) => tlsCheck(url, trusted),
+  };
+}

@@ -1,0 +1,79 @@
+// Real Nix for the end-to-end tests: each NixClient is one "host" with a fresh HOME and XDG dirs (Nix caches
+// narinfo lookups in $XDG_CACHE_HOME, which would let a later negative check pass wrongly) and no daemon;
+// the tests pass --store DIR so nothing touches /nix. Missing Nix fails the test with the way to install it.
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { requireTool } from "../support/toolchain";
+
+export const NIX_HINT =
+  "the e2e tests need Nix ≥ 2.8 (Debian's nix-bin); run them with `npm test` or `bash scripts/test.sh tests/e2e`, " +
+  "which install it (toolchain/toolchain.sh --nix)";
+
+/** Fails (never skips) when the Nix tools are missing. */
+export function requireNix(): void {
+  for (const tool of ["nix", "nix-build", "nix-store"]) requireTool(tool, NIX_HINT);
+}
+
+// Root without a daemon or build users; the sandbox gets /bin/sh for the tiny builder below.
+const NIX_CONFIG = [
+  "experimental-features = nix-command",
+  "substituters =",
+  "build-users-group =",
+  "sandbox-fallback = false",
+  "extra-sandbox-paths = /bin/sh=/usr/bin/dash /lib /lib64 /usr",
+].join("\n");
+
+export interface NixResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class NixClient {
+  readonly home: string;
+  private readonly env: NodeJS.ProcessEnv;
+
+  /** A fresh client under `root/name` (its own HOME, caches and config). */
+  constructor(root: string, name: string) {
+    this.home = path.join(root, `home-${name}`);
+    fs.mkdirSync(this.home, { recursive: true });
+    this.env = {
+      PATH: process.env.PATH,
+      HOME: this.home,
+      XDG_CACHE_HOME: path.join(this.home, ".cache"),
+      XDG_CONFIG_HOME: path.join(this.home, ".config"),
+      XDG_DATA_HOME: path.join(this.home, ".local", "share"),
+      NIX_CONFIG,
+    };
+  }
+
+  run(tool: string, args: string[], cwd?: string, input?: string): NixResult {
+    const r = spawnSync(tool, args, { env: this.env, cwd, input, encoding: "utf8", timeout: 120_000 });
+    if (r.error) throw r.error;
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Runs a shell command line (e.g. a command as our outputs print it) in this client's environment. */
+  shell(commandLine: string, cwd: string): NixResult {
+    return this.run("sh", ["-c", commandLine], cwd);
+  }
+
+  /** Runs and returns stdout; a non-zero exit throws with Nix's own message. */
+  ok(tool: string, args: string[], cwd?: string, input?: string): string {
+    const r = this.run(tool, args, cwd, input);
+    if (r.status !== 0) throw new Error(`${tool} ${args.join(" ")} exited ${r.status}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+}
+
+/** A tiny input-addressed derivation (so signatures are checked), unique per run through `nonce`. */
+export function payloadExpression(nonce: string): string {
+  return `derivation {
+  name = "payload";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  args = [ "-c" "echo hello ${nonce} > $out" ];
+}
+`;
+}

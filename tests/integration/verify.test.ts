@@ -1,0 +1,247 @@
+// `npm run verify` run as users run it (a child process reading the stack through the pulumi CLI) against a
+// real deployment: healthy, then broken by hand with plain admin/S3 requests, one part at a time. Each break
+// must make verify exit non-zero naming the check; the part is put back before the next one.
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as https from "https";
+import * as os from "os";
+import * as path from "path";
+import { OutputMap } from "@pulumi/pulumi/automation";
+import { judgeTls } from "../../lib/verify";
+import { minioAdmin, s3Client } from "../../providers/minioClients";
+import { tlsCheck } from "../../scripts/verifyProbe";
+import { MinioServer, startMinio } from "../support/minio";
+import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../support/stack";
+import { requireTool } from "../support/toolchain";
+
+let minio: MinioServer;
+let t: TestStack;
+let outputs: OutputMap;
+const out = (name: string): string => String(outputs[name]?.value);
+const BUCKET = "nix-cache";
+
+beforeAll(async () => {
+  minio = await startMinio();
+  t = await createTestStack("it-verify", minioConfig(minio));
+  const up = await t.stack.up();
+  expect(up.summary.result).toBe("succeeded");
+  outputs = await t.stack.outputs();
+});
+
+afterAll(async () => {
+  await t?.remove();
+  await minio?.destroy();
+});
+
+const target = () => ({ endpoint: minio.endpoint, region: "us-east-1" });
+const rootCreds = () => ({ accessKey: minio.rootUser, secretKey: minio.rootPassword });
+const admin = () => s3Client(target(), rootCreds());
+
+interface VerifyRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** check name → "PASS" | "FAIL" */
+  verdicts: Map<string, string>;
+}
+
+/** `npm run verify -- --stack NAME` in the project directory, with the test stack's backend and passphrase. */
+function runVerify(args: string[] = ["--stack", t.stack.name]): VerifyRun {
+  const r = spawnSync("npm", ["run", "--silent", "verify", "--", ...args], {
+    cwd: PROJECT_DIR,
+    env: { ...process.env, ...t.env },
+    encoding: "utf8",
+    timeout: 180_000,
+  });
+  const verdicts = new Map<string, string>();
+  for (const line of r.stdout.split("\n")) {
+    const m = /^(PASS|FAIL) +([a-z-]+) /.exec(line);
+    if (m) verdicts.set(m[2], m[1]);
+  }
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, verdicts };
+}
+
+/** Verify's output never holds a secret: builder secret, signing secret, admin password. */
+function expectNoSecrets(run: VerifyRun) {
+  const text = run.stdout + run.stderr;
+  expect(text).not.toContain(out("builderSecretKey"));
+  expect(text).not.toContain(out("secretKey").split(":")[1]);
+  expect(text).not.toContain(minio.rootPassword);
+}
+
+async function probeObjectsLeft(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const o of admin().listObjectsV2(BUCKET, "nix-cache-verify-probe", true)) {
+    if (o.name) names.push(o.name);
+  }
+  return names;
+}
+
+/** Runs verify on a broken deployment and checks that it fails, naming `check`, with a fix, and cleans up. */
+async function expectFailure(check: string): Promise<VerifyRun> {
+  const run = runVerify();
+  expect(run.stdout).toMatch(new RegExp(`^FAIL +${check} .*\\n +fix: `, "m"));
+  expect(run.stdout).toMatch(new RegExp(`^verify: \\d+ of 10 checks failed: .*${check}`, "m"));
+  expect(run.status).toBe(1);
+  expectNoSecrets(run);
+  expect(await probeObjectsLeft()).toEqual([]);
+  return run;
+}
+
+describe("npm run verify", () => {
+  test("passes every check on a fresh deployment, prints a summary, leaves no probe object", async () => {
+    const run = runVerify();
+    expect(run.stderr).toBe("");
+    expect([...run.verdicts.values()]).toEqual(Array(10).fill("PASS"));
+    expect(run.stdout).toContain(`verify: stack ${t.stack.name}, cache ${out("substituterUrl")}`);
+    expect(run.stdout).toMatch(/^verify: all 10 checks passed$/m);
+    expect(run.status).toBe(0);
+    expectNoSecrets(run);
+    expect(await probeObjectsLeft()).toEqual([]);
+  });
+
+  test("bucket policy removed → cache-info fails (anonymous clients are refused)", async () => {
+    const saved = await admin().getBucketPolicy(BUCKET);
+    await admin().setBucketPolicy(BUCKET, "");
+    try {
+      const run = await expectFailure("cache-info");
+      expect(run.stdout).toContain("no longer allows anonymous reads");
+    } finally {
+      await admin().setBucketPolicy(BUCKET, saved);
+    }
+  });
+
+  test("bucket policy widened to anonymous PutObject → anonymous-write fails, and its probe is removed", async () => {
+    const saved = await admin().getBucketPolicy(BUCKET);
+    const widened = JSON.parse(saved) as { Statement: { Action: string[] | string }[] };
+    for (const s of widened.Statement) s.Action = [...[s.Action].flat(), "s3:PutObject"];
+    await admin().setBucketPolicy(BUCKET, JSON.stringify(widened));
+    try {
+      const run = await expectFailure("anonymous-write");
+      expect(run.verdicts.get("anonymous-delete")).toBe("PASS");
+    } finally {
+      await admin().setBucketPolicy(BUCKET, saved);
+    }
+  });
+
+  test("builder policy widened with s3:DeleteObject → builder-delete fails", async () => {
+    const info = await minioAdmin.userInfo(target(), rootCreds(), out("builderAccessKey"));
+    const policyName = info?.policies[0] ?? "";
+    expect(policyName).not.toBe("");
+    const saved = await minioAdmin.policyDocument(target(), rootCreds(), policyName);
+    const widened = JSON.parse(JSON.stringify(saved)) as { Statement: { Action: string[]; Resource: string[] }[] };
+    for (const s of widened.Statement) if (s.Resource.some((r) => r.endsWith("/*"))) s.Action.push("s3:DeleteObject");
+    await minioAdmin.putPolicy(target(), rootCreds(), policyName, JSON.stringify(widened));
+    try {
+      const run = await expectFailure("builder-delete");
+      expect(run.stdout).toContain("a leaked builder key can wipe the cache");
+      expect(run.verdicts.get("builder-upload")).toBe("PASS");
+    } finally {
+      await minioAdmin.putPolicy(target(), rootCreds(), policyName, JSON.stringify(saved));
+    }
+  });
+
+  test("builder disabled → builder-upload fails", async () => {
+    await minioAdmin.setUserStatus(target(), rootCreds(), out("builderAccessKey"), "disabled");
+    try {
+      const run = await expectFailure("builder-upload");
+      expect(run.verdicts.get("cache-info")).toBe("PASS");
+    } finally {
+      await minioAdmin.setUserStatus(target(), rootCreds(), out("builderAccessKey"), "enabled");
+    }
+  });
+
+  test("a whole-bucket expiry rule → lifecycle fails (it would expire nix-cache-info)", async () => {
+    const saved = await admin().getBucketLifecycle(BUCKET);
+    await admin().setBucketLifecycle(BUCKET, { Rule: [{ ID: "everything", Status: "Enabled", Filter: { Prefix: "" }, Expiration: { Days: 7 } }] });
+    try {
+      const run = await expectFailure("lifecycle");
+      expect(run.stdout).toContain("also expires nix-cache-info");
+    } finally {
+      await admin().setBucketLifecycle(BUCKET, saved as Parameters<ReturnType<typeof admin>["setBucketLifecycle"]>[1]);
+    }
+  });
+
+  test("nix-cache-info deleted → cache-info fails; after the printed fix (up --refresh) verify passes", async () => {
+    await admin().removeObject(BUCKET, "nix-cache-info");
+    const run = await expectFailure("cache-info");
+    expect(run.stdout).toContain("answers 404");
+    expect(run.stdout).toContain("pulumi up --refresh");
+
+    const up = await t.stack.up({ refresh: true });
+    expect(up.summary.result).toBe("succeeded");
+    const again = runVerify();
+    expect(again.stdout).toMatch(/^verify: all 10 checks passed$/m);
+    expect(again.status).toBe(0);
+  });
+
+  test("an unknown stack exits 2 with how to point verify at the stack", () => {
+    const run = runVerify(["--stack", "no-such-stack-here"]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain("cannot read the stack");
+    expect(run.stderr).toContain("--stack NAME");
+  });
+});
+
+describe("the https certificate check", () => {
+  // A CA and two server certificates made with openssl, served by plain TLS servers on 127.0.0.1: one names
+  // 127.0.0.1, the other only cache.example.
+  let dir: string;
+  const servers: https.Server[] = [];
+  let goodPort: number;
+  let wrongNamePort: number;
+
+  beforeAll(async () => {
+    requireTool("openssl", "install it with `apt-get install -y openssl`");
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-tls-"));
+    const ssl = (args: string[]) => {
+      const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+    };
+    ssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Verify Test CA"]);
+    const serve = async (name: string, san: string): Promise<number> => {
+      ssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`]);
+      fs.writeFileSync(path.join(dir, `${name}.cnf`), `subjectAltName = ${san}\n`);
+      ssl(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${name}.pem`, "-days", "2", "-extfile", `${name}.cnf`]);
+      const server = https.createServer(
+        { key: fs.readFileSync(path.join(dir, `${name}.key`)), cert: fs.readFileSync(path.join(dir, `${name}.pem`)) },
+        (_req, res) => res.end("ok"),
+      );
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return (server.address() as { port: number }).port;
+    };
+    goodPort = await serve("good", "IP:127.0.0.1");
+    wrongNamePort = await serve("wrong-name", "DNS:cache.example");
+  });
+
+  afterAll(async () => {
+    for (const server of servers) await new Promise((resolve) => server.close(resolve));
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a certificate from a CA the machine does not trust fails, naming the issuer and the fix", async () => {
+    const answer = await tlsCheck(`https://127.0.0.1:${goodPort}`, { ca: undefined, source: "Node's built-in CA list" });
+    expect(answer.authorized).toBe(false);
+    expect(answer.issuer).toContain("CN=Verify Test CA");
+    const judged = judgeTls(`https://127.0.0.1:${goodPort}`, answer);
+    expect(judged.ok).toBe(false);
+    expect(judged.detail).toContain("Node's built-in CA list");
+    expect(judged.fix).toContain("security.pki.certificateFiles");
+    expect(judged.fix).toContain("CN=Verify Test CA");
+  });
+
+  test("the same certificate passes with the CA file trusted", async () => {
+    const ca = fs.readFileSync(path.join(dir, "ca.pem"), "utf8");
+    const answer = await tlsCheck(`https://127.0.0.1:${goodPort}`, { ca, source: "ca.pem" });
+    expect(answer).toMatchObject({ authorized: true, caSource: "ca.pem" });
+    expect(judgeTls(`https://127.0.0.1:${goodPort}`, answer).ok).toBe(true);
+  });
+
+  test("a trusted certificate for another name fails as a name mismatch", async () => {
+    const ca = fs.readFileSync(path.join(dir, "ca.pem"), "utf8");
+    const answer = await tlsCheck(`https://127.0.0.1:${wrongNamePort}`, { ca, source: "ca.pem" });
+    expect(answer).toMatchObject({ authorized: false, error: "ERR_TLS_CERT_ALTNAME_INVALID" });
+    expect(judgeTls(`https://127.0.0.1:${wrongNamePort}`, answer).fix).toContain("does not name 127.0.0.1");
+  });
+});
