@@ -60,23 +60,30 @@ export async function startMinio(baseDir?: string): Promise<MinioServer> {
   const rootUser = "admin";
   const rootPassword = crypto.randomBytes(18).toString("base64url");
   const logFile = path.join(root, "minio.log");
-  let proc: ChildProcess;
+  let proc: ChildProcess | undefined;
+  // If the test process ends without destroy() (a crash, a timeout), take the server down with it: a
+  // leftover server keeps jest from exiting.
+  process.once("exit", () => proc?.kill("SIGKILL"));
 
+  const stop = async () => {
+    const running = proc;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((r) => running.once("exit", r));
+    running.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    if (running.exitCode === null && running.signalCode === null) running.kill("SIGKILL");
+  };
   const launch = async () => {
+    // Never two servers for one test: a restart of a running server stops it first.
+    await stop();
     const log = fs.openSync(logFile, "a");
-    proc = spawn(minio, ["server", dataDir, "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`], {
+    const started = spawn(minio, ["server", dataDir, "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`], {
       env: { ...process.env, MINIO_ROOT_USER: rootUser, MINIO_ROOT_PASSWORD: rootPassword, MINIO_BROWSER: "off", MINIO_UPDATE: "off", HOME: root },
       stdio: ["ignore", log, log],
     });
+    proc = started;
     fs.closeSync(log);
-    await waitLive(endpoint, proc, logFile);
-  };
-  const stop = async () => {
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((r) => proc.once("exit", r));
-    proc.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    await waitLive(endpoint, started, logFile);
   };
   await launch();
   return {
