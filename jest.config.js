@@ -1,6 +1,7 @@
 /** Unit, integration and end-to-end suites; integration and e2e start their own MinIO and run one file at a time. */
 module.exports = {
   preset: "ts-jest",
+  transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.check.json" }] },
   testEnvironment: "node",
   roots: ["<rootDir>/tests"],
   testMatch: ["**/*.test.ts"],

@@ -7,6 +7,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 results=$(mktemp -t nix-cache-jest-XXXXXX.json)
 trap 'rm -f "$results"' EXIT
 status=0
+if [[ $# -eq 0 ]]; then
+  echo "test: type checking (tsc, strict)" >&2
+  bash "$root/scripts/with-toolchain.sh" sh -c "cd '$root' && tsc --noEmit -p tsconfig.check.json && tsc --noEmit -p examples/host-stack"
+fi
 bash "$root/scripts/with-toolchain.sh" --nix node "$root/node_modules/jest/bin/jest.js" --ci \
   --json --outputFile="$results" "$@" || status=$?
 if [[ -s "$results" ]]; then
