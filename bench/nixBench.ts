@@ -10,6 +10,7 @@ import { execFileSync } from "child_process";
 import { PUSH_COMPRESSION } from "../lib/hostConfig";
 import { s3Client } from "../providers/minioClients";
 import { MinioServer } from "../tests/support/minio";
+import { nixEnv } from "../tests/support/nix";
 import { TestStack } from "../tests/support/stack";
 import { requireTool } from "../tests/support/toolchain";
 import { report, timed } from "./bench";
@@ -20,23 +21,8 @@ export interface NixBenchOptions {
   only: Set<string>;
 }
 
-/** Environment for a root Nix with no daemon, private state, no default substituters (see shared facts). */
-function nixEnv(scratch: string): NodeJS.ProcessEnv {
-  const home = fs.mkdtempSync(path.join(scratch, "home-"));
-  return {
-    ...process.env,
-    HOME: home,
-    XDG_CACHE_HOME: path.join(home, ".cache"),
-    XDG_CONFIG_HOME: path.join(home, ".config"),
-    NIX_CONFIG: [
-      "experimental-features = nix-command",
-      "substituters =",
-      "build-users-group =",
-      "sandbox-fallback = false",
-      "extra-sandbox-paths = /bin/sh=/usr/bin/dash /lib /lib64 /usr",
-    ].join("\n"),
-  };
-}
+/** A fresh simulated host under `scratch`. */
+const hostEnv = (scratch: string) => nixEnv(fs.mkdtempSync(path.join(scratch, "home-")));
 
 /** A closure of four ~closureMb/4 parts cut from a tar of /usr (real binaries and text) and a top path
  *  that references them all. */
@@ -99,7 +85,7 @@ export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBen
   const out = (k: string) => String(outputs[k].value);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-bench-"));
   try {
-    const env = nixEnv(scratch);
+    const env = hostEnv(scratch);
     const store = path.join(scratch, "store-builder");
     const exprFile = path.join(scratch, "closure.nix");
     fs.writeFileSync(exprFile, closureExpression(opts.closureMb));
@@ -158,7 +144,7 @@ export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBen
       const raw: number[] = [];
       for (let i = 0; i < opts.runs; i++) {
         const target = fs.mkdtempSync(path.join(scratch, "store-client-"));
-        const pullEnv = nixEnv(scratch);
+        const pullEnv = hostEnv(scratch);
         const s = await timed(nix, ["copy", "--from", base, "--to", target, "--option", "trusted-public-keys", out("publicKey"), top], pullEnv);
         substitute.push(s.seconds);
         fs.rmSync(target, { recursive: true, force: true });

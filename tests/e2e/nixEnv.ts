@@ -2,8 +2,8 @@
 // narinfo lookups in $XDG_CACHE_HOME, which would let a later negative check pass wrongly) and no daemon;
 // the tests pass --store DIR so nothing touches /nix. Missing Nix fails the test with the way to install it.
 import { spawnSync } from "child_process";
-import * as fs from "fs";
 import * as path from "path";
+import { nixEnv } from "../support/nix";
 import { requireTool } from "../support/toolchain";
 
 export const NIX_HINT =
@@ -14,15 +14,6 @@ export const NIX_HINT =
 export function requireNix(): void {
   for (const tool of ["nix", "nix-build", "nix-store"]) requireTool(tool, NIX_HINT);
 }
-
-// Root without a daemon or build users; the sandbox gets /bin/sh for the tiny builder below.
-const NIX_CONFIG = [
-  "experimental-features = nix-command",
-  "substituters =",
-  "build-users-group =",
-  "sandbox-fallback = false",
-  "extra-sandbox-paths = /bin/sh=/usr/bin/dash /lib /lib64 /usr",
-].join("\n");
 
 export interface NixResult {
   status: number | null;
@@ -37,15 +28,7 @@ export class NixClient {
   /** A fresh client under `root/name` (its own HOME, caches and config). */
   constructor(root: string, name: string) {
     this.home = path.join(root, `home-${name}`);
-    fs.mkdirSync(this.home, { recursive: true });
-    this.env = {
-      PATH: process.env.PATH,
-      HOME: this.home,
-      XDG_CACHE_HOME: path.join(this.home, ".cache"),
-      XDG_CONFIG_HOME: path.join(this.home, ".config"),
-      XDG_DATA_HOME: path.join(this.home, ".local", "share"),
-      NIX_CONFIG,
-    };
+    this.env = nixEnv(this.home);
   }
 
   run(tool: string, args: string[], cwd?: string, input?: string): NixResult {

@@ -4,6 +4,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { requireTool } from "./toolchain";
+import { nixEnv } from "./nix";
 
 /**
  * Just enough lib and pkgs for the generated modules: mkOption/mkIf/types/hasPrefix/escapeShellArg, and
@@ -52,25 +53,7 @@ in
 }
 `;
 
-/** A daemon-less Nix 2.8 environment as root (see /work/shared/facts/nix-2.8-e2e.md) with its own HOME and
- *  caches, so no narinfo lookup of an earlier step answers a later one. `extraConfig` adds nix.conf lines. */
-export function nixEnv(home: string, extraConfig: string[] = []): NodeJS.ProcessEnv {
-  for (const d of ["", ".cache", ".config"]) fs.mkdirSync(path.join(home, d), { recursive: true });
-  return {
-    PATH: process.env.PATH,
-    HOME: home,
-    XDG_CACHE_HOME: path.join(home, ".cache"),
-    XDG_CONFIG_HOME: path.join(home, ".config"),
-    NIX_CONFIG: [
-      "experimental-features = nix-command",
-      "substituters =",
-      "build-users-group =",
-      "sandbox-fallback = false",
-      "extra-sandbox-paths = /bin/sh=/usr/bin/dash /lib /lib64 /usr",
-      ...extraConfig,
-    ].join("\n"),
-  };
-}
+export { nixEnv };
 
 export interface EvaluatedModules {
   /** The client module's config. */
