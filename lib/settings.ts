@@ -24,8 +24,11 @@ export interface CacheSettings {
   forceDestroy: boolean;
 }
 
-/** Raw config values as strings, keyed by the names without namespace; undefined where unset. */
-export type RawSettings = Partial<Record<keyof CacheSettings, string>>;
+/**
+ * Raw config values as strings, keyed by the names without namespace; undefined where unset.
+ * `allowBucketRename` is checked here too, but only the bucket provider acts on it (see bucketRenameRefusal).
+ */
+export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename", string>>;
 
 export const DEFAULTS = {
   region: "us-east-1",
@@ -42,6 +45,12 @@ export const DEFAULTS = {
 
 /** Thrown with every problem found, one line each. */
 export class SettingsError extends Error {
+  /**
+   * Marks this as a Pulumi RunError (the SDK checks this field, not the class): Pulumi then prints only the
+   * message, not a stack trace, because the message says all the user needs.
+   */
+  readonly __pulumiRunError = true;
+
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "SettingsError";
@@ -171,6 +180,38 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     anonymousList: bool("anonymousList", DEFAULTS.anonymousList),
     forceDestroy: bool("forceDestroy", DEFAULTS.forceDestroy),
   };
+  bool("allowBucketRename", false);
   if (problems.length > 0) throw new SettingsError(problems);
   return settings;
+}
+
+/** The config key that lets a change of nix-cache:bucket go ahead. */
+export const ALLOW_BUCKET_RENAME_KEY = `${CONFIG_NAMESPACE}:allowBucketRename`;
+
+/**
+ * Reads nix-cache:allowBucketRename (unset or "" is false). Returns a problem instead of throwing: the
+ * bucket provider calls this, and an error class does not survive Pulumi's serialization of provider code.
+ */
+export function readAllowBucketRename(value: string | undefined): { allowed: boolean; problem?: string } {
+  if (value === undefined || value === "" || value === "false") return { allowed: false };
+  if (value === "true") return { allowed: true };
+  return { allowed: false, problem: `${ALLOW_BUCKET_RENAME_KEY} is ${JSON.stringify(value)}: allowed is true or false` };
+}
+
+/**
+ * Renaming the bucket: Pulumi would replace it, which leaves the cache (every cached object, and the URL
+ * every host uses) behind. So a rename is refused unless the user opts in; with the opt-in the new bucket
+ * becomes the cache and the old one is left exactly as it is (objects, nix-cache-info, anonymous read,
+ * expiry rule), no longer managed by Pulumi: nothing is lost, and hosts not yet switched keep working.
+ * Returns the refusal to show, or undefined when the change may go ahead.
+ */
+export function bucketRenameRefusal(oldBucket: string, newBucket: string, allowed: boolean): string | undefined {
+  if (oldBucket === newBucket || allowed) return undefined;
+  return (
+    `nix-cache:bucket changed from '${oldBucket}' to '${newBucket}'; nothing was changed. ` +
+    `Renaming would leave the cache in '${oldBucket}' behind (its objects and the URL hosts use). ` +
+    `To keep the cache: pulumi config set nix-cache:bucket ${oldBucket}. ` +
+    `To move to '${newBucket}' and keep '${oldBucket}' as it is (unmanaged, nothing deleted; remove it yourself ` +
+    `once no host uses it): pulumi config set ${ALLOW_BUCKET_RENAME_KEY} true, then pulumi up.`
+  );
 }

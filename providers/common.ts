@@ -32,7 +32,18 @@ export function targetOf(props: TargetProps): MinioTarget {
   return { endpoint: props.endpoint, region: props.region };
 }
 
-/** Compares old outputs with new inputs: a change of a `replaceOn` key replaces, any other listed key updates. */
+/**
+ * The placeholder the engine passes for an input not known yet (during a preview, an output of a resource
+ * that is still to be created or updated). Kept as text: this code is serialized into the provider.
+ */
+export const UNKNOWN_INPUT = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+const holdsUnknown = (v: unknown) => v === UNKNOWN_INPUT || (typeof v === "object" && v !== null && JSON.stringify(v).includes(UNKNOWN_INPUT));
+
+/**
+ * Compares old outputs with new inputs: a change of a `replaceOn` key replaces, any other listed key updates.
+ * An input not known yet (preview only) counts as changed, and is never handed to a `canonical` function.
+ */
 export function diffProps<T extends object>(
   olds: T,
   news: T,
@@ -41,6 +52,7 @@ export function diffProps<T extends object>(
   canonical: Partial<Record<keyof T & string, (v: unknown) => string>> = {},
 ): pulumi.dynamic.DiffResult {
   const same = (k: keyof T & string) => {
+    if (holdsUnknown(news[k])) return false;
     const norm = canonical[k] ?? ((v: unknown) => JSON.stringify(v ?? null));
     return norm(olds[k]) === norm(news[k]);
   };

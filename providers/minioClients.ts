@@ -5,6 +5,7 @@ import * as http from "http";
 import * as https from "https";
 import * as crypto from "crypto";
 import { encryptAdminBody } from "../lib/adminCrypto";
+import { failureMessage, timeoutMessage } from "../lib/failures";
 
 /** Admin credentials read from the stack config (`nix-cache:adminUser`, `nix-cache:adminPassword`). */
 export interface AdminCredentials {
@@ -44,11 +45,23 @@ export function adminCredentialsFrom(config: ConfigSource): AdminCredentials {
   return { accessKey, secretKey };
 }
 
+/**
+ * An expected failure whose message says it all. Pulumi's dynamic-provider host prints failed reads, diffs
+ * and deletes as `${err}: ${err.stack}`; this error prints there as "nix-cache: <message>", not as a stack
+ * trace. `described` marks it as final, so callers up the chain do not wrap it again.
+ */
+export function providerError(message: string, code?: string): Error & { code?: string; described: true } {
+  const err = Object.assign(new Error(message), { code, described: true as const });
+  err.stack = message;
+  Object.defineProperty(err, "toString", { value: () => "nix-cache", enumerable: false });
+  return err;
+}
+
 /** Rejects after `ms` with a message that names the endpoint, so a stopped or hung server never hangs `up`. */
-export async function withTimeout<T>(what: string, endpoint: string, work: Promise<T>, ms = REQUEST_TIMEOUT_MS): Promise<T> {
+export async function withTimeout<T>(endpoint: string, work: Promise<T>, ms = REQUEST_TIMEOUT_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: MinIO at ${endpoint} did not answer within ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(providerError(timeoutMessage(endpoint, ms / 1000), "ETIMEDOUT")), ms);
   });
   try {
     return await Promise.race([work, timeout]);
@@ -57,29 +70,17 @@ export async function withTimeout<T>(what: string, endpoint: string, work: Promi
   }
 }
 
-/** Turns transport and credential failures into one readable sentence naming the endpoint. */
+/** Turns transport and credential failures into one readable sentence naming the endpoint (lib/failures.ts). */
 export function describeFailure(what: string, endpoint: string, err: unknown): Error & { code?: string } {
-  return Object.assign(describe(what, endpoint, err), { code: (err as { code?: string } | undefined)?.code });
-}
-
-function describe(what: string, endpoint: string, err: unknown): Error {
-  const e = err as { code?: string; message?: string };
-  const code = e?.code ?? "";
-  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH" || code === "ECONNRESET" || code === "ETIMEDOUT" || code === "EAI_AGAIN") {
-    return new Error(`${what}: cannot reach MinIO at ${endpoint} (${code}); is the server running and nix-cache:endpoint right?`);
-  }
-  if (code === "SignatureDoesNotMatch" || code === "InvalidAccessKeyId" || code === "XMinioAdminConfigBadJSON") {
-    return new Error(
-      `${what}: MinIO at ${endpoint} rejected the admin credentials (${code}); check nix-cache:adminUser and nix-cache:adminPassword`,
-    );
-  }
-  return new Error(`${what} at ${endpoint}: ${e?.message ?? String(err)}${code ? ` (${code})` : ""}`);
+  const e = err as { code?: string; message?: string; described?: boolean } | undefined;
+  if (e?.described) return err as Error & { code?: string };
+  return providerError(failureMessage(what, endpoint, e?.code, e?.message ?? String(err)), e?.code);
 }
 
 /** Runs one MinIO operation with a time bound and readable errors. */
 export async function minioCall<T>(what: string, endpoint: string, work: () => Promise<T>): Promise<T> {
   try {
-    return await withTimeout(what, endpoint, work());
+    return await withTimeout(endpoint, work());
   } catch (err) {
     throw describeFailure(what, endpoint, err);
   }
@@ -100,6 +101,37 @@ export function s3Client(target: MinioTarget, creds: AdminCredentials) {
     secretKey: creds.secretKey,
     pathStyle: true,
   });
+}
+
+type S3 = ReturnType<typeof s3Client>;
+const s3CodeOf = (err: unknown) => (err as { code?: string } | undefined)?.code ?? "";
+
+// The S3 reads below use GET, not HEAD: an answer to HEAD has no body, so a refusal reads as a bare
+// "AccessDenied" whatever the reason, where GET says "SignatureDoesNotMatch" for a wrong admin password.
+
+/** Does the bucket exist? */
+export async function bucketExists(client: S3, bucket: string): Promise<boolean> {
+  try {
+    await client.listObjectsV2Query(bucket, "", "", "", 1, "");
+    return true;
+  } catch (err) {
+    if (s3CodeOf(err) === "NoSuchBucket") return false;
+    throw err;
+  }
+}
+
+/** An object's text and content type, or undefined when it (or its bucket) does not exist. */
+export async function readTextObject(client: S3, bucket: string, key: string): Promise<{ content: string; contentType: string } | undefined> {
+  try {
+    const stream = (await client.getObject(bucket, key)) as import("stream").Readable & { headers?: Record<string, string | string[] | undefined> };
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    const type = stream.headers?.["content-type"];
+    return { content: Buffer.concat(chunks).toString("utf8"), contentType: typeof type === "string" ? type : "" };
+  } catch (err) {
+    if (["NoSuchKey", "NoSuchBucket", "NotFound"].includes(s3CodeOf(err))) return undefined;
+    throw err;
+  }
 }
 
 interface AdminResponse {
@@ -156,7 +188,7 @@ export async function adminRequest(
           res.on("error", reject);
         },
       );
-      req.on("timeout", () => req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })));
+      req.on("timeout", () => req.destroy(providerError(timeoutMessage(target.endpoint, REQUEST_TIMEOUT_MS / 1000), "ETIMEDOUT")));
       req.on("error", reject);
       req.end(payload);
     }),
@@ -173,7 +205,8 @@ export async function adminRequest(
     }
     const err = Object.assign(new Error(message), { code, status: response.status });
     if (response.status !== 404) throw describeFailure(what, target.endpoint, err);
-    throw err;
+    // "No such user/policy": callers turn it into "gone"; if one does not, it still reads well.
+    throw Object.assign(providerError(`${what} at ${target.endpoint}: ${message} (${code})`, code), { status: 404 });
   }
   return response;
 }

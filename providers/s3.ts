@@ -3,8 +3,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalPolicy } from "../lib/policies";
 import { canonicalRules, ExpiryRule, lifecycleConfiguration, readExpiryRules } from "../lib/lifecycle";
-import { minioCall, s3Client } from "./minioClients";
-import { adminOf, configureAdmin, ConfiguredProvider, diffProps, TargetProps, targetOf } from "./common";
+import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/settings";
+import { bucketExists, minioCall, providerError, readTextObject, s3Client } from "./minioClients";
+import { adminOf, configureAdmin, ConfiguredProvider, diffProps, TargetProps, targetOf, UNKNOWN_INPUT } from "./common";
 
 const codeOf = (err: unknown) => (err as { code?: string } | undefined)?.code ?? "";
 
@@ -22,32 +23,52 @@ async function someKeys(client: ReturnType<typeof s3Client>, bucket: string, lim
   return res.objects.map((o) => o.name).filter((n): n is string => typeof n === "string");
 }
 
-const bucketProvider: pulumi.dynamic.ResourceProvider<BucketProps, BucketProps> & ConfiguredProvider = {
-  configure: configureAdmin,
+/** The bucket's provider also keeps the rename opt-in (nix-cache:allowBucketRename) from the stack config. */
+type BucketProvider = pulumi.dynamic.ResourceProvider<BucketProps, BucketProps> &
+  ConfiguredProvider & { rename?: ReturnType<typeof readAllowBucketRename> };
+
+const bucketProvider: BucketProvider = {
+  async configure(req) {
+    await configureAdmin.call(this, req);
+    this.rename = readAllowBucketRename(req.config.get(ALLOW_BUCKET_RENAME_KEY));
+  },
   async create(inputs) {
     const client = s3Client(targetOf(inputs), adminOf(this));
     await minioCall(`create bucket ${inputs.bucket}`, inputs.endpoint, async () => {
       // An existing bucket is adopted, never emptied: it may already hold someone's cache.
-      if (!(await client.bucketExists(inputs.bucket))) await client.makeBucket(inputs.bucket, inputs.region);
+      if (!(await bucketExists(client, inputs.bucket))) await client.makeBucket(inputs.bucket, inputs.region);
     });
     return { id: inputs.bucket, outs: inputs };
   },
   async read(id, props) {
     if (!props) return { id: "" };
     const client = s3Client(targetOf(props), adminOf(this));
-    const exists = await minioCall(`read bucket ${props.bucket}`, props.endpoint, () => client.bucketExists(props.bucket));
+    const exists = await minioCall(`read bucket ${props.bucket}`, props.endpoint, () => bucketExists(client, props.bucket));
     return exists ? { id, props } : { id: "" };
   },
   async diff(_id, olds, news) {
-    return diffProps(olds, news, ["endpoint", "bucket"], ["forceDestroy", "region"]);
+    // A rename is never a silent replacement: refused (the preview fails saying why), or with the opt-in an
+    // update that switches to the new bucket and leaves the old one as it is (lib/settings.ts).
+    if (this.rename?.problem) throw providerError(this.rename.problem);
+    const allowed = this.rename?.allowed ?? false;
+    const refusal = news.bucket === UNKNOWN_INPUT ? undefined : bucketRenameRefusal(olds.bucket, news.bucket, allowed);
+    if (refusal) throw providerError(refusal);
+    return diffProps(olds, news, ["endpoint"], ["bucket", "forceDestroy", "region"]);
   },
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
+    if (olds.bucket !== news.bucket) {
+      // The id keeps the first bucket's name; every call uses the `bucket` property.
+      const client = s3Client(targetOf(news), adminOf(this));
+      await minioCall(`create bucket ${news.bucket}`, news.endpoint, async () => {
+        if (!(await bucketExists(client, news.bucket))) await client.makeBucket(news.bucket, news.region);
+      });
+    }
     return { outs: news };
   },
   async delete(_id, props) {
     const client = s3Client(targetOf(props), adminOf(this));
     await minioCall(`delete bucket ${props.bucket}`, props.endpoint, async () => {
-      if (!(await client.bucketExists(props.bucket))) return;
+      if (!(await bucketExists(client, props.bucket))) return;
       for (;;) {
         const keys = await someKeys(client, props.bucket, 1000);
         if (keys.length === 0) break;
@@ -95,23 +116,16 @@ const objectProvider: pulumi.dynamic.ResourceProvider<ObjectProps, ObjectProps> 
   async read(id, props) {
     if (!props) return { id: "" };
     const client = s3Client(targetOf(props), adminOf(this));
-    const live = await minioCall(`read ${props.bucket}/${props.key}`, props.endpoint, async () => {
-      try {
-        const stat = await client.statObject(props.bucket, props.key);
-        const stream = await client.getObject(props.bucket, props.key);
-        const chunks: Buffer[] = [];
-        for await (const chunk of stream) chunks.push(chunk as Buffer);
-        const meta = stat.metaData as Record<string, string | undefined>;
-        return { content: Buffer.concat(chunks).toString("utf8"), contentType: meta["content-type"] ?? "" };
-      } catch (err) {
-        if (["NoSuchKey", "NoSuchBucket", "NotFound"].includes(codeOf(err))) return undefined;
-        throw err;
-      }
-    });
-    return live ? { id, props: { ...props, ...live } } : { id: "" };
+    const live = await minioCall(`read ${props.bucket}/${props.key}`, props.endpoint, () =>
+      readTextObject(client, props.bucket, props.key),
+    );
+    // A missing object reads as empty content, not as "gone": its id stays known, so a preview that puts it
+    // back shows an update of this object only, not changes to everything that waits for it.
+    return { id, props: { ...props, ...(live ?? { content: "", contentType: "" }) } };
   },
   async diff(_id, olds, news) {
-    return diffProps(olds, news, ["endpoint", "bucket", "key"], ["content", "contentType", "region"]);
+    // A new bucket (an opted-in rename) is an update: write it there, leave the old bucket's copy alone.
+    return diffProps(olds, news, ["endpoint", "key"], ["bucket", "content", "contentType", "region"]);
   },
   async update(id, _olds, news) {
     await this.create(news);
@@ -171,7 +185,8 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
     return { id, props: { ...props, policy: same ? props.policy : live } };
   },
   async diff(_id, olds, news) {
-    return diffProps(olds, news, ["endpoint", "bucket"], ["policy", "region"], { policy: canonicalPolicy });
+    // A new bucket (an opted-in rename) is an update: set it there, leave the old bucket's policy alone.
+    return diffProps(olds, news, ["endpoint"], ["bucket", "policy", "region"], { policy: canonicalPolicy });
   },
   async update(_id, _olds, news) {
     await this.create(news);
@@ -230,7 +245,8 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
     return { id, props: { ...props, rules } };
   },
   async diff(_id, olds, news) {
-    return diffProps(olds, news, ["endpoint", "bucket"], ["rules", "region"], {
+    // A new bucket (an opted-in rename) is an update: set it there, leave the old bucket's rule alone.
+    return diffProps(olds, news, ["endpoint"], ["bucket", "rules", "region"], {
       rules: (v) => canonicalRules((v ?? []) as ExpiryRule[]),
     });
   },
