@@ -49,8 +49,9 @@ export class CacheBucket extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    // Dependents wait for nix-cache-info too: the cache is usable only once it exists.
-    this.bucket = pulumi.all([bucket.bucket, info.id]).apply(([b]) => b);
+    // Dependents wait for nix-cache-info too: the cache is usable only once it exists. Its URN (known in a
+    // preview, unlike an id still to be made) carries the dependency without hiding the bucket name.
+    this.bucket = pulumi.all([bucket.bucket, info.urn]).apply(([b]) => b);
     this.registerOutputs({ bucket: this.bucket, cacheInfo: this.cacheInfo });
   }
 }
