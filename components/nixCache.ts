@@ -74,15 +74,18 @@ export class NixCache extends pulumi.ComponentResource {
       },
       child,
     );
-    new AnonymousAccess(
+    const anonymous = new AnonymousAccess(
       `${name}-anonymous`,
       { endpoint: args.endpoint, region, bucket: store.bucket, allowList: args.anonymousList },
       child,
     );
+    // One bucket-config write at a time: MinIO saves a bucket's policy and lifecycle by read-modify-write of
+    // one metadata file with no lock around it (cmd/bucket-metadata-sys.go updateAndParse), so a policy and a
+    // lifecycle written at once can lose one of the two.
     new CacheExpiry(
       `${name}-expiry`,
       { endpoint: args.endpoint, region, bucket: store.bucket, expireDays: args.expireDays, cacheInfo: store.cacheInfo },
-      child,
+      { parent: this, dependsOn: [anonymous] },
     );
     const builder = new BuilderAccess(
       `${name}-builder`,
