@@ -10,8 +10,8 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { DEFAULT_SECRET_KEY_FILE, PUSH_COMPRESSION } from "../../lib/hostConfig";
 import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/pushTarget";
 import { s3Client } from "../../providers/minioClients";
-import { MinioServer, startMinio } from "../support/minio";
-import { createTestStack, minioConfig, TestStack } from "../support/stack";
+import { MinioServer } from "../support/minio";
+import { deployCache, removeDeployment, TestStack } from "../support/stack";
 import { NixClient, payloadExpression, requireNix } from "./nixEnv";
 
 let minio: MinioServer;
@@ -52,16 +52,11 @@ function pull(name: string, trustedKey: string) {
 beforeAll(async () => {
   requireNix();
   root = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-e2e-"));
-  minio = await startMinio();
-  t = await createTestStack("e2e-nix", minioConfig(minio));
-  const up = await t.stack.up();
-  expect(up.summary.result).toBe("succeeded");
-  outputs = await t.stack.outputs();
+  ({ minio, t, outputs } = await deployCache("e2e-nix"));
 });
 
 afterAll(async () => {
-  await t?.remove();
-  await minio?.destroy();
+  await removeDeployment(t, minio);
   if (root) fs.rmSync(root, { recursive: true, force: true });
 });
 

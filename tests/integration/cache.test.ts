@@ -4,8 +4,8 @@ import { parseCacheInfo } from "../../lib/cacheInfo";
 import { readExpiryRules, wouldExpire } from "../../lib/lifecycle";
 import { publicKeyOf } from "../../lib/signingKey";
 import { adminRequest, s3Client } from "../../providers/minioClients";
-import { MinioServer, startMinio } from "../support/minio";
-import { backendText, createTestStack, minioConfig, TestStack } from "../support/stack";
+import { MinioServer } from "../support/minio";
+import { backendText, deployCache, removeDeployment, TestStack } from "../support/stack";
 
 let minio: MinioServer;
 let t: TestStack;
@@ -15,24 +15,16 @@ const steps: string[] = [];
 const out = (name: string): string => String(outputs[name]?.value);
 
 beforeAll(async () => {
-  minio = await startMinio();
-  t = await createTestStack("it-cache", minioConfig(minio, { priority: "30", expireDays: "3" }));
-  const up = await t.stack.up({
-    onEvent: (e: EngineEvent) => {
-      const pre = e.resourcePreEvent?.metadata.urn;
-      const done = e.resOutputsEvent?.metadata.urn;
-      if (pre) steps.push(`pre ${pre.split("::").pop()}`);
-      if (done) steps.push(`done ${done.split("::").pop()}`);
-    },
-  });
-  expect(up.summary.result).toBe("succeeded");
-  outputs = await t.stack.outputs();
+  const onEvent = (e: EngineEvent) => {
+    const pre = e.resourcePreEvent?.metadata.urn;
+    const done = e.resOutputsEvent?.metadata.urn;
+    if (pre) steps.push(`pre ${pre.split("::").pop()}`);
+    if (done) steps.push(`done ${done.split("::").pop()}`);
+  };
+  ({ minio, t, outputs } = await deployCache("it-cache", { priority: "30", expireDays: "3" }, { onEvent }));
 });
 
-afterAll(async () => {
-  await t?.remove();
-  await minio?.destroy();
-});
+afterAll(() => removeDeployment(t, minio));
 
 const admin = () => s3Client({ endpoint: minio.endpoint, region: "us-east-1" }, { accessKey: minio.rootUser, secretKey: minio.rootPassword });
 const builder = () =>

@@ -7,8 +7,8 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { canonicalPolicy, anonymousPolicy, builderPolicy } from "../../lib/policies";
 import { lifecycleConfiguration, readExpiryRules } from "../../lib/lifecycle";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
-import { MinioServer, startMinio } from "../support/minio";
-import { createTestStack, minioConfig, TestStack } from "../support/stack";
+import { MinioServer } from "../support/minio";
+import { deployCache, removeDeployment, TestStack } from "../support/stack";
 import { BUCKET, BUILDER, cacheProblems, changesOf, codeOf, driftPreview, rootOf, rootS3, targetOf } from "./helpers";
 
 let minio: MinioServer;
@@ -16,17 +16,10 @@ let t: TestStack;
 let outputs: OutputMap;
 
 beforeAll(async () => {
-  minio = await startMinio();
-  t = await createTestStack("it-drift", minioConfig(minio));
-  const up = await t.stack.up();
-  expect(up.summary.result).toBe("succeeded");
-  outputs = await t.stack.outputs();
+  ({ minio, t, outputs } = await deployCache("it-drift"));
 });
 
-afterAll(async () => {
-  await t?.remove();
-  await minio?.destroy();
-});
+afterAll(() => removeDeployment(t, minio));
 
 interface DriftCase {
   /** What someone did by hand. */

@@ -10,8 +10,8 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { judgeTls } from "../../lib/verify";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
 import { tlsCheck } from "../../scripts/verifyProbe";
-import { MinioServer, startMinio } from "../support/minio";
-import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../support/stack";
+import { MinioServer } from "../support/minio";
+import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../support/stack";
 import { requireTool } from "../support/toolchain";
 
 let minio: MinioServer;
@@ -21,17 +21,10 @@ const out = (name: string): string => String(outputs[name]?.value);
 const BUCKET = "nix-cache";
 
 beforeAll(async () => {
-  minio = await startMinio();
-  t = await createTestStack("it-verify", minioConfig(minio));
-  const up = await t.stack.up();
-  expect(up.summary.result).toBe("succeeded");
-  outputs = await t.stack.outputs();
+  ({ minio, t, outputs } = await deployCache("it-verify"));
 });
 
-afterAll(async () => {
-  await t?.remove();
-  await minio?.destroy();
-});
+afterAll(() => removeDeployment(t, minio));
 
 const target = () => ({ endpoint: minio.endpoint, region: "us-east-1" });
 const rootCreds = () => ({ accessKey: minio.rootUser, secretKey: minio.rootPassword });

@@ -4,8 +4,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { MinioServer } from "./minio";
+import { ConfigMap, LocalWorkspace, OutputMap, Stack, UpOptions } from "@pulumi/pulumi/automation";
+import { MinioServer, startMinio } from "./minio";
 import { requireTool } from "./toolchain";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..", "..");
@@ -77,4 +77,26 @@ export function backendText(backendDir: string): string {
   };
   walk(backendDir);
   return out.join("\n");
+}
+
+/** A cache deployed by this project on a private MinIO: the common start of integration and e2e tests. */
+export interface DeployedCache {
+  minio: MinioServer;
+  t: TestStack;
+  outputs: OutputMap;
+}
+
+/** Starts a MinIO, deploys the project on it with `pulumi up` (extra config values by name) and reads the outputs. */
+export async function deployCache(prefix: string, extra: CacheConfig = {}, upOptions?: UpOptions): Promise<DeployedCache> {
+  const minio = await startMinio();
+  const t = await createTestStack(prefix, minioConfig(minio, extra));
+  const up = await t.stack.up(upOptions);
+  if (up.summary.result !== "succeeded") throw new Error(`pulumi up ended ${up.summary.result}`);
+  return { minio, t, outputs: await t.stack.outputs() };
+}
+
+/** Removes the stack and the MinIO of deployCache (either may be missing when the start failed). */
+export async function removeDeployment(t?: TestStack, minio?: MinioServer): Promise<void> {
+  await t?.remove();
+  await minio?.destroy();
 }
