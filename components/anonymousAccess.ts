@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULTS } from "../lib/settings";
 import { anonymousPolicy } from "../lib/policies";
 import { MinioBucketPolicy } from "../providers/s3";
 
@@ -21,11 +22,11 @@ export class AnonymousAccess extends pulumi.ComponentResource {
   constructor(name: string, args: AnonymousAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:AnonymousAccess", name, {}, opts);
     this.policy = pulumi
-      .all([args.bucket, args.allowList ?? false])
+      .all([args.bucket, args.allowList ?? DEFAULTS.anonymousList])
       .apply(([bucket, allowList]) => JSON.stringify(anonymousPolicy(bucket, allowList)));
     new MinioBucketPolicy(
       `${name}-policy`,
-      { endpoint: args.endpoint, region: args.region ?? "us-east-1", bucket: args.bucket, policy: this.policy },
+      { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, policy: this.policy },
       { parent: this },
     );
     this.registerOutputs({ policy: this.policy });

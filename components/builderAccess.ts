@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULTS } from "../lib/settings";
 import { builderPolicy } from "../lib/policies";
 import { MinioPolicy, MinioPolicyAttachment, MinioUser } from "../providers/admin";
 import { RandomPassword } from "../providers/secrets";
@@ -27,11 +28,11 @@ export class BuilderAccess extends pulumi.ComponentResource {
 
   constructor(name: string, args: BuilderAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:BuilderAccess", name, {}, opts);
-    const region = args.region ?? "us-east-1";
+    const region = args.region ?? DEFAULTS.region;
     const password = new RandomPassword(`${name}-password`, { length: args.passwordLength ?? 40 }, { parent: this });
     const user = new MinioUser(
       `${name}-user`,
-      { endpoint: args.endpoint, region, user: args.user ?? "nixbuilder", secretKey: password.result },
+      { endpoint: args.endpoint, region, user: args.user ?? DEFAULTS.builderUser, secretKey: password.result },
       { parent: this },
     );
     const policy = new MinioPolicy(

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULTS } from "../lib/settings";
 import { CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY, renderCacheInfo } from "../lib/cacheInfo";
 import { MinioBucket, MinioObject } from "../providers/s3";
 
@@ -28,14 +29,14 @@ export class CacheBucket extends pulumi.ComponentResource {
 
   constructor(name: string, args: CacheBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:CacheBucket", name, {}, opts);
-    const region = args.region ?? "us-east-1";
+    const region = args.region ?? DEFAULTS.region;
     const bucket = new MinioBucket(
       `${name}-bucket`,
-      { endpoint: args.endpoint, region, bucket: args.bucket ?? "nix-cache", forceDestroy: args.forceDestroy ?? false },
+      { endpoint: args.endpoint, region, bucket: args.bucket ?? DEFAULTS.bucket, forceDestroy: args.forceDestroy ?? DEFAULTS.forceDestroy },
       { parent: this },
     );
     this.cacheInfo = pulumi
-      .all([args.storeDir ?? "/nix/store", args.wantMassQuery ?? true, args.priority ?? 40])
+      .all([args.storeDir ?? DEFAULTS.storeDir, args.wantMassQuery ?? DEFAULTS.wantMassQuery, args.priority ?? DEFAULTS.priority])
       .apply(([storeDir, wantMassQuery, priority]) => renderCacheInfo({ storeDir, wantMassQuery, priority }));
     const info = new MinioObject(
       `${name}-nix-cache-info`,

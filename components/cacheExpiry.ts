@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULTS } from "../lib/settings";
 import { expiryRule } from "../lib/lifecycle";
 import { MinioLifecycle } from "../providers/s3";
 
@@ -22,10 +23,10 @@ export class CacheExpiry extends pulumi.ComponentResource {
 
   constructor(name: string, args: CacheExpiryArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:CacheExpiry", name, {}, opts);
-    const rule = pulumi.all([args.expireDays ?? 7, args.cacheInfo]).apply(([days, info]) => expiryRule(days, info));
+    const rule = pulumi.all([args.expireDays ?? DEFAULTS.expireDays, args.cacheInfo]).apply(([days, info]) => expiryRule(days, info));
     new MinioLifecycle(
       `${name}-lifecycle`,
-      { endpoint: args.endpoint, region: args.region ?? "us-east-1", bucket: args.bucket, rules: rule.apply((r) => [r]) },
+      { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, rules: rule.apply((r) => [r]) },
       { parent: this },
     );
     this.keepUpToBytes = rule.keepUpToBytes;

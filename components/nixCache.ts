@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULTS } from "../lib/settings";
 import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hostConfig";
 import { AnonymousAccess } from "./anonymousAccess";
 import { BuilderAccess } from "./builderAccess";
@@ -58,7 +59,7 @@ export class NixCache extends pulumi.ComponentResource {
 
   constructor(name: string, args: NixCacheArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:NixCache", name, {}, opts);
-    const region = args.region ?? "us-east-1";
+    const region = args.region ?? DEFAULTS.region;
     const child = { parent: this };
 
     const store = new CacheBucket(

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULTS } from "../lib/settings";
 import { NixSigningKeypair } from "../providers/secrets";
 
 export interface SigningKeyArgs {
@@ -15,7 +16,7 @@ export class SigningKey extends pulumi.ComponentResource {
 
   constructor(name: string, args: SigningKeyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:SigningKey", name, {}, opts);
-    const pair = new NixSigningKeypair(`${name}-keypair`, { keyName: args.keyName ?? "s3.homelab.local-1" }, { parent: this });
+    const pair = new NixSigningKeypair(`${name}-keypair`, { keyName: args.keyName ?? DEFAULTS.keyName }, { parent: this });
     this.publicKey = pair.publicKey;
     this.secretKey = pulumi.secret(pair.secretKey);
     this.registerOutputs({ publicKey: this.publicKey, secretKey: this.secretKey });
