@@ -1,7 +1,7 @@
 // Dynamic resources on MinIO's admin API: a user, a canned policy, and the policy's attachment to the user.
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalPolicy } from "../lib/policies";
-import { minioAdmin, minioCall, s3Client } from "./minioClients";
+import { errorCode, minioAdmin, minioCall, s3Client } from "./minioClients";
 import { adminOf, configureAdmin, ConfiguredProvider, diffProps, TargetProps, targetOf } from "./common";
 
 // ---------------------------------------------------------------------------------------------- user
@@ -26,7 +26,7 @@ async function passwordWorks(props: UserProps): Promise<boolean> {
     await client.listBuckets();
     return true;
   } catch (err) {
-    const code = (err as { code?: string }).code ?? "";
+    const code = errorCode(err);
     if (code === "SignatureDoesNotMatch" || code === "InvalidAccessKeyId") return false;
     if (code === "AccessDenied") return true;
     throw err;

@@ -104,7 +104,8 @@ export function s3Client(target: MinioTarget, creds: AdminCredentials) {
 }
 
 type S3 = ReturnType<typeof s3Client>;
-const s3CodeOf = (err: unknown) => (err as { code?: string } | undefined)?.code ?? "";
+/** The error code MinIO (or node) gave a failure, e.g. NoSuchKey, AccessDenied, ECONNREFUSED; "" when none. */
+export const errorCode = (err: unknown): string => (err as { code?: string } | undefined)?.code ?? "";
 
 // The S3 reads below use GET, not HEAD: an answer to HEAD has no body, so a refusal reads as a bare
 // "AccessDenied" whatever the reason, where GET says "SignatureDoesNotMatch" for a wrong admin password.
@@ -115,7 +116,7 @@ export async function bucketExists(client: S3, bucket: string): Promise<boolean>
     await client.listObjectsV2Query(bucket, "", "", "", 1, "");
     return true;
   } catch (err) {
-    if (s3CodeOf(err) === "NoSuchBucket") return false;
+    if (errorCode(err) === "NoSuchBucket") return false;
     throw err;
   }
 }
@@ -129,7 +130,7 @@ export async function readTextObject(client: S3, bucket: string, key: string): P
     const type = stream.headers?.["content-type"];
     return { content: Buffer.concat(chunks).toString("utf8"), contentType: typeof type === "string" ? type : "" };
   } catch (err) {
-    if (["NoSuchKey", "NoSuchBucket", "NotFound"].includes(s3CodeOf(err))) return undefined;
+    if (["NoSuchKey", "NoSuchBucket", "NotFound"].includes(errorCode(err))) return undefined;
     throw err;
   }
 }
@@ -217,7 +218,7 @@ export interface UserInfo {
   policies: string[];
 }
 
-const isNotFound = (err: unknown, code: string) => (err as { code?: string } | undefined)?.code === code;
+const isNotFound = (err: unknown, code: string) => errorCode(err) === code;
 
 /** The admin operations the providers use; `undefined` means "does not exist". */
 export const minioAdmin = {
@@ -274,7 +275,7 @@ export const minioAdmin = {
       await adminRequest(t, c, "POST", path, {}, body, "application/octet-stream");
     } catch (err) {
       // Attaching what is attached, or detaching what is not, is already the wanted state.
-      const code = (err as { code?: string }).code ?? "";
+      const code = errorCode(err);
       if (code === "XMinioAdminPolicyChangeAlreadyApplied") return;
       if (detach && (code === "XMinioAdminNoSuchUser" || code === "XMinioAdminNoSuchPolicy")) return;
       throw err;

@@ -4,10 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { canonicalPolicy } from "../lib/policies";
 import { canonicalRules, ExpiryRule, lifecycleConfiguration, readExpiryRules } from "../lib/lifecycle";
 import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/settings";
-import { bucketExists, minioCall, providerError, readTextObject, s3Client } from "./minioClients";
+import { bucketExists, errorCode, minioCall, providerError, readTextObject, s3Client } from "./minioClients";
 import { adminOf, configureAdmin, ConfiguredProvider, diffProps, TargetProps, targetOf, UNKNOWN_INPUT } from "./common";
 
-const codeOf = (err: unknown) => (err as { code?: string } | undefined)?.code ?? "";
 
 // ---------------------------------------------------------------------------------------------- bucket
 
@@ -137,7 +136,7 @@ const objectProvider: pulumi.dynamic.ResourceProvider<ObjectProps, ObjectProps> 
       try {
         await client.removeObject(props.bucket, props.key);
       } catch (err) {
-        if (codeOf(err) !== "NoSuchBucket") throw err;
+        if (errorCode(err) !== "NoSuchBucket") throw err;
       }
     });
   },
@@ -175,7 +174,7 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
       try {
         return await client.getBucketPolicy(props.bucket);
       } catch (err) {
-        if (["NoSuchBucketPolicy", "NoSuchBucket"].includes(codeOf(err))) return "";
+        if (["NoSuchBucketPolicy", "NoSuchBucket"].includes(errorCode(err))) return "";
         throw err;
       }
     });
@@ -198,7 +197,7 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
       try {
         await client.setBucketPolicy(props.bucket, "");
       } catch (err) {
-        if (codeOf(err) !== "NoSuchBucket") throw err;
+        if (errorCode(err) !== "NoSuchBucket") throw err;
       }
     });
   },
@@ -236,7 +235,7 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
       try {
         return await client.getBucketLifecycle(props.bucket);
       } catch (err) {
-        if (["NoSuchLifecycleConfiguration", "NoSuchBucket"].includes(codeOf(err))) return null;
+        if (["NoSuchLifecycleConfiguration", "NoSuchBucket"].includes(errorCode(err))) return null;
         throw err;
       }
     });
@@ -260,7 +259,7 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
       try {
         await client.removeBucketLifecycle(props.bucket);
       } catch (err) {
-        if (codeOf(err) !== "NoSuchBucket") throw err;
+        if (errorCode(err) !== "NoSuchBucket") throw err;
       }
     });
   },
