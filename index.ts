@@ -6,7 +6,7 @@ import { CONFIG_NAMESPACE, parseSettings, RawSettings } from "./lib/settings";
 const config = new pulumi.Config(CONFIG_NAMESPACE);
 const keys: (keyof RawSettings)[] = [
   "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "storeDir",
-  "wantMassQuery", "priority", "expireDays", "anonymousList", "forceDestroy", "allowBucketRename",
+  "wantMassQuery", "priority", "expireDays", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
 ];
 const raw: RawSettings = Object.fromEntries(keys.map((k) => [k, config.get(k)]));
 // Bad settings stop the program here, before any resource is declared or any request reaches MinIO.
@@ -27,3 +27,4 @@ export const nixosModule = cache.nixosModule;
 export const pushUrl = cache.pushUrl;
 export const signCommand = cache.signCommand;
 export const pushCommand = cache.pushCommand;
+export const caCertificate = cache.caCertificate;

@@ -32,6 +32,11 @@ export interface NixCacheArgs {
   anonymousList?: pulumi.Input<boolean>;
   /** Delete cached objects with the bucket on destroy. Default false. */
   forceDestroy?: pulumi.Input<boolean>;
+  /**
+   * PEM of the CA that signed MinIO's certificate, for the hosts' trust (the providers read it from the stack
+   * config). Default: none, the system trust store.
+   */
+  caCertificate?: pulumi.Input<string>;
 }
 
 /** A signed Nix binary cache on MinIO, and everything hosts need to use it. */
@@ -56,6 +61,8 @@ export class NixCache extends pulumi.ComponentResource {
   readonly signCommand: pulumi.Output<string>;
   /** The `nix copy` command for the builder. */
   readonly pushCommand: pulumi.Output<string>;
+  /** PEM of the CA hosts must trust for the cache's certificate; "" when none is configured. */
+  readonly caCertificate: pulumi.Output<string>;
 
   constructor(name: string, args: NixCacheArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:NixCache", name, {}, opts);
@@ -106,7 +113,10 @@ export class NixCache extends pulumi.ComponentResource {
     this.awsCredentials = pulumi.secret(
       pulumi.all([profile, builder.accessKey, builder.secretKey]).apply(([p, ak, sk]) => awsCredentials(p, ak, sk)),
     );
-    this.nixosModule = pulumi.all([this.substituterUrl, this.publicKey]).apply(([url, pub]) => nixosModule(url, pub));
+    this.caCertificate = pulumi.output(args.caCertificate ?? "");
+    this.nixosModule = pulumi
+      .all([this.substituterUrl, this.publicKey, this.caCertificate])
+      .apply(([url, pub, ca]) => nixosModule(url, pub, ca || undefined));
     this.pushUrl = pulumi
       .all([store.bucket, args.endpoint, region, profile])
       .apply(([bucket, endpoint, r, p]) => pushUrl({ bucket, endpoint, region: r, profile: p }));
@@ -124,6 +134,7 @@ export class NixCache extends pulumi.ComponentResource {
       pushUrl: this.pushUrl,
       signCommand: this.signCommand,
       pushCommand: this.pushCommand,
+      caCertificate: this.caCertificate,
     });
   }
 }

@@ -1,7 +1,9 @@
 // The builder host's NixOS module: sign what Nix builds, queue it from a post-build hook that can never
 // slow or break a build, and push the queue to the cache from a systemd service that retries.
 // Secrets are referenced by path only: everything in a .nix file ends up world-readable in /nix/store.
-import { nixString } from "./hostConfig";
+import { nixIndentedBody, nixString, pkiCertificatesLines } from "./hostConfig";
+
+export { nixIndentedBody };
 
 /** File names of the secrets `host-config --secrets-dir` writes; the module's defaults use the same names. */
 export const SIGNING_KEY_FILE_NAME = "nix-cache-signing-key";
@@ -15,6 +17,8 @@ export const BUILDER_DEFAULTS = {
   pushAttempts: 4,
   retryDelaySec: 5,
   retryInterval: "5min",
+  /** NixOS's system CA bundle: it holds what security.pki.certificates adds. */
+  sslCertFile: "/etc/ssl/certs/ca-certificates.crt",
 } as const;
 
 /** The NixOS option set the module declares (services.nix-cache-builder). */
@@ -130,26 +134,17 @@ export function drainBody(): string {
   ].join("\n");
 }
 
-/** Text inside a Nix indented string (''…''): escapes `''` and `${`, and indents every non-empty line. */
-export function nixIndentedBody(text: string, indent: string): string {
-  return text
-    .replace(/\n+$/, "")
-    .replace(/''/g, "'''")
-    .replace(/\$\{/g, "''${")
-    .split("\n")
-    .map((line) => (line.length > 0 ? indent + line : line))
-    .join("\n");
-}
-
 export interface BuilderModuleInput {
   /** The `s3://` URL the drain pushes to (the stack's pushUrl output). */
   pushUrl: string;
   /** The cache's public key (the stack's publicKey output), named in the signing key's description. */
   publicKey: string;
+  /** The CA of MinIO's certificate (the stack's caCertificate output); undefined or "" when none. */
+  caCertificate?: string;
 }
 
 /** The NixOS module for the builder host (nix-cache-builder.nix). Takes no secret: it cannot leak one. */
-export function builderModule({ pushUrl, publicKey }: BuilderModuleInput): string {
+export function builderModule({ pushUrl, publicKey, caCertificate }: BuilderModuleInput): string {
   const d = BUILDER_DEFAULTS;
   const option = (type: string, dflt: string, description: string) =>
     [
@@ -174,6 +169,8 @@ export function builderModule({ pushUrl, publicKey }: BuilderModuleInput): strin
     '  drain = pkgs.writeShellScript "nix-cache-drain" \'\'',
     "    export PATH=${pkgs.coreutils}/bin:${pkgs.util-linux}/bin:${pkgs.gnused}/bin:${pkgs.gnugrep}/bin:${config.nix.package}/bin:$PATH",
     "    export AWS_SHARED_CREDENTIALS_FILE=${lib.escapeShellArg cfg.awsCredentialsFile}",
+    "    # Nix's S3 client takes its CA file from Nix's ssl-cert-file, which NIX_SSL_CERT_FILE sets.",
+    "    export NIX_SSL_CERT_FILE=${lib.escapeShellArg cfg.sslCertFile}",
     "    spool=${lib.escapeShellArg cfg.spoolDir}",
     "    push_url=${lib.escapeShellArg cfg.pushUrl}",
     "    attempts=${toString cfg.pushAttempts}",
@@ -191,6 +188,7 @@ export function builderModule({ pushUrl, publicKey }: BuilderModuleInput): strin
     `    spoolDir = ${option("lib.types.str", nixString(d.spoolDir), "Directory of the push queue: the post-build hook writes one entry per build to its queue/ subdirectory, and the drain deletes an entry only after its paths were pushed.")}`,
     `    pushAttempts = ${option("lib.types.ints.positive", String(d.pushAttempts), "How many times one drain run tries the push before it gives up and leaves the queue for the next run.")}`,
     `    retryDelaySec = ${option("lib.types.ints.positive", String(d.retryDelaySec), "Seconds to wait after the first failed push attempt; the wait doubles after each further failure.")}`,
+    `    sslCertFile = ${option("lib.types.str", nixString(d.sslCertFile), "The CA bundle the drain's `nix copy` trusts for the cache's https endpoint, exported as NIX_SSL_CERT_FILE (Nix hands it to its S3 client as the CA file, so AWS_CA_BUNDLE is not read). The default, NixOS's system bundle, holds the cache's CA through security.pki.certificates; elsewhere point it at a bundle that holds the CA.")}`,
     `    retryInterval = ${option("lib.types.str", nixString(d.retryInterval), "How often (a systemd time span) the timer runs the drain, pushing whatever earlier runs could not.")}`,
     "  };",
     "",
@@ -201,6 +199,7 @@ export function builderModule({ pushUrl, publicKey }: BuilderModuleInput): strin
     `        message = "${BUILDER_OPTION_PATH}: signingKeyFile and awsCredentialsFile must be absolute paths outside the Nix store (a path in a .nix file is copied to the world-readable store).";`,
     "      }",
     "    ];",
+    ...pkiCertificatesLines(caCertificate, "    "),
     "    nix.settings.secret-key-files = [ cfg.signingKeyFile ];",
     "    nix.settings.post-build-hook = queueHook;",
     '    systemd.tmpfiles.rules = [ "d ${cfg.spoolDir} 0700 root root -" "d ${cfg.spoolDir}/queue 0700 root root -" ];',

@@ -20,9 +20,28 @@ const CREDENTIAL_HINTS: Record<string, string> = {
   XMinioInvalidAccessKeyId: ": no such user",
 };
 
-export type FailureKind = "unreachable" | "credentials" | "other";
+/** Node's codes for a certificate chain that does not lead to a CA it trusts. */
+export const UNKNOWN_CA_CODES = [
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+];
+/** Node's codes for a certificate outside its validity period. */
+export const VALIDITY_CODES = ["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID"];
+/** Node's code for a certificate that does not name the host asked for. */
+export const NAME_MISMATCH_CODE = "ERR_TLS_CERT_ALTNAME_INVALID";
+/** What OpenSSL says when an https client meets a server that answers in plain http. */
+const NOT_TLS = /wrong version number|packet length too long|WRONG_VERSION_NUMBER/i;
 
-export function failureKind(code: string | undefined): FailureKind {
+export type FailureKind = "unreachable" | "credentials" | "tls" | "other";
+
+export function failureKind(code: string | undefined, message = ""): FailureKind {
+  if (code && (UNKNOWN_CA_CODES.includes(code) || VALIDITY_CODES.includes(code) || code === NAME_MISMATCH_CODE)) return "tls";
+  if (NOT_TLS.test(message) || (code !== undefined && NOT_TLS.test(code))) return "tls";
   if (code && UNREACHABLE_CODES.includes(code)) return "unreachable";
   if (code && BAD_CREDENTIAL_CODES.includes(code)) return "credentials";
   return "other";
@@ -49,4 +68,54 @@ export function failureMessage(what: string, endpoint: string, code: string | un
     default:
       return `${what} at ${endpoint}: ${message}${code && !message.includes(code) ? ` (${code})` : ""}`;
   }
+}
+
+/** What the server's certificate says, for the message (peerCertificate in providers/minioClients.ts). */
+export interface PeerCertificate {
+  subject: string;
+  issuer: string;
+  /** ISO date. */
+  validTo: string;
+  /** subjectAltName as node prints it, e.g. "DNS:localhost, IP Address:127.0.0.1". */
+  names: string;
+}
+
+const CERTS_DIR = "MinIO's certs directory (its --certs-dir, by default ~/.minio/certs)";
+
+/**
+ * The sentence for a TLS failure: which of the four problems it is (unknown CA, name, validity, no TLS at
+ * all), what the certificate says, and the setting or file that fixes it. `caConfigured` tells whether
+ * nix-cache:caCertificate was set (the CA in it is then the wrong one).
+ */
+export function tlsFailureMessage(endpoint: string, code: string, message: string, caConfigured: boolean, peer?: PeerCertificate): string {
+  const url = new URL(endpoint);
+  const seen = peer ? `; it is ${peer.subject}, issued by ${peer.issuer}, valid until ${peer.validTo}, names ${peer.names || "nothing"}` : "";
+  if (UNKNOWN_CA_CODES.includes(code)) {
+    const issuer = peer ? ` (${peer.issuer})` : "";
+    return caConfigured
+      ? `MinIO's certificate at ${endpoint} is not signed by the CA in nix-cache:caCertificate (${code}${seen}): set ` +
+          `nix-cache:caCertificate to the PEM of the CA that issued it${issuer}: pulumi config set nix-cache:caCertificate -- "$(cat ca.pem)"`
+      : `MinIO's certificate at ${endpoint} is signed by a CA this machine does not trust (${code}${seen}): set ` +
+          `nix-cache:caCertificate to the PEM of that CA${issuer}: pulumi config set nix-cache:caCertificate -- "$(cat ca.pem)"`;
+  }
+  if (code === "CERT_HAS_EXPIRED") {
+    return (
+      `MinIO's certificate at ${endpoint} has expired (${code}${seen}): renew it: replace public.crt and private.key in ` +
+      `${CERTS_DIR} with a current certificate for ${url.hostname}, then restart MinIO`
+    );
+  }
+  if (code === "CERT_NOT_YET_VALID") {
+    return `MinIO's certificate at ${endpoint} is not valid yet (${code}${seen}): check the clocks of this machine and of the CA, or reissue public.crt in ${CERTS_DIR}`;
+  }
+  if (code === NAME_MISMATCH_CODE) {
+    return (
+      `MinIO's certificate at ${endpoint} does not name ${url.hostname} (${code}${seen}): set nix-cache:endpoint to a name ` +
+      `the certificate holds, or reissue public.crt in ${CERTS_DIR} with ${url.hostname} in its subjectAltName`
+    );
+  }
+  return (
+    `MinIO at ${endpoint} does not speak TLS (${code || message}): nix-cache:endpoint says https, so give MinIO a ` +
+    `certificate (public.crt and private.key in ${CERTS_DIR}), or set nix-cache:endpoint to http://${url.host} if it ` +
+    `really serves plain http (anyone on the path can then read and alter the cache's traffic)`
+  );
 }

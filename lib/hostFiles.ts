@@ -99,10 +99,12 @@ export function hostFiles(plain: Outputs, revealed?: Outputs): HostFiles {
   const substituter = requireString(plain, "substituterUrl");
   const publicKey = requireString(plain, "publicKey");
   const pushUrl = requireString(plain, "pushUrl");
+  // Stacks deployed before HTTPS support have no caCertificate output; "" means none.
+  const ca = typeof plain.caCertificate === "string" && plain.caCertificate !== "" ? plain.caCertificate : undefined;
   const files: HostFiles = {
     public: [
-      { name: CLIENT_MODULE_FILE, content: nixosModule(substituter, publicKey) },
-      { name: BUILDER_MODULE_FILE, content: builderModule({ pushUrl, publicKey }) },
+      { name: CLIENT_MODULE_FILE, content: nixosModule(substituter, publicKey, ca) },
+      { name: BUILDER_MODULE_FILE, content: builderModule({ pushUrl, publicKey, caCertificate: ca }) },
       { name: OUTPUTS_JSON_FILE, content: JSON.stringify(nonSecretOutputs(plain), null, 2) + "\n" },
     ],
     secret: [],

@@ -1,5 +1,6 @@
 // Validation of the stack configuration: every bad value is reported, naming the setting and what is
 // allowed, before any resource is declared (so before any request reaches MinIO).
+import { parseCaCertificate } from "./caCertificate";
 import { checkKeyName } from "./signingKey";
 
 /** The configuration namespace (the project name in Pulumi.yaml). */
@@ -22,6 +23,11 @@ export interface CacheSettings {
   expireDays: number;
   anonymousList: boolean;
   forceDestroy: boolean;
+  /**
+   * The PEM of the CA (or bundle) that signed MinIO's certificate, normalized; undefined when unset (the
+   * system's trust store is used).
+   */
+  caCertificate?: string;
 }
 
 /**
@@ -166,6 +172,20 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   const storeDir = text("storeDir", DEFAULTS.storeDir);
   if (!/^\/[^\s]*[^/\s]$/.test(storeDir)) bad("storeDir", raw.storeDir, "an absolute path with no trailing '/' or white space, e.g. /nix/store");
 
+  // A CA for MinIO's certificate: PEM certificates only, and only where something speaks https.
+  let caCertificate: string | undefined;
+  if (raw.caCertificate !== undefined && raw.caCertificate.trim() !== "") {
+    const parsed = parseCaCertificate(raw.caCertificate);
+    if (!parsed.ok) problems.push(parsed.problem);
+    else if (![endpoint, publicUrl].some((u) => u.startsWith("https://"))) {
+      problems.push(
+        `${key("caCertificate")} is set but ${key("endpoint")} and ${key("publicUrl")} are http:// URLs, which use no certificate: ` +
+          `allowed is an https:// endpoint (or publicUrl) served with a certificate from that CA, or no ${key("caCertificate")} ` +
+          `(pulumi config rm ${key("caCertificate")})`,
+      );
+    } else caCertificate = parsed.pem;
+  }
+
   const settings: CacheSettings = {
     endpoint,
     publicUrl,
@@ -179,6 +199,7 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     expireDays: int("expireDays", DEFAULTS.expireDays, 1),
     anonymousList: bool("anonymousList", DEFAULTS.anonymousList),
     forceDestroy: bool("forceDestroy", DEFAULTS.forceDestroy),
+    caCertificate,
   };
   bool("allowBucketRename", false);
   if (problems.length > 0) throw new SettingsError(problems);

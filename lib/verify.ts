@@ -117,9 +117,13 @@ export function judgeTls(url: string, answer: TlsAnswer): { ok: boolean; detail:
   const fix = nameMismatch
     ? `the certificate does not name ${new URL(url).hostname}: reissue it with that name in subjectAltName, or set ` +
       `nix-cache:publicUrl / nix-cache:endpoint to a name the certificate holds`
-    : `trust the CA that issued it (${answer.issuer ?? "see the issuer above"}): on NixOS hosts add its PEM file to ` +
-      `security.pki.certificateFiles; elsewhere point Nix's ssl-cert-file (or NIX_SSL_CERT_FILE) at a bundle ` +
-      `holding it. Verify reads the same: NIX_SSL_CERT_FILE=/path/to/ca-bundle.pem npm run verify`;
+    : answer.error === "CERT_HAS_EXPIRED" || answer.error === "CERT_NOT_YET_VALID"
+      ? `renew the certificate: replace public.crt and private.key in MinIO's certs directory (its --certs-dir, by ` +
+        `default ~/.minio/certs) with a current one for ${new URL(url).hostname}, then restart MinIO`
+      : `trust the CA that issued it (${answer.issuer ?? "see the issuer above"}): set nix-cache:caCertificate to its PEM ` +
+        `(pulumi config set nix-cache:caCertificate -- "$(cat ca.pem)"), run \`pulumi up\` and give hosts the new ` +
+        `nix-cache.nix (it adds the CA to security.pki.certificates); hosts that are not NixOS point Nix's ssl-cert-file ` +
+        `(or NIX_SSL_CERT_FILE) at a bundle holding it`;
   return { ok: false, detail, fix };
 }
 

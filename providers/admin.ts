@@ -1,7 +1,7 @@
 // Dynamic resources on MinIO's admin API: a user, a canned policy, and the policy's attachment to the user.
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalPolicy } from "../lib/policies";
-import { errorCode, minioAdmin, minioCall, s3Client } from "./minioClients";
+import { errorCode, minioAdmin, minioCall, MinioTarget, s3Client } from "./minioClients";
 import { adminOf, configureAdmin, ConfiguredProvider, diffProps, TargetProps, targetOf } from "./common";
 
 // ---------------------------------------------------------------------------------------------- user
@@ -20,8 +20,8 @@ export interface UserProps extends TargetProps {
  * Does the password still work? MinIO never returns it, so sign a harmless request as the user: a wrong
  * password is refused as a bad signature, a right one gets an answer (access denied is fine).
  */
-async function passwordWorks(props: UserProps): Promise<boolean> {
-  const client = s3Client(targetOf(props), { accessKey: props.user, secretKey: props.secretKey });
+async function passwordWorks(props: UserProps, target: MinioTarget): Promise<boolean> {
+  const client = s3Client(target, { accessKey: props.user, secretKey: props.secretKey });
   try {
     await client.listBuckets();
     return true;
@@ -37,16 +37,16 @@ const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & Conf
   configure: configureAdmin,
   async create(inputs) {
     const admin = adminOf(this);
-    await minioAdmin.addUser(targetOf(inputs), admin, inputs.user, inputs.secretKey);
+    await minioAdmin.addUser(targetOf(inputs, this), admin, inputs.user, inputs.secretKey);
     return { id: inputs.user, outs: { ...inputs, status: "enabled", secretKeyWorks: true } };
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const info = await minioAdmin.userInfo(targetOf(props), adminOf(this), props.user);
+    const info = await minioAdmin.userInfo(targetOf(props, this), adminOf(this), props.user);
     if (!info) return { id: "" };
     const works =
       info.status === "enabled"
-        ? await minioCall(`check the password of user ${props.user}`, props.endpoint, () => passwordWorks(props))
+        ? await minioCall(`check the password of user ${props.user}`, targetOf(props, this), () => passwordWorks(props, targetOf(props, this)))
         : (props.secretKeyWorks ?? true);
     return { id, props: { ...props, status: info.status, secretKeyWorks: works } };
   },
@@ -65,7 +65,7 @@ const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & Conf
     return { outs: created.outs };
   },
   async delete(_id, props) {
-    await minioAdmin.removeUser(targetOf(props), adminOf(this), props.user);
+    await minioAdmin.removeUser(targetOf(props, this), adminOf(this), props.user);
   },
 };
 
@@ -89,12 +89,12 @@ export interface PolicyProps extends TargetProps {
 const policyProvider: pulumi.dynamic.ResourceProvider<PolicyProps, PolicyProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
-    await minioAdmin.putPolicy(targetOf(inputs), adminOf(this), inputs.name, inputs.document);
+    await minioAdmin.putPolicy(targetOf(inputs, this), adminOf(this), inputs.name, inputs.document);
     return { id: inputs.name, outs: inputs };
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const live = await minioAdmin.policyDocument(targetOf(props), adminOf(this), props.name);
+    const live = await minioAdmin.policyDocument(targetOf(props, this), adminOf(this), props.name);
     if (live === undefined) return { id: "" };
     const same = canonicalPolicy(live) === canonicalPolicy(props.document);
     return { id, props: { ...props, document: same ? props.document : JSON.stringify(live) } };
@@ -107,7 +107,7 @@ const policyProvider: pulumi.dynamic.ResourceProvider<PolicyProps, PolicyProps> 
     return { outs: news };
   },
   async delete(_id, props) {
-    await minioAdmin.removePolicy(targetOf(props), adminOf(this), props.name);
+    await minioAdmin.removePolicy(targetOf(props, this), adminOf(this), props.name);
   },
 };
 
@@ -129,12 +129,12 @@ export interface AttachmentProps extends TargetProps {
 const attachmentProvider: pulumi.dynamic.ResourceProvider<AttachmentProps, AttachmentProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
-    await minioAdmin.attachPolicy(targetOf(inputs), adminOf(this), inputs.user, inputs.policy);
+    await minioAdmin.attachPolicy(targetOf(inputs, this), adminOf(this), inputs.user, inputs.policy);
     return { id: `${inputs.user}/${inputs.policy}`, outs: inputs };
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const info = await minioAdmin.userInfo(targetOf(props), adminOf(this), props.user);
+    const info = await minioAdmin.userInfo(targetOf(props, this), adminOf(this), props.user);
     return info && info.policies.includes(props.policy) ? { id, props } : { id: "" };
   },
   async diff(_id, olds, news) {
@@ -144,7 +144,7 @@ const attachmentProvider: pulumi.dynamic.ResourceProvider<AttachmentProps, Attac
     return { outs: news };
   },
   async delete(_id, props) {
-    await minioAdmin.attachPolicy(targetOf(props), adminOf(this), props.user, props.policy, true);
+    await minioAdmin.attachPolicy(targetOf(props, this), adminOf(this), props.user, props.policy, true);
   },
 };
 

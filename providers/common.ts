@@ -1,7 +1,8 @@
 // Pieces every dynamic provider here shares: reading the admin credentials in `configure`, and a diff that
 // says which changed properties update in place and which replace.
 import * as pulumi from "@pulumi/pulumi";
-import { AdminCredentials, adminCredentialsFrom, MinioTarget } from "./minioClients";
+import { CA_CERTIFICATE_KEY, parseCaCertificate } from "../lib/caCertificate";
+import { AdminCredentials, adminCredentialsFrom, MinioTarget, providerError } from "./minioClients";
 
 /** Properties every MinIO-backed resource carries: where the server is. */
 export interface TargetProps {
@@ -9,17 +10,26 @@ export interface TargetProps {
   region: string;
 }
 
-/** A provider object that keeps the admin credentials `configure` read from the stack config. */
+/** A provider object that keeps what `configure` read from the stack config: admin credentials and the CA. */
 export interface ConfiguredProvider {
   admin?: AdminCredentials;
+  /** nix-cache:caCertificate, normalized; undefined when unset. */
+  ca?: string;
 }
 
 /**
- * The `configure` method every MinIO provider uses. Credentials come from the stack config at run time, so
- * they are never a resource input and never enter the state.
+ * The `configure` method every MinIO provider uses. Credentials and the CA come from the stack config at run
+ * time: they are never a resource input, so they never enter the state, and a new CA changes no resource.
  */
 export async function configureAdmin(this: ConfiguredProvider, req: pulumi.dynamic.ConfigureRequest): Promise<void> {
   this.admin = adminCredentialsFrom(req.config);
+  const ca = req.config.get(CA_CERTIFICATE_KEY);
+  if (ca !== undefined && ca.trim() !== "") {
+    const parsed = parseCaCertificate(ca);
+    // The program validated it already; this guards a refresh that runs on a config the program never saw.
+    if (!parsed.ok) throw providerError(parsed.problem);
+    this.ca = parsed.pem;
+  }
 }
 
 /** The credentials `configure` stored, or a clear error if Pulumi never called it. */
@@ -28,8 +38,9 @@ export function adminOf(provider: ConfiguredProvider): AdminCredentials {
   return provider.admin;
 }
 
-export function targetOf(props: TargetProps): MinioTarget {
-  return { endpoint: props.endpoint, region: props.region };
+/** Where a resource lives, and the CA its endpoint's certificate is checked against. */
+export function targetOf(props: TargetProps, provider: ConfiguredProvider): MinioTarget {
+  return { endpoint: props.endpoint, region: props.region, ca: provider.ca };
 }
 
 /**

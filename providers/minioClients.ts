@@ -4,8 +4,9 @@
 import * as http from "http";
 import * as https from "https";
 import * as crypto from "crypto";
+import * as tls from "tls";
 import { encryptAdminBody } from "../lib/adminCrypto";
-import { failureMessage, timeoutMessage } from "../lib/failures";
+import { failureKind, failureMessage, PeerCertificate, timeoutMessage, tlsFailureMessage } from "../lib/failures";
 
 /** Admin credentials read from the stack config (`nix-cache:adminUser`, `nix-cache:adminPassword`). */
 export interface AdminCredentials {
@@ -18,6 +19,11 @@ export interface MinioTarget {
   /** scheme://host[:port] of the S3 API. */
   endpoint: string;
   region: string;
+  /**
+   * PEM of the CA(s) trusted for this endpoint's certificate (nix-cache:caCertificate), in place of the
+   * system's roots; undefined for the system's roots. Used only by the agents of this endpoint's clients.
+   */
+  ca?: string;
 }
 
 /** How long one request may take before the operation fails with a clear error instead of hanging. */
@@ -77,13 +83,67 @@ export function describeFailure(what: string, endpoint: string, err: unknown): E
   return providerError(failureMessage(what, endpoint, e?.code, e?.message ?? String(err)), e?.code);
 }
 
+/**
+ * The certificate a TLS server presents, read without judging it, to say in an error what is wrong with it.
+ * Undefined when it cannot be read (the server went away, or does not speak TLS).
+ */
+export function peerCertificate(endpoint: string, ca: string | undefined): Promise<PeerCertificate | undefined> {
+  const url = new URL(endpoint);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host,
+      port: Number(url.port || 443),
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      ca,
+      rejectUnauthorized: false,
+      timeout: 5_000,
+    });
+    const done = (cert: PeerCertificate | undefined) => {
+      socket.destroy();
+      resolve(cert);
+    };
+    socket.once("secureConnect", () => {
+      const c = socket.getPeerCertificate();
+      if (!c || !c.subject) return done(undefined);
+      const dn = (d: Record<string, unknown> | undefined) =>
+        d ? Object.entries(d).map(([k, v]) => `${k}=${String(v)}`).join(", ") : "?";
+      done({
+        subject: dn(c.subject as unknown as Record<string, unknown>),
+        issuer: dn(c.issuer as unknown as Record<string, unknown>),
+        validTo: new Date(c.valid_to).toISOString(),
+        names: c.subjectaltname ?? "",
+      });
+    });
+    socket.once("timeout", () => done(undefined));
+    socket.once("error", () => done(undefined));
+  });
+}
+
 /** Runs one MinIO operation with a time bound and readable errors. */
-export async function minioCall<T>(what: string, endpoint: string, work: () => Promise<T>): Promise<T> {
+export async function minioCall<T>(what: string, target: MinioTarget, work: () => Promise<T>): Promise<T> {
   try {
-    return await withTimeout(endpoint, work());
+    return await withTimeout(target.endpoint, work());
   } catch (err) {
-    throw describeFailure(what, endpoint, err);
+    const e = err as { code?: string; message?: string; described?: boolean } | undefined;
+    if (!e?.described && failureKind(e?.code, e?.message) === "tls") {
+      // A certificate problem: say which and name the setting or file that fixes it.
+      const peer = await peerCertificate(target.endpoint, target.ca);
+      throw providerError(tlsFailureMessage(target.endpoint, e?.code ?? "", e?.message ?? "", target.ca !== undefined, peer), e?.code);
+    }
+    throw describeFailure(what, target.endpoint, err);
   }
+}
+
+/** One agent per CA bundle: clients of the same endpoint share connections, and no other client trusts it. */
+const caAgents = new Map<string, https.Agent>();
+export function httpsAgentFor(ca: string): https.Agent {
+  let agent = caAgents.get(ca);
+  if (!agent) {
+    agent = new https.Agent({ ca, keepAlive: true });
+    caAgents.set(ca, agent);
+  }
+  return agent;
 }
 
 /** The MinIO JS SDK client for S3 calls. */
@@ -100,6 +160,8 @@ export function s3Client(target: MinioTarget, creds: AdminCredentials) {
     accessKey: creds.accessKey,
     secretKey: creds.secretKey,
     pathStyle: true,
+    // The stack's CA is trusted by this client's agent only: no process-wide trust change.
+    ...(useSSL && target.ca ? { transportAgent: httpsAgentFor(target.ca) } : {}),
   });
 }
 
@@ -170,7 +232,7 @@ export async function adminRequest(
   aws4.sign(request, { accessKeyId: creds.accessKey, secretAccessKey: creds.secretKey });
   const transport = url.protocol === "https:" ? https : http;
   const what = `MinIO admin ${method} ${path}`;
-  const response = await minioCall(what, target.endpoint, () =>
+  const response = await minioCall(what, target, () =>
     new Promise<AdminResponse>((resolve, reject) => {
       const req = transport.request(
         {
@@ -181,6 +243,7 @@ export async function adminRequest(
           path: request.path,
           headers: request.headers as http.OutgoingHttpHeaders,
           timeout: REQUEST_TIMEOUT_MS,
+          ...(url.protocol === "https:" && target.ca ? { agent: httpsAgentFor(target.ca) } : {}),
         },
         (res) => {
           const chunks: Buffer[] = [];

@@ -32,8 +32,8 @@ const bucketProvider: BucketProvider = {
     this.rename = readAllowBucketRename(req.config.get(ALLOW_BUCKET_RENAME_KEY));
   },
   async create(inputs) {
-    const client = s3Client(targetOf(inputs), adminOf(this));
-    await minioCall(`create bucket ${inputs.bucket}`, inputs.endpoint, async () => {
+    const client = s3Client(targetOf(inputs, this), adminOf(this));
+    await minioCall(`create bucket ${inputs.bucket}`, targetOf(inputs, this), async () => {
       // An existing bucket is adopted, never emptied: it may already hold someone's cache.
       if (!(await bucketExists(client, inputs.bucket))) await client.makeBucket(inputs.bucket, inputs.region);
     });
@@ -41,8 +41,8 @@ const bucketProvider: BucketProvider = {
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const client = s3Client(targetOf(props), adminOf(this));
-    const exists = await minioCall(`read bucket ${props.bucket}`, props.endpoint, () => bucketExists(client, props.bucket));
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    const exists = await minioCall(`read bucket ${props.bucket}`, targetOf(props, this), () => bucketExists(client, props.bucket));
     return exists ? { id, props } : { id: "" };
   },
   async diff(_id, olds, news) {
@@ -57,16 +57,16 @@ const bucketProvider: BucketProvider = {
   async update(_id, olds, news) {
     if (olds.bucket !== news.bucket) {
       // The id keeps the first bucket's name; every call uses the `bucket` property.
-      const client = s3Client(targetOf(news), adminOf(this));
-      await minioCall(`create bucket ${news.bucket}`, news.endpoint, async () => {
+      const client = s3Client(targetOf(news, this), adminOf(this));
+      await minioCall(`create bucket ${news.bucket}`, targetOf(news, this), async () => {
         if (!(await bucketExists(client, news.bucket))) await client.makeBucket(news.bucket, news.region);
       });
     }
     return { outs: news };
   },
   async delete(_id, props) {
-    const client = s3Client(targetOf(props), adminOf(this));
-    await minioCall(`delete bucket ${props.bucket}`, props.endpoint, async () => {
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    await minioCall(`delete bucket ${props.bucket}`, targetOf(props, this), async () => {
       if (!(await bucketExists(client, props.bucket))) return;
       for (;;) {
         const keys = await someKeys(client, props.bucket, 1000);
@@ -105,17 +105,17 @@ export interface ObjectProps extends TargetProps {
 const objectProvider: pulumi.dynamic.ResourceProvider<ObjectProps, ObjectProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
-    const client = s3Client(targetOf(inputs), adminOf(this));
+    const client = s3Client(targetOf(inputs, this), adminOf(this));
     const body = Buffer.from(inputs.content, "utf8");
-    await minioCall(`upload ${inputs.bucket}/${inputs.key}`, inputs.endpoint, () =>
+    await minioCall(`upload ${inputs.bucket}/${inputs.key}`, targetOf(inputs, this), () =>
       client.putObject(inputs.bucket, inputs.key, body, body.length, { "Content-Type": inputs.contentType }),
     );
     return { id: `${inputs.bucket}/${inputs.key}`, outs: inputs };
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const client = s3Client(targetOf(props), adminOf(this));
-    const live = await minioCall(`read ${props.bucket}/${props.key}`, props.endpoint, () =>
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    const live = await minioCall(`read ${props.bucket}/${props.key}`, targetOf(props, this), () =>
       readTextObject(client, props.bucket, props.key),
     );
     // A missing object reads as empty content, not as "gone": its id stays known, so a preview that puts it
@@ -131,8 +131,8 @@ const objectProvider: pulumi.dynamic.ResourceProvider<ObjectProps, ObjectProps> 
     return { outs: news };
   },
   async delete(_id, props) {
-    const client = s3Client(targetOf(props), adminOf(this));
-    await minioCall(`delete ${props.bucket}/${props.key}`, props.endpoint, async () => {
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    await minioCall(`delete ${props.bucket}/${props.key}`, targetOf(props, this), async () => {
       try {
         await client.removeObject(props.bucket, props.key);
       } catch (err) {
@@ -161,16 +161,16 @@ export interface BucketPolicyProps extends TargetProps {
 const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, BucketPolicyProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
-    const client = s3Client(targetOf(inputs), adminOf(this));
-    await minioCall(`set the policy of bucket ${inputs.bucket}`, inputs.endpoint, () =>
+    const client = s3Client(targetOf(inputs, this), adminOf(this));
+    await minioCall(`set the policy of bucket ${inputs.bucket}`, targetOf(inputs, this), () =>
       client.setBucketPolicy(inputs.bucket, inputs.policy),
     );
     return { id: inputs.bucket, outs: inputs };
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const client = s3Client(targetOf(props), adminOf(this));
-    const live = await minioCall(`read the policy of bucket ${props.bucket}`, props.endpoint, async () => {
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    const live = await minioCall(`read the policy of bucket ${props.bucket}`, targetOf(props, this), async () => {
       try {
         return await client.getBucketPolicy(props.bucket);
       } catch (err) {
@@ -192,8 +192,8 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
     return { outs: news };
   },
   async delete(_id, props) {
-    const client = s3Client(targetOf(props), adminOf(this));
-    await minioCall(`remove the policy of bucket ${props.bucket}`, props.endpoint, async () => {
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    await minioCall(`remove the policy of bucket ${props.bucket}`, targetOf(props, this), async () => {
       try {
         await client.setBucketPolicy(props.bucket, "");
       } catch (err) {
@@ -221,17 +221,17 @@ export interface LifecycleProps extends TargetProps {
 const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, LifecycleProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
-    const client = s3Client(targetOf(inputs), adminOf(this));
+    const client = s3Client(targetOf(inputs, this), adminOf(this));
     const rule = inputs.rules[0];
-    await minioCall(`set the lifecycle of bucket ${inputs.bucket}`, inputs.endpoint, () =>
+    await minioCall(`set the lifecycle of bucket ${inputs.bucket}`, targetOf(inputs, this), () =>
       client.setBucketLifecycle(inputs.bucket, lifecycleConfiguration(rule) as never),
     );
     return { id: inputs.bucket, outs: inputs };
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const client = s3Client(targetOf(props), adminOf(this));
-    const live = await minioCall(`read the lifecycle of bucket ${props.bucket}`, props.endpoint, async () => {
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    const live = await minioCall(`read the lifecycle of bucket ${props.bucket}`, targetOf(props, this), async () => {
       try {
         return await client.getBucketLifecycle(props.bucket);
       } catch (err) {
@@ -254,8 +254,8 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
     return { outs: news };
   },
   async delete(_id, props) {
-    const client = s3Client(targetOf(props), adminOf(this));
-    await minioCall(`remove the lifecycle of bucket ${props.bucket}`, props.endpoint, async () => {
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    await minioCall(`remove the lifecycle of bucket ${props.bucket}`, targetOf(props, this), async () => {
       try {
         await client.removeBucketLifecycle(props.bucket);
       } catch (err) {

@@ -9,7 +9,7 @@ import { parseS3StoreUrl } from "../lib/pushTarget";
 import { CONFIG_NAMESPACE, parseSettings, RawSettings, SettingsError } from "../lib/settings";
 import { formatReport, runChecks } from "../lib/verify";
 import { adminCredentialsFrom } from "../providers/minioClients";
-import { networkProbe } from "./verifyProbe";
+import { networkProbe, trustedCa } from "./verifyProbe";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
 const USAGE = "usage: npm run verify [-- --stack NAME]";
@@ -75,7 +75,7 @@ async function main(): Promise<number> {
   };
   const keys: (keyof RawSettings)[] = [
     "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "storeDir",
-    "wantMassQuery", "priority", "expireDays", "anonymousList", "forceDestroy",
+    "wantMassQuery", "priority", "expireDays", "anonymousList", "forceDestroy", "caCertificate",
   ];
   const raw: RawSettings = Object.fromEntries(keys.map((k) => [k, configValue(`${CONFIG_NAMESPACE}:${k}`)]));
   const settings = parseSettings(raw);
@@ -94,7 +94,7 @@ async function main(): Promise<number> {
     builder: { accessKey: builderAccessKey, secretKey: output("builderSecretKey") },
     adminEndpoint: settings.endpoint,
     admin,
-  });
+  }, trustedCa(process.env, settings.caCertificate));
   const results = await runChecks(
     {
       outputs: { substituterUrl, publicKey: output("publicKey"), secretKey: output("secretKey"), pushUrl },

@@ -33,12 +33,20 @@ export interface TrustedCa {
   source: string;
 }
 
-/** The CA bundle Nix uses: $NIX_SSL_CERT_FILE, then $SSL_CERT_FILE, then the system bundle. */
-export function trustedCa(env: NodeJS.ProcessEnv = process.env): TrustedCa {
+/**
+ * The CA bundle Nix uses: $NIX_SSL_CERT_FILE, then $SSL_CERT_FILE, then the system bundle; plus the stack's
+ * nix-cache:caCertificate, which the generated NixOS modules add to every host's bundle.
+ */
+export function trustedCa(env: NodeJS.ProcessEnv = process.env, stackCa?: string): TrustedCa {
+  let base: TrustedCa = { ca: undefined, source: "Node's built-in CA list" };
   for (const candidate of [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE, "/etc/ssl/certs/ca-certificates.crt"]) {
-    if (candidate && fs.existsSync(candidate)) return { ca: fs.readFileSync(candidate, "utf8"), source: candidate };
+    if (candidate && fs.existsSync(candidate)) {
+      base = { ca: fs.readFileSync(candidate, "utf8"), source: candidate };
+      break;
+    }
   }
-  return { ca: undefined, source: "Node's built-in CA list" };
+  if (!stackCa) return base;
+  return { ca: `${base.ca ?? tls.rootCertificates.join("\n")}\n${stackCa}`, source: `${base.source} + nix-cache:caCertificate` };
 }
 
 const names = (entity: Record<string, unknown> | undefined) =>

@@ -22,7 +22,12 @@ export const publicKey = cacheOutput("publicKey");
 export const pushUrl = cacheOutput("pushUrl");
 /** The client NixOS module: the same text as the cache stack's nixosModule output and nix-cache.nix. */
 export const nixosModule = cacheOutput("nixosModule");
+/** PEM of the CA that signed MinIO's certificate ("" when it has a publicly trusted one, or serves http). Both
+ *  modules already carry it as security.pki.certificates; hosts that are not NixOS add it to their CA bundle. */
+export const caCertificate = cache.getOutput("caCertificate").apply((v: unknown) => (typeof v === "string" ? v : ""));
 /** The builder NixOS module: the same text as nix-cache-builder.nix. It takes secrets by path only. */
-export const builderModule = pulumi.all([pushUrl, publicKey]).apply(([url, key]) => builderModuleText({ pushUrl: url, publicKey: key }));
+export const builderModule = pulumi
+  .all([pushUrl, publicKey, caCertificate])
+  .apply(([url, key, ca]) => builderModuleText({ pushUrl: url, publicKey: key, caCertificate: ca || undefined }));
 // The signing key and the builder's credentials stay in the cache stack: read them there with
 // `cache.requireOutput("secretKey")` only to hand them to a secret store; the output stays a Pulumi secret.

@@ -12,7 +12,7 @@ import { PROJECT_DIR, TestStack } from "../support/stack";
 export const BUCKET = "nix-cache";
 export const BUILDER = "nixbuilder";
 
-export const targetOf = (minio: MinioServer): MinioTarget => ({ endpoint: minio.endpoint, region: "us-east-1" });
+export const targetOf = (minio: MinioServer): MinioTarget => ({ endpoint: minio.endpoint, region: "us-east-1", ca: minio.tls?.ca.certPem });
 export const rootOf = (minio: MinioServer): AdminCredentials => ({ accessKey: minio.rootUser, secretKey: minio.rootPassword });
 export const rootS3 = (minio: MinioServer) => s3Client(targetOf(minio), rootOf(minio));
 
@@ -191,4 +191,28 @@ export async function setExactConfig(t: TestStack, config: ConfigMap): Promise<v
   const extra = Object.keys(await t.stack.getAllConfig()).filter((k) => !(k in config));
   if (extra.length > 0) await t.stack.removeAllConfig(extra);
   await t.stack.setAllConfig(config);
+}
+
+export interface VerifyRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** check name → "PASS" | "FAIL" */
+  verdicts: Map<string, string>;
+}
+
+/** `npm run verify -- --stack NAME` in the project directory, with the test stack's backend and passphrase. */
+export function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.stack.name]): VerifyRun {
+  const r = spawnSync("npm", ["run", "--silent", "verify", "--", ...args], {
+    cwd: PROJECT_DIR,
+    env: { ...process.env, ...t.env },
+    encoding: "utf8",
+    timeout: 180_000,
+  });
+  const verdicts = new Map<string, string>();
+  for (const line of r.stdout.split("\n")) {
+    const m = /^(PASS|FAIL) +([a-z-]+) /.exec(line);
+    if (m) verdicts.set(m[2], m[1]);
+  }
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, verdicts };
 }

@@ -13,6 +13,7 @@ import { tlsCheck } from "../../scripts/verifyProbe";
 import { MinioServer } from "../support/minio";
 import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../support/stack";
 import { requireTool } from "../support/toolchain";
+import { runVerifyCli, VerifyRun } from "./helpers";
 
 let minio: MinioServer;
 let t: TestStack;
@@ -30,29 +31,8 @@ const target = () => ({ endpoint: minio.endpoint, region: "us-east-1" });
 const rootCreds = () => ({ accessKey: minio.rootUser, secretKey: minio.rootPassword });
 const admin = () => s3Client(target(), rootCreds());
 
-interface VerifyRun {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  /** check name → "PASS" | "FAIL" */
-  verdicts: Map<string, string>;
-}
-
-/** `npm run verify -- --stack NAME` in the project directory, with the test stack's backend and passphrase. */
-function runVerify(args: string[] = ["--stack", t.stack.name]): VerifyRun {
-  const r = spawnSync("npm", ["run", "--silent", "verify", "--", ...args], {
-    cwd: PROJECT_DIR,
-    env: { ...process.env, ...t.env },
-    encoding: "utf8",
-    timeout: 180_000,
-  });
-  const verdicts = new Map<string, string>();
-  for (const line of r.stdout.split("\n")) {
-    const m = /^(PASS|FAIL) +([a-z-]+) /.exec(line);
-    if (m) verdicts.set(m[2], m[1]);
-  }
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, verdicts };
-}
+/** `npm run verify -- --stack NAME` on this file's stack. */
+const runVerify = (args?: string[]): VerifyRun => runVerifyCli(t, args);
 
 /** Verify's output never holds a secret: builder secret, signing secret, admin password. */
 function expectNoSecrets(run: VerifyRun) {

@@ -1,15 +1,34 @@
-// A private MinIO server per test file: 127.0.0.1 on a free port, its own data dir and root credentials.
+// A private MinIO server per test file: 127.0.0.1 on a free port, its own data dir and root credentials;
+// optionally serving https with a certificate from a throwaway CA (lib/localCa.ts), as a homelab's MinIO does.
 import { ChildProcess, spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as http from "http";
+import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { LocalCa, makeCa, makeServerCert, Pem, writeMinioCerts } from "../../lib/localCa";
 import { requireTool } from "./toolchain";
 
+/** The names the test server's certificate holds: what https://localhost:PORT and https://127.0.0.1:PORT need. */
+export const TLS_NAMES = { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] };
+
+export interface MinioTls {
+  /** The throwaway CA that signed the server's certificate. */
+  ca: LocalCa;
+  /** MinIO's --certs-dir (public.crt, private.key). */
+  certsDir: string;
+  /** Serves `server` (e.g. an expired certificate, or one for another name) from the next (re)start on. */
+  useCertificate(server: Pem): void;
+}
+
 export interface MinioServer {
+  /** http://127.0.0.1:PORT, or https://localhost:PORT when started with tls. */
   endpoint: string;
   port: number;
+  /** Set when the server speaks https. */
+  tls?: MinioTls;
   rootUser: string;
   rootPassword: string;
   dataDir: string;
@@ -32,31 +51,55 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitLive(endpoint: string, proc: ChildProcess, logFile: string): Promise<void> {
+/** The status of GET url, trusting `ca` for https; undefined when nothing answers. */
+function healthStatus(url: string, ca: string | undefined): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    // The server's certificate may be expired or name another host on purpose: readiness does not judge it.
+    const req = (url.startsWith("https:") ? https : http).get(url, { ca, rejectUnauthorized: false, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(undefined));
+  });
+}
+
+async function waitLive(endpoint: string, proc: ChildProcess, logFile: string, ca?: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) {
       throw new Error(`minio exited with ${proc.exitCode}: ${fs.readFileSync(logFile, "utf8").slice(-2000)}`);
     }
-    try {
-      const res = await fetch(`${endpoint}/minio/health/ready`);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
+    if ((await healthStatus(`${endpoint}/minio/health/ready`, ca)) === 200) return;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`minio at ${endpoint} was not ready within 60 s: ${fs.readFileSync(logFile, "utf8").slice(-2000)}`);
 }
 
-export async function startMinio(baseDir?: string): Promise<MinioServer> {
+export interface StartOptions {
+  /** Where data, log (and certificates) go; default a new temp dir. */
+  baseDir?: string;
+  /** Serve https with a certificate for localhost and 127.0.0.1 from a new throwaway CA. */
+  tls?: boolean;
+}
+
+export async function startMinio(options: StartOptions = {}): Promise<MinioServer> {
   const minio = requireTool("minio");
-  const root = baseDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-minio-"));
+  const root = options.baseDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-minio-"));
   const dataDir = path.join(root, "data");
   fs.mkdirSync(dataDir, { recursive: true });
   const port = await freePort();
   const consolePort = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
+  let tls: MinioTls | undefined;
+  if (options.tls) {
+    const ca = await makeCa({ commonName: "nix-cache test CA" });
+    const certsDir = path.join(root, "certs");
+    const useCertificate = (server: Pem) => writeMinioCerts(certsDir, server, ca);
+    useCertificate(await makeServerCert(ca, TLS_NAMES));
+    tls = { ca, certsDir, useCertificate };
+  }
+  // https by name: the name a homelab's certificate holds (an IP works too, see TLS_NAMES).
+  const endpoint = tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
   const rootUser = "admin";
   const rootPassword = crypto.randomBytes(18).toString("base64url");
   const logFile = path.join(root, "minio.log");
@@ -77,18 +120,20 @@ export async function startMinio(baseDir?: string): Promise<MinioServer> {
     // Never two servers for one test: a restart of a running server stops it first.
     await stop();
     const log = fs.openSync(logFile, "a");
-    const started = spawn(minio, ["server", dataDir, "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`], {
+    const certArgs = tls ? ["--certs-dir", tls.certsDir] : [];
+    const started = spawn(minio, ["server", dataDir, "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`, ...certArgs], {
       env: { ...process.env, MINIO_ROOT_USER: rootUser, MINIO_ROOT_PASSWORD: rootPassword, MINIO_BROWSER: "off", MINIO_UPDATE: "off", HOME: root },
       stdio: ["ignore", log, log],
     });
     proc = started;
     fs.closeSync(log);
-    await waitLive(endpoint, started, logFile);
+    await waitLive(endpoint, started, logFile, tls?.ca.certPem);
   };
   await launch();
   return {
     endpoint,
     port,
+    tls,
     rootUser,
     rootPassword,
     dataDir,

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ConfigMap, LocalWorkspace, OutputMap, Stack, UpOptions } from "@pulumi/pulumi/automation";
-import { MinioServer, startMinio } from "./minio";
+import { MinioServer, startMinio, StartOptions } from "./minio";
 import { requireTool } from "./toolchain";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..", "..");
@@ -29,6 +29,8 @@ export function minioConfig(minio: MinioServer, extra: CacheConfig = {}): Config
     "nix-cache:adminUser": { value: minio.rootUser },
     "nix-cache:adminPassword": { value: minio.rootPassword, secret: true },
   };
+  // A MinIO serving https with its test CA: the stack trusts that CA, as a homelab stack trusts its own.
+  if (minio.tls) config["nix-cache:caCertificate"] = { value: minio.tls.ca.certPem };
   for (const [k, v] of Object.entries(extra)) config[`nix-cache:${k}`] = { value: v };
   return config;
 }
@@ -87,8 +89,13 @@ export interface DeployedCache {
 }
 
 /** Starts a MinIO, deploys the project on it with `pulumi up` (extra config values by name) and reads the outputs. */
-export async function deployCache(prefix: string, extra: CacheConfig = {}, upOptions?: UpOptions): Promise<DeployedCache> {
-  const minio = await startMinio();
+export async function deployCache(
+  prefix: string,
+  extra: CacheConfig = {},
+  upOptions?: UpOptions,
+  minioOptions?: StartOptions,
+): Promise<DeployedCache> {
+  const minio = await startMinio(minioOptions);
   const t = await createTestStack(prefix, minioConfig(minio, extra));
   const up = await t.stack.up(upOptions);
   if (up.summary.result !== "succeeded") throw new Error(`pulumi up ended ${up.summary.result}`);

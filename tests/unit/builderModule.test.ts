@@ -33,7 +33,7 @@ describe("builderModule", () => {
   test("declares each option with a type, a NixOS-style default and a description", () => {
     const options = [...text.matchAll(/^ {4}(\w+) = lib\.mkOption \{\n {6}type = ([^;]+);\n {6}default = ([^;]+);\n {6}description = "([^"]+)";/gm)];
     expect(options.map((m) => m[1])).toEqual([
-      "enable", "pushUrl", "signingKeyFile", "awsCredentialsFile", "spoolDir", "pushAttempts", "retryDelaySec", "retryInterval",
+      "enable", "pushUrl", "signingKeyFile", "awsCredentialsFile", "spoolDir", "pushAttempts", "retryDelaySec", "sslCertFile", "retryInterval",
     ]);
     expect(text.match(/lib\.mkOption/g)).toHaveLength(options.length);
     const defaults = Object.fromEntries(options.map((m) => [m[1], m[3]]));

@@ -147,7 +147,8 @@ describe("runChecks", () => {
     const tls = results.find((r) => r.name === "tls-certificate");
     expect(tls?.ok).toBe(false);
     expect(tls?.detail).toContain("CN=Homelab CA");
-    expect(tls?.fix).toContain("security.pki.certificateFiles");
+    expect(tls?.fix).toContain("set nix-cache:caCertificate to its PEM");
+    expect(tls?.fix).toContain("security.pki.certificates");
   });
 
   test("anonymous listing passes when nix-cache:anonymousList asks for it, and fails when it is denied then", async () => {
