@@ -56,8 +56,8 @@ in
 export { nixEnv };
 
 export interface EvaluatedModules {
-  /** The client module's config. */
-  client: { nix: { settings: Record<string, unknown> } };
+  /** The client module's config (security.pki only when the stack has a CA). */
+  client: { nix: { settings: Record<string, unknown> }; security?: { pki: { certificates: string[] } } };
   /** The builder module's config (derivations appear as their outPath). */
   builder: {
     assertions: { assertion: boolean; message: string }[];

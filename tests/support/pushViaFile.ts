@@ -3,7 +3,8 @@
 // upload of what it wrote, signed with the builder's credentials, the way Nix's S3 store would:
 // the bucket, endpoint, region, profile and compression come from NIX_CACHE_PUSH_URL (the module's pushUrl),
 // the keys from the profile's section of AWS_SHARED_CREDENTIALS_FILE. NARs go up before the narinfos that
-// point at them; nix-cache-info is the stack's and is left alone.
+// point at them; nix-cache-info is the stack's and is left alone. Over https it trusts the CA file Nix's S3
+// client would: NIX_SSL_CERT_FILE, else SSL_CERT_FILE, else the system bundle (Nix's ssl-cert-file default).
 // Usage: node -r ts-node/register/transpile-only tests/support/pushViaFile.ts STORE_PATH...
 import { execFileSync } from "child_process";
 import * as fs from "fs";
@@ -32,7 +33,9 @@ async function main(): Promise<void> {
     execFileSync("nix", ["copy", "--to", `file://${dir}?compression=${target.compression}`, ...paths], { stdio: "inherit" });
     const keys = listFiles(dir).filter((k) => k !== "nix-cache-info");
     const ordered = [...keys.filter((k) => !k.endsWith(".narinfo")), ...keys.filter((k) => k.endsWith(".narinfo"))];
-    const client = s3Client({ endpoint: target.endpoint, region: target.region }, creds);
+    const caFile = [process.env.NIX_SSL_CERT_FILE, process.env.SSL_CERT_FILE, "/etc/ssl/certs/ca-certificates.crt"].find((f) => f);
+    const ca = target.endpoint.startsWith("https:") && caFile && fs.existsSync(caFile) ? fs.readFileSync(caFile, "utf8") : undefined;
+    const client = s3Client({ endpoint: target.endpoint, region: target.region, ca }, creds);
     for (const key of ordered) {
       await client.fPutObject(target.bucket, key, path.join(dir, key), { "Content-Type": binaryCacheContentType(key) });
     }

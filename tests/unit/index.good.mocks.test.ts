@@ -50,13 +50,16 @@ test("exports every output, built from the stack config", async () => {
   const outputs: Record<string, pulumi.Output<string>> = { ...program };
   expect(Object.keys(outputs).sort()).toEqual(
     [
-      "awsCredentials", "builderAccessKey", "builderSecretKey", "nixosModule", "publicKey", "pushCommand",
+      "awsCredentials", "builderAccessKey", "builderSecretKey", "caCertificate", "nixosModule", "publicKey", "pushCommand",
       "pushUrl", "secretKey", "signCommand", "substituterUrl",
     ].sort(),
   );
   expect(await valueOf(program.substituterUrl)).toBe("https://cache.example.org/team-cache");
   expect(await valueOf(program.builderAccessKey)).toBe("ci-builder");
   expect(await valueOf(program.publicKey)).toBe("s3.homelab.local-1:pub");
+  // No nix-cache:caCertificate: the output is empty and the module adds no certificate.
+  expect(await valueOf(program.caCertificate)).toBe("");
+  expect(await valueOf(program.nixosModule)).not.toContain("security.pki");
   expect(await valueOf(program.pushUrl)).toContain("s3://team-cache?profile=ci-builder&endpoint=http://127.0.0.1:9000&");
   for (const name of ["secretKey", "builderSecretKey", "awsCredentials"]) {
     expect([name, await pulumi.isSecret(outputs[name])]).toEqual([name, true]);
