@@ -104,6 +104,45 @@ export async function makeCa(opts: { commonName?: string; validDays?: number; no
   return { certPem: cert.toString("pem") + "\n", keyPem: await privateKeyPem(keys.privateKey), signingKey: keys.privateKey };
 }
 
+// The DER inside the single PEM block labelled `label`, or undefined when there is not exactly one.
+function pemBody(pem: string, label: string): Buffer | undefined {
+  const blocks = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g)];
+  if (blocks.length !== 1 || blocks[0][1] !== label) return undefined;
+  return Buffer.from(blocks[0][2].replace(/\s+/g, ""), "base64");
+}
+
+/**
+ * Loads a CA made earlier by {@link makeCa} (its `certPem` and `keyPem`, e.g. read back from files) so that it
+ * can sign again. Throws when the certificate is not a CA certificate, the key is not an unencrypted PKCS#8
+ * ECDSA P-256 key, or the key does not belong to the certificate. Messages never quote the key.
+ */
+export async function loadCa(certPem: string, keyPem: string): Promise<LocalCa> {
+  let cert: crypto.X509Certificate;
+  try {
+    cert = new crypto.X509Certificate(certPem);
+  } catch (err) {
+    throw new Error(`the CA certificate is not a PEM certificate (${(err as Error).message})`);
+  }
+  if (!cert.ca) throw new Error(`the CA certificate (${cert.subject}) is not a CA certificate (basicConstraints CA:TRUE missing)`);
+
+  const der = pemBody(keyPem, "PRIVATE KEY");
+  if (der === undefined) {
+    throw new Error('the CA key is not one unencrypted PKCS#8 PEM key ("-----BEGIN PRIVATE KEY-----"), as makeCa writes it');
+  }
+  let signingKey: crypto.webcrypto.CryptoKey;
+  try {
+    // Not extractable: keyPem is kept as given, and the key is only ever used to sign.
+    signingKey = await webcrypto.subtle.importKey("pkcs8", der, KEY_ALGORITHM, false, ["sign"]);
+  } catch (err) {
+    throw new Error(`the CA key is not an ECDSA P-256 private key (${(err as Error).message})`);
+  }
+  // node's check compares the key's public half with the certificate's public key.
+  if (!cert.checkPrivateKey(crypto.createPrivateKey({ key: der, format: "der", type: "pkcs8" }))) {
+    throw new Error(`the CA key does not belong to the CA certificate (${cert.subject}, serial ${cert.serialNumber}): they come from different CAs`);
+  }
+  return { certPem, keyPem, signingKey };
+}
+
 /**
  * Makes a server certificate signed by `ca` for the given DNS names and IP addresses (at least one of them).
  * Valid from an hour ago for 825 days unless told; `notAfter` may lie in the past (an expired certificate).

@@ -135,15 +135,14 @@ export async function minioCall<T>(what: string, target: MinioTarget, work: () =
   }
 }
 
-/** One agent per CA bundle: clients of the same endpoint share connections, and no other client trusts it. */
-const caAgents = new Map<string, https.Agent>();
+/**
+ * One agent per CA bundle: clients of the same endpoint share connections, and no other client trusts it.
+ * A plain object, not a Map: Pulumi's closure serialization of the providers does not carry Maps.
+ */
+const caAgents: Record<string, https.Agent> = {};
 export function httpsAgentFor(ca: string): https.Agent {
-  let agent = caAgents.get(ca);
-  if (!agent) {
-    agent = new https.Agent({ ca, keepAlive: true });
-    caAgents.set(ca, agent);
-  }
-  return agent;
+  caAgents[ca] ??= new https.Agent({ ca, keepAlive: true });
+  return caAgents[ca];
 }
 
 /** The MinIO JS SDK client for S3 calls. */

@@ -1,12 +1,14 @@
 // The throwaway CA for a local HTTPS MinIO: certificate contents read back with node's own X509 parser, and
 // real TLS handshakes against node's https server and client (the checks curl and Go make are the same ones).
+import "reflect-metadata"; // before @peculiar/x509 (see lib/localCa.ts)
+import * as x509 from "@peculiar/x509";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as https from "https";
 import type { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
-import { describeCertificate, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../../lib/localCa";
+import { describeCertificate, loadCa, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../../lib/localCa";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -121,6 +123,56 @@ describe("makeServerCert", () => {
     const when = new Date("2031-01-01T00:00:00Z");
     await expect(makeServerCert(ca, { dnsNames: ["a.test"], notBefore: when, notAfter: when })).rejects.toThrow(/must be later/);
     await expect(makeServerCert(ca, { dnsNames: ["a.test"], notAfter: when, validDays: 1 })).rejects.toThrow(/either notAfter or validDays/);
+  });
+});
+
+describe("loadCa", () => {
+  test("a CA loaded from its PEM files signs certificates issued by the original", async () => {
+    const loaded = await loadCa(ca.certPem, ca.keyPem);
+    expect(loaded.certPem).toBe(ca.certPem);
+    expect(loaded.keyPem).toBe(ca.keyPem);
+    const again = await makeServerCert(loaded, { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+    const caCert = new crypto.X509Certificate(ca.certPem);
+    const cert = new crypto.X509Certificate(again.certPem);
+    expect(cert.checkIssued(caCert)).toBe(true);
+    expect(cert.verify(caCert.publicKey)).toBe(true);
+    expect(describeCertificate(again.certPem).issuer).toBe("CN=nix-cache local CA");
+    // The same authority key identifier as the original's certificates (chain builders match on it).
+    const keyId = (pem: string) => new x509.X509Certificate(pem).getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
+    expect(keyId(again.certPem)).toBeDefined();
+    expect(keyId(again.certPem)).toBe(keyId(server.certPem));
+  });
+
+  test("takes the PEM texts as written to and read back from files (CRLF line ends too)", async () => {
+    const crlf = (pem: string) => pem.replace(/\n/g, "\r\n");
+    const loaded = await loadCa(crlf(ca.certPem), crlf(ca.keyPem));
+    const cert = new crypto.X509Certificate((await makeServerCert(loaded, { ipAddresses: ["127.0.0.1"] })).certPem);
+    expect(cert.verify(new crypto.X509Certificate(ca.certPem).publicKey)).toBe(true);
+  });
+
+  test("refuses a key that belongs to another CA, without quoting the key", async () => {
+    const other = await makeCa();
+    const err: Error = await loadCa(ca.certPem, other.keyPem).then(
+      () => new Error("loadCa resolved"),
+      (e: Error) => e,
+    );
+    expect(err.message).toMatch(/the CA key does not belong to the CA certificate \(CN=nix-cache local CA, serial [0-9A-F]+\)/);
+    expect(err.message).not.toContain(other.keyPem.split("\n")[1]);
+  });
+
+  test("refuses what is not a CA certificate and an EC P-256 PKCS#8 key", async () => {
+    await expect(loadCa("not a certificate", ca.keyPem)).rejects.toThrow(/the CA certificate is not a PEM certificate/);
+    // A server certificate with its own (matching) key is still no CA.
+    await expect(loadCa(server.certPem, server.keyPem)).rejects.toThrow(/CN=localhost\) is not a CA certificate/);
+    await expect(loadCa(ca.certPem, "")).rejects.toThrow(/not one unencrypted PKCS#8 PEM key/);
+    await expect(loadCa(ca.certPem, ca.keyPem + ca.keyPem)).rejects.toThrow(/not one unencrypted PKCS#8 PEM key/);
+    await expect(loadCa(ca.certPem, ca.certPem)).rejects.toThrow(/not one unencrypted PKCS#8 PEM key/);
+    const sec1 = crypto.createPrivateKey(ca.keyPem).export({ format: "pem", type: "sec1" }).toString();
+    await expect(loadCa(ca.certPem, sec1)).rejects.toThrow(/not one unencrypted PKCS#8 PEM key/);
+    const p384 = crypto.generateKeyPairSync("ec", { namedCurve: "secp384r1" }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    await expect(loadCa(ca.certPem, p384)).rejects.toThrow(/the CA key is not an ECDSA P-256 private key/);
+    const rsa = crypto.generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    await expect(loadCa(ca.certPem, rsa)).rejects.toThrow(/the CA key is not an ECDSA P-256 private key/);
   });
 });
 
