@@ -1,6 +1,6 @@
 // Shared by the drift, fault, bad-input and secret tests: requests made as MinIO's root user behind
 // Pulumi's back, a reading of which resources an operation would change, and a check that the cache works.
-import { spawnSync } from "child_process";
+import { execFile, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap, EngineEvent, OpType, OutputMap, Stack } from "@pulumi/pulumi/automation";
@@ -201,13 +201,22 @@ export interface VerifyRun {
   verdicts: Map<string, string>;
 }
 
-/** `npm run verify -- --stack NAME` in the project directory, with the test stack's backend and passphrase. */
-export function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.stack.name]): VerifyRun {
-  const r = spawnSync("npm", ["run", "--silent", "verify", "--", ...args], {
-    cwd: PROJECT_DIR,
-    env: { ...process.env, ...t.env },
-    encoding: "utf8",
-    timeout: 180_000,
+/**
+ * `npm run verify -- --stack NAME` in the project directory, with the test stack's backend and passphrase.
+ * Asynchronous, so that servers living in the test process (relays) keep answering while it runs.
+ */
+export async function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.stack.name]): Promise<VerifyRun> {
+  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    execFile(
+      "npm",
+      ["run", "--silent", "verify", "--", ...args],
+      { cwd: PROJECT_DIR, env: { ...process.env, ...t.env }, encoding: "utf8", timeout: 180_000 },
+      (err, stdout, stderr) => {
+        const code = (err as { code?: unknown } | null)?.code;
+        if (err && typeof code !== "number") return reject(err);
+        resolve({ status: err ? (code as number) : 0, stdout, stderr });
+      },
+    );
   });
   const verdicts = new Map<string, string>();
   for (const line of r.stdout.split("\n")) {

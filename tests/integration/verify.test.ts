@@ -32,7 +32,7 @@ const rootCreds = () => ({ accessKey: minio.rootUser, secretKey: minio.rootPassw
 const admin = () => s3Client(target(), rootCreds());
 
 /** `npm run verify -- --stack NAME` on this file's stack. */
-const runVerify = (args?: string[]): VerifyRun => runVerifyCli(t, args);
+const runVerify = (args?: string[]): Promise<VerifyRun> => runVerifyCli(t, args);
 
 /** Verify's output never holds a secret: builder secret, signing secret, admin password. */
 function expectNoSecrets(run: VerifyRun) {
@@ -52,7 +52,7 @@ async function probeObjectsLeft(): Promise<string[]> {
 
 /** Runs verify on a broken deployment and checks that it fails, naming `check`, with a fix, and cleans up. */
 async function expectFailure(check: string): Promise<VerifyRun> {
-  const run = runVerify();
+  const run = await runVerify();
   expect(run.stdout).toMatch(new RegExp(`^FAIL +${check} .*\\n +fix: `, "m"));
   expect(run.stdout).toMatch(new RegExp(`^verify: \\d+ of 10 checks failed: .*${check}`, "m"));
   expect(run.status).toBe(1);
@@ -63,7 +63,7 @@ async function expectFailure(check: string): Promise<VerifyRun> {
 
 describe("npm run verify", () => {
   test("passes every check on a fresh deployment, prints a summary, leaves no probe object", async () => {
-    const run = runVerify();
+    const run = await runVerify();
     expect(run.stderr).toBe("");
     expect([...run.verdicts.values()]).toEqual(Array(10).fill("PASS"));
     expect(run.stdout).toContain(`verify: stack ${t.stack.name}, cache ${out("substituterUrl")}`);
@@ -143,13 +143,13 @@ describe("npm run verify", () => {
 
     const up = await t.stack.up({ refresh: true });
     expect(up.summary.result).toBe("succeeded");
-    const again = runVerify();
+    const again = await runVerify();
     expect(again.stdout).toMatch(/^verify: all 10 checks passed$/m);
     expect(again.status).toBe(0);
   });
 
-  test("an unknown stack exits 2 with how to point verify at the stack", () => {
-    const run = runVerify(["--stack", "no-such-stack-here"]);
+  test("an unknown stack exits 2 with how to point verify at the stack", async () => {
+    const run = await runVerify(["--stack", "no-such-stack-here"]);
     expect(run.status).toBe(2);
     expect(run.stderr).toContain("cannot read the stack");
     expect(run.stderr).toContain("--stack NAME");
