@@ -45,7 +45,7 @@ afterAll(async () => {
 
 describe("examples/host-stack reads the cache stack with a StackReference", () => {
   test("its outputs equal the cache stack's", () => {
-    for (const name of ["substituterUrl", "publicKey", "pushUrl", "nixosModule"]) {
+    for (const name of ["substituterUrl", "publicKey", "pushUrl", "nixosModule", "caCertificate"]) {
       expect(typeof value(hostOutputs, name)).toBe("string");
       expect(value(hostOutputs, name)).toBe(value(cacheOutputs, name));
       expect(hostOutputs[name].secret).toBe(false);
@@ -62,7 +62,7 @@ describe("examples/host-stack reads the cache stack with a StackReference", () =
   });
 
   test("it exports no secret, and its state holds none of the cache's secrets in plain text", () => {
-    expect(Object.keys(hostOutputs).sort()).toEqual(["builderModule", "nixosModule", "publicKey", "pushUrl", "substituterUrl"]);
+    expect(Object.keys(hostOutputs).sort()).toEqual(["builderModule", "caCertificate", "nixosModule", "publicKey", "pushUrl", "substituterUrl"]);
     const state = backendText(cache.backendDir);
     expect(state).toContain(hostName);
     const secrets = [
