@@ -42,11 +42,12 @@ const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & Conf
   },
   async read(id, props) {
     if (!props) return { id: "" };
-    const info = await minioAdmin.userInfo(targetOf(props, this), adminOf(this), props.user);
+    const target = targetOf(props, this);
+    const info = await minioAdmin.userInfo(target, adminOf(this), props.user);
     if (!info) return { id: "" };
     const works =
       info.status === "enabled"
-        ? await minioCall(`check the password of user ${props.user}`, targetOf(props, this), () => passwordWorks(props, targetOf(props, this)))
+        ? await minioCall(`check the password of user ${props.user}`, target, () => passwordWorks(props, target))
         : (props.secretKeyWorks ?? true);
     return { id, props: { ...props, status: info.status, secretKeyWorks: works } };
   },

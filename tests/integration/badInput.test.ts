@@ -2,6 +2,7 @@
 // setting and what is allowed, before any request reaches MinIO. MinIO sits behind a counting TCP relay,
 // so "no request" is measured, not assumed. Then: renaming the bucket of a deployed cache is refused unless
 // the user opts in, and with the opt-in the old bucket is kept as it was.
+import { generateKeyPairSync } from "crypto";
 import * as net from "net";
 import { ConfigMap, EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { MinioServer, startMinio } from "../support/minio";
@@ -53,6 +54,8 @@ interface BadCase {
 // allowed is ...".
 const OURS = (what: string) => new RegExp(`allowed is .*${what}`);
 const TYPED = (type: string) => new RegExp(`must be of type '${type}'`);
+// A private key pasted into nix-cache:caCertificate by mistake: refused like any bad value, and never shown.
+const PASTED_KEY = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
 const cases: BadCase[] = [
   { setting: "bucket", value: "NixCache", allowed: OURS("lowercase letters") },
   { setting: "bucket", value: "nix_cache", allowed: OURS("lowercase letters, digits, '\\.' and '-'") },
@@ -82,6 +85,8 @@ const cases: BadCase[] = [
   { setting: "publicUrl", value: "cache.homelab.local", allowed: OURS("an http:// or https:// URL") },
   { setting: "anonymousList", value: "yes", allowed: TYPED("boolean") },
   { setting: "anonymousList", value: "1", allowed: TYPED("boolean") },
+  { setting: "caCertificate", value: "/etc/ssl/homelab-ca.pem", allowed: OURS("one or more PEM certificates") },
+  { setting: "caCertificate", value: PASTED_KEY, allowed: OURS("one or more PEM certificates") },
 ];
 
 /** Runs `run`, which must fail, and returns its error text. */
@@ -95,7 +100,7 @@ async function failureOf(run: () => Promise<unknown>): Promise<string> {
 }
 
 describe("a bad setting stops preview and up before any request reaches MinIO", () => {
-  test.each(cases.map((c) => [c.setting, JSON.stringify(c.value), c] as const))("nix-cache:%s = %s", async (_s, _v, c) => {
+  test.each(cases.map((c) => [c.setting, c.value === PASTED_KEY ? "(a private key)" : JSON.stringify(c.value), c] as const))("nix-cache:%s = %s", async (_s, _v, c) => {
     const key = `nix-cache:${c.setting}`;
     await t.stack.setAllConfig({ ...baseConfig(), [key]: { value: c.value } });
     const before = connections;
@@ -105,8 +110,9 @@ describe("a bad setting stops preview and up before any request reaches MinIO", 
       const errors = errorLines(text).filter((l) => !/^error: (preview|update) failed$/.test(l));
       // One message, naming the setting and what is allowed; no stack trace.
       expect(errors).toHaveLength(1);
-      expect(text).toMatch(new RegExp(`(nix-cache:${c.setting} is |configuration key '${c.setting}' )`));
+      expect(text).toMatch(new RegExp(`(nix-cache:${c.setting} (is|holds) |configuration key '${c.setting}' )`));
       expect(text).toMatch(c.allowed);
+      expect(text.includes(PASTED_KEY.split("\n")[1])).toBe(false);
       expect(stackTraceLines(text)).toEqual([]);
     }
 

@@ -200,7 +200,7 @@ describe("the https certificate check", () => {
     const judged = judgeTls(`https://127.0.0.1:${goodPort}`, answer);
     expect(judged.ok).toBe(false);
     expect(judged.detail).toContain("Node's built-in CA list");
-    expect(judged.fix).toContain("security.pki.certificateFiles");
+    expect(judged.fix).toContain("set nix-cache:caCertificate to its PEM");
     expect(judged.fix).toContain("CN=Verify Test CA");
   });
 

@@ -246,3 +246,25 @@ describe("defaults", () => {
     expect(await valueOf(cache.substituterUrl)).toBe("https://s3.homelab.local/nix-cache");
   });
 });
+
+describe("a CA for MinIO's certificate", () => {
+  const CA = "-----BEGIN CERTIFICATE-----\nMIIBtestCAbodyOnlyForTheWiring\n-----END CERTIFICATE-----\n";
+
+  test("reaches the caCertificate output and the client module, and no resource input (the providers read the config)", async () => {
+    const { cache, seen } = await build("tls", { endpoint: "https://s3.homelab.local", caCertificate: CA });
+    expect(await valueOf(cache.caCertificate)).toBe(CA);
+    const url = await valueOf(cache.substituterUrl);
+    expect(await valueOf(cache.nixosModule)).toBe(nixosModule(url, KEYPAIR.publicKey, CA));
+    expect(await valueOf(cache.nixosModule)).toContain("security.pki.certificates = [");
+    const names = seen.map((s) => s.name);
+    for (const r of registrations.filter((reg) => names.includes(reg.name))) {
+      expect([r.name, JSON.stringify(r.inputs).includes("MIIBtestCAbody")]).toEqual([r.name, false]);
+    }
+  });
+
+  test("without one, the output is empty and the module has no security.pki", async () => {
+    const { cache } = await build("plain-http", { endpoint: "http://127.0.0.1:9000" });
+    expect(await valueOf(cache.caCertificate)).toBe("");
+    expect(await valueOf(cache.nixosModule)).not.toContain("security.pki");
+  });
+});
