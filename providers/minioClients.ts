@@ -83,40 +83,47 @@ export function describeFailure(what: string, endpoint: string, err: unknown): E
   return providerError(failureMessage(what, endpoint, e?.code, e?.message ?? String(err)), e?.code);
 }
 
+/** One TLS handshake's outcome: Node's verdict on the chain and the name, and what the certificate says. */
+export interface TlsHandshake extends PeerCertificate {
+  /** The chain verified against the trusted CAs and the certificate names the host. */
+  authorized: boolean;
+  /** Node's verification error code when not authorized (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE). */
+  error?: string;
+}
+
 /**
- * The certificate a TLS server presents, read without judging it, to say in an error what is wrong with it.
- * Undefined when it cannot be read (the server went away, or does not speak TLS).
+ * Shakes hands with `url`'s host trusting `ca` (undefined: Node's roots) without refusing the certificate, so
+ * that a caller can say what is wrong with it. Rejects when no TLS session comes about (nothing listens, the
+ * server does not speak TLS, no answer within `timeoutMs`).
  */
-export function peerCertificate(endpoint: string, ca: string | undefined): Promise<PeerCertificate | undefined> {
-  const url = new URL(endpoint);
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  return new Promise((resolve) => {
+export function tlsHandshake(url: string, ca: string | undefined, timeoutMs: number): Promise<TlsHandshake> {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host,
-      port: Number(url.port || 443),
+      port: Number(u.port || 443),
       servername: /^[\d.]+$|:/.test(host) ? undefined : host,
       ca,
       rejectUnauthorized: false,
-      timeout: 5_000,
+      timeout: timeoutMs,
     });
-    const done = (cert: PeerCertificate | undefined) => {
-      socket.destroy();
-      resolve(cert);
-    };
     socket.once("secureConnect", () => {
       const c = socket.getPeerCertificate();
-      if (!c || !c.subject) return done(undefined);
       const dn = (d: Record<string, unknown> | undefined) =>
         d ? Object.entries(d).map(([k, v]) => `${k}=${String(v)}`).join(", ") : "?";
-      done({
-        subject: dn(c.subject as unknown as Record<string, unknown>),
-        issuer: dn(c.issuer as unknown as Record<string, unknown>),
-        validTo: new Date(c.valid_to).toISOString(),
-        names: c.subjectaltname ?? "",
+      resolve({
+        authorized: socket.authorized,
+        error: socket.authorized ? undefined : String(socket.authorizationError ?? "unknown"),
+        subject: dn(c?.subject as unknown as Record<string, unknown> | undefined),
+        issuer: dn(c?.issuer as unknown as Record<string, unknown> | undefined),
+        validTo: c?.valid_to ? new Date(c.valid_to).toISOString() : "?",
+        names: c?.subjectaltname ?? "",
       });
+      socket.end();
     });
-    socket.once("timeout", () => done(undefined));
-    socket.once("error", () => done(undefined));
+    socket.once("timeout", () => socket.destroy(Object.assign(new Error(`TLS handshake with ${u.host} timed out`), { code: "ETIMEDOUT" })));
+    socket.once("error", reject);
   });
 }
 
@@ -128,7 +135,7 @@ export async function minioCall<T>(what: string, target: MinioTarget, work: () =
     const e = err as { code?: string; message?: string; described?: boolean } | undefined;
     if (!e?.described && failureKind(e?.code, e?.message) === "tls") {
       // A certificate problem: say which and name the setting or file that fixes it.
-      const peer = await peerCertificate(target.endpoint, target.ca);
+      const peer = await tlsHandshake(target.endpoint, target.ca, 5_000).catch(() => undefined);
       throw providerError(tlsFailureMessage(target.endpoint, e?.code ?? "", e?.message ?? "", target.ca !== undefined, peer), e?.code);
     }
     throw describeFailure(what, target.endpoint, err);

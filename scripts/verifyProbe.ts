@@ -6,6 +6,7 @@ import * as http from "http";
 import * as https from "https";
 import * as tls from "tls";
 import { CacheProbe, HttpAnswer, S3Outcome, TlsAnswer } from "../lib/verify";
+import { tlsHandshake } from "../providers/minioClients";
 
 const TIMEOUT_MS = 20_000;
 /** Errors that mean "the server cannot be reached", not "the server said no". */
@@ -49,38 +50,14 @@ export function trustedCa(env: NodeJS.ProcessEnv = process.env, stackCa?: string
   return { ca: `${base.ca ?? tls.rootCertificates.join("\n")}\n${stackCa}`, source: `${base.source} + nix-cache:caCertificate` };
 }
 
-const names = (entity: Record<string, unknown> | undefined) =>
-  entity ? Object.entries(entity).map(([k, v]) => `${k}=${String(v)}`).join(", ") : undefined;
-
 /** One TLS handshake with `url`'s host, verifying the chain and the host name. */
-export function tlsCheck(url: string, trusted: TrustedCa): Promise<TlsAnswer> {
-  const u = new URL(url);
-  const port = Number(u.port || 443);
-  const host = u.hostname.replace(/^\[|\]$/g, "");
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host,
-      port,
-      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
-      ca: trusted.ca,
-      rejectUnauthorized: false,
-      timeout: TIMEOUT_MS,
-    });
-    socket.once("secureConnect", () => {
-      const cert = socket.getPeerCertificate();
-      const answer: TlsAnswer = {
-        authorized: socket.authorized,
-        error: socket.authorized ? undefined : String(socket.authorizationError ?? "unknown"),
-        issuer: names(cert?.issuer as unknown as Record<string, unknown>),
-        subject: names(cert?.subject as unknown as Record<string, unknown>),
-        caSource: trusted.source,
-      };
-      socket.end();
-      resolve(answer);
-    });
-    socket.once("timeout", () => socket.destroy(Object.assign(new Error(`TLS handshake with ${u.host} timed out`), { code: "ETIMEDOUT" })));
-    socket.once("error", (err) => reject(new Error(`cannot reach ${u.host}: ${err.message}`)));
-  });
+export async function tlsCheck(url: string, trusted: TrustedCa): Promise<TlsAnswer> {
+  try {
+    const shake = await tlsHandshake(url, trusted.ca, TIMEOUT_MS);
+    return { authorized: shake.authorized, error: shake.error, issuer: shake.issuer, subject: shake.subject, caSource: trusted.source };
+  } catch (err) {
+    throw new Error(`cannot reach ${new URL(url).host}: ${(err as Error).message}`);
+  }
 }
 
 function agentFor(endpoint: string, trusted: TrustedCa): http.Agent {
