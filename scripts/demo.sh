@@ -8,9 +8,10 @@
 # MinIO's certificate in .local/tls (made once by scripts/demoTls.ts), MinIO on https://localhost:9443 with its
 # data in .local/tls/minio-data, stack `local-tls` with nix-cache:caCertificate set to that CA. It shares the
 # backend, passphrase and MinIO credentials with the http demo, and never touches the http demo's resources.
+# NIX_CACHE_DEMO_DIR moves .local/ elsewhere (the tests use it to leave a developer's own demo alone).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-state="$root/.local"
+state=${NIX_CACHE_DEMO_DIR:-$root/.local}
 tlsdir="$state/tls"
 log() { printf 'demo: %s\n' "$*" >&2; }
 
@@ -46,6 +47,51 @@ set_mode "$tls"
 shown() { printf '%s' "${1#"$root/"}"; }
 
 running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+# Is something listening on 127.0.0.1:$1?
+port_open() { (: < "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# What listens on port $1, as "NAME (pid N)", from ss (iproute2) when it can tell; empty when it cannot. The
+# name is the program's (argv[0]), not ss's thread name (node calls its main thread "MainThread").
+port_holder() {
+  command -v ss >/dev/null 2>&1 || return 0
+  local found name pid
+  found=$(ss -Hltnp "( sport = :$1 )" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 \2/p' | head -n 1)
+  [[ -n "$found" ]] || return 0
+  name=${found% *} pid=${found##* }
+  local argv0
+  argv0=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n 1 || true)
+  [[ -z "$argv0" ]] || name=$(basename "$argv0")
+  printf '%s (pid %s)' "$name" "$pid"
+}
+
+# Refuses, before anything is made or changed, a demo port (or MinIO's console port next to it) that is held
+# by anything but this checkout's own demo MinIO: otherwise the demo would talk to a stranger, which answers
+# with "rejected the admin credentials" at best.
+check_port() {
+  local again="NIX_CACHE_DEMO_PORT=$((port + 100)) npm run demo"
+  ((tls)) && again+=" -- --tls"
+  if running; then
+    local pid args
+    pid=$(cat "$pidfile")
+    args=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)
+    [[ " $args " == *" 127.0.0.1:$port "* ]] && return 0
+    log "this checkout's demo MinIO (pid $pid) is running, but not on port $port (it runs: ${args% }); nothing was changed."
+    log "Use the port it runs on (unset NIX_CACHE_DEMO_PORT or set it to that port), or stop it first: npm run demo:down"
+    exit 2
+  fi
+  local p what holder
+  for p in "$port" "$((port + 1))"; do
+    port_open "$p" || continue
+    what="port $p"
+    ((p == port)) || what="port $p (MinIO's console port, the demo port + 1)"
+    holder=$(port_holder "$p")
+    log "$what on 127.0.0.1 is taken by ${holder:-a process this script cannot name (ss shows it: ss -ltnp 'sport = :$p')}, which is not this checkout's demo MinIO; nothing was started or changed."
+    [[ "$holder" == minio* ]] && log "If it is another checkout's demo, \`npm run demo:down\` there stops it."
+    log "Stop it, or give the demo another port: $again"
+    exit 2
+  done
+}
 
 pulumi_env() {
   mkdir -p "$state/backend" "$state/pulumi-home"
@@ -108,6 +154,7 @@ stop_minio() {
 case "$command" in
   up)
     [[ $# -eq 0 ]] || { log "unknown argument '$1' to up (allowed: --tls)"; exit 2; }
+    check_port
     ((tls)) && make_certs
     start_minio
     pulumi_env
