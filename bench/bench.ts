@@ -3,14 +3,35 @@
 //   deploy: `pulumi up` from empty vs the same API calls made directly (bench/floor.ts); no-op preview time
 //   scale:  no-op `preview --refresh` with 0 vs N objects in the bucket (must stay ~1)
 //   push / pull: see bench/nixBench.ts
-// Options: --runs N (default 5), --objects N (default 10000), --only deploy,scale,push,pull
+// Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200),
+// --only deploy,scale,push,pull; --help prints them. A bad option exits 2 before anything starts.
 import { execFile } from "child_process";
 import * as os from "os";
 import * as path from "path";
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf } from "../lib/cli";
 import { minioAdmin, s3Client } from "../providers/minioClients";
 import { MinioServer, startMinio } from "../tests/support/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../tests/support/stack";
 import { runNixBench } from "./nixBench";
+
+const PARTS = ["deploy", "scale", "push", "pull"] as const;
+
+const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--only PARTS]]
+
+Measures the speeds users feel against their floors, side by side, on a MinIO of its own (minutes).
+  --runs N         measured runs per figure, after one warm-up (default 5; push and pull use at most 3)
+  --objects N      objects in the bucket for the scale figure (default 10000)
+  --closure-mb N   size of the closure pushed and pulled, in MiB (default 200)
+  --only PARTS     which figures, comma-separated: ${PARTS.join(",")} (default all)
+  --help, -h       this text
+Exit status: 0 measured, 2 could not run (bad arguments, a tool or a step failed).`;
+
+const OPTIONS = {
+  runs: { type: "string", valueName: "N" },
+  objects: { type: "string", valueName: "N" },
+  "closure-mb": { type: "string", valueName: "N" },
+  only: { type: "string", valueName: PARTS.join(",") },
+} as const satisfies OptionSpecs;
 
 interface Options {
   runs: number;
@@ -19,18 +40,17 @@ interface Options {
   closureMb: number;
 }
 
-function parseOptions(argv: string[]): Options {
-  const opts: Options = { runs: 5, objects: 10_000, only: new Set(["deploy", "scale", "push", "pull"]), closureMb: 200 };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, value] = [argv[i], argv[i + 1]];
-    if (flag === "--runs") opts.runs = Number(value);
-    else if (flag === "--objects") opts.objects = Number(value);
-    else if (flag === "--closure-mb") opts.closureMb = Number(value);
-    else if (flag === "--only") opts.only = new Set(value.split(","));
-    else throw new Error(`unknown option ${flag} (allowed: --runs N, --objects N, --closure-mb N, --only deploy,scale,push,pull)`);
-    i++;
-  }
-  return opts;
+/** The bench's options, defaults filled in; a UsageError for anything else than positive counts and known parts. */
+function parseOptions(argv: readonly string[]): Options | "help" {
+  const parsed = parseCommandLine(argv, { options: OPTIONS, usage: USAGE });
+  if (parsed === "help") return "help";
+  const v = parsed.values;
+  return {
+    runs: v.runs === undefined ? 5 : positiveInteger("--runs", v.runs),
+    objects: v.objects === undefined ? 10_000 : positiveInteger("--objects", v.objects),
+    closureMb: v["closure-mb"] === undefined ? 200 : positiveInteger("--closure-mb", v["closure-mb"]),
+    only: new Set(v.only === undefined ? PARTS : subsetOf("--only", v.only, PARTS)),
+  };
 }
 
 export const median = (xs: number[]) => {
@@ -116,8 +136,12 @@ async function fillBucket(minio: MinioServer, count: number): Promise<void> {
   );
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<ExitCode> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts === "help") {
+    console.log(USAGE);
+    return EXIT.ok;
+  }
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; median of ${opts.runs} runs`);
   const minio = await startMinio();
   const t = await createTestStack("bench", minioConfig(minio, { forceDestroy: "true" }));
@@ -141,11 +165,7 @@ async function main(): Promise<void> {
     await t.remove();
     await minio.destroy();
   }
+  return EXIT.ok;
 }
 
-if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
-}
+if (require.main === module) void runCommand("bench", main, { usage: USAGE });

@@ -2,6 +2,7 @@
 // non-secret outputs as JSON, and (only when asked, into a separate directory) the two secret files.
 import * as path from "path";
 import { AWS_CREDENTIALS_FILE_NAME, builderModule, SIGNING_KEY_FILE_NAME } from "./builderModule";
+import { OptionSpecs, parseCommandLine, SetupError, UsageError } from "./cli";
 import { nixosModule } from "./hostConfig";
 
 /** What `pulumi stack output --json` prints in place of a secret value when --show-secrets is not given. */
@@ -14,7 +15,22 @@ export const CLIENT_MODULE_FILE = "nix-cache.nix";
 export const BUILDER_MODULE_FILE = "nix-cache-builder.nix";
 export const OUTPUTS_JSON_FILE = "nix-cache.json";
 
-export const USAGE = "usage: npm run host-config -- [--stack NAME] --out DIR [--secrets-dir DIR]";
+export const USAGE = `usage: npm run host-config -- [--stack NAME] --out DIR [--secrets-dir DIR]
+
+Writes the files NixOS hosts use, from a deployed stack's outputs (read with \`pulumi stack output\`):
+  --stack NAME       the stack to read (default: the selected stack)
+  --out DIR          where to write ${CLIENT_MODULE_FILE}, ${BUILDER_MODULE_FILE} and ${OUTPUTS_JSON_FILE}
+  --secrets-dir DIR  also write the two secret files there (mode 0600); not --out or inside it
+  --help, -h         this text
+Relative directories are taken from where you run npm. Exit status: 0 files written, 2 could not run
+(bad arguments, stack unreadable, outputs missing, a directory not writable).`;
+
+/** The command line of `npm run host-config`. */
+export const HOST_CONFIG_OPTIONS = {
+  stack: { type: "string", valueName: "NAME" },
+  out: { type: "string", valueName: "DIR" },
+  "secrets-dir": { type: "string", valueName: "DIR" },
+} as const satisfies OptionSpecs;
 
 export interface HostConfigArgs {
   /** The stack to read; undefined means the currently selected stack. */
@@ -25,35 +41,27 @@ export interface HostConfigArgs {
   secretsDir?: string;
 }
 
-/** Parses the command line; relative directories are taken from `cwd` (the directory the user ran npm in). */
+/**
+ * Parses the command line (lib/cli.ts's convention); relative directories are taken from `cwd` (the directory
+ * the user ran npm in). Throws a UsageError for a bad command line.
+ */
 export function parseHostConfigArgs(argv: readonly string[], cwd: string): HostConfigArgs | "help" {
-  const values: Partial<Record<"--stack" | "--out" | "--secrets-dir", string>> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--help" || arg === "-h") return "help";
-    const eq = arg.indexOf("=");
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    if (flag !== "--stack" && flag !== "--out" && flag !== "--secrets-dir") {
-      throw new Error(`unknown argument '${arg}' (allowed: --stack NAME, --out DIR, --secrets-dir DIR)\n${USAGE}`);
-    }
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || value === "" || (eq < 0 && value.startsWith("--"))) {
-      throw new Error(`${flag} needs a value\n${USAGE}`);
-    }
-    values[flag] = value;
-  }
-  if (!values["--out"]) throw new Error(`--out DIR is required: the directory to write the host files to\n${USAGE}`);
-  const out = path.resolve(cwd, values["--out"]);
-  const secretsDir = values["--secrets-dir"] ? path.resolve(cwd, values["--secrets-dir"]) : undefined;
+  const parsed = parseCommandLine(argv, { options: HOST_CONFIG_OPTIONS, usage: USAGE });
+  if (parsed === "help") return "help";
+  const { stack, out: outArg, "secrets-dir": secretsArg } = parsed.values;
+  if (!outArg) throw new UsageError("--out DIR is required: the directory to write the host files to", USAGE);
+  const out = path.resolve(cwd, outArg);
+  const secretsDir = secretsArg ? path.resolve(cwd, secretsArg) : undefined;
   // The .nix files go into a flake or /etc/nixos; a flake copies its whole directory into the
   // world-readable /nix/store, so secrets next to (or below) them would end up there.
   if (secretsDir && (secretsDir === out || secretsDir.startsWith(out + path.sep))) {
-    throw new Error(
+    throw new UsageError(
       `--secrets-dir (${secretsDir}) must not be --out or inside it: the .nix files go into a flake or /etc/nixos, ` +
         "and a flake copies its whole directory into the world-readable Nix store",
+      USAGE,
     );
   }
-  return { stack: values["--stack"], out, secretsDir };
+  return { stack, out, secretsDir };
 }
 
 /** A stack output value as `pulumi stack output --json` prints it. */
@@ -72,7 +80,7 @@ export function nonSecretOutputs(plain: Outputs): Outputs {
 function requireString(outputs: Outputs, name: string): string {
   const value = outputs[name];
   if (typeof value !== "string" || value === "" || value === SECRET_MARKER) {
-    throw new Error(`the stack has no '${name}' output: run \`pulumi up\` on it first (or pick another with --stack)`);
+    throw new SetupError(`the stack has no '${name}' output: run \`pulumi up\` on it first (or pick another with --stack)`);
   }
   return value;
 }

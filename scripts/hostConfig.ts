@@ -1,9 +1,11 @@
 // `npm run host-config -- [--stack NAME] --out DIR [--secrets-dir DIR]`: writes the files NixOS hosts use
-// from a deployed stack's outputs (see lib/hostFiles.ts). Never prints a secret.
+// from a deployed stack's outputs (see lib/hostFiles.ts). Never prints a secret. Exits 0 when the files are
+// written, 2 when it could not run (bad arguments, stack unreadable, outputs missing); --help prints the usage.
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
+import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli";
 import { HostFile, hostFiles, Outputs, parseHostConfigArgs, USAGE } from "../lib/hostFiles";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
@@ -18,9 +20,9 @@ async function stackOutputs(stack: string | undefined, showSecrets: boolean): Pr
     return JSON.parse(stdout) as Outputs;
   } catch (e) {
     const err = e as { stderr?: string; message: string; code?: string };
-    if (err.code === "ENOENT") throw new Error("the pulumi CLI is not on PATH: run this through `npm run host-config`");
+    if (err.code === "ENOENT") throw new SetupError("the pulumi CLI is not on PATH: run this through `npm run host-config`");
     // pulumi's stderr names the problem (no such stack, no passphrase, ...) and holds no output values.
-    throw new Error(`could not read the stack outputs: ${(err.stderr ?? err.message).trim()}`);
+    throw new SetupError(`could not read the stack outputs: ${(err.stderr ?? err.message).trim()}`);
   }
 }
 
@@ -34,12 +36,12 @@ function writeFileAtomic(dir: string, file: HostFile, mode: number): string {
   return target;
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<ExitCode> {
   // npm runs scripts from the project root; INIT_CWD is where the user typed the command.
   const args = parseHostConfigArgs(process.argv.slice(2), process.env.INIT_CWD ?? process.cwd());
   if (args === "help") {
     console.log(USAGE);
-    return;
+    return EXIT.ok;
   }
   const plain = await stackOutputs(args.stack, false);
   const revealed = args.secretsDir ? await stackOutputs(args.stack, true) : undefined;
@@ -51,9 +53,7 @@ async function main(): Promise<void> {
     fs.mkdirSync(args.secretsDir, { recursive: true, mode: 0o700 });
     for (const f of files.secret) console.log(`wrote ${writeFileAtomic(args.secretsDir, f, 0o600)} (secret, mode 0600)`);
   }
+  return EXIT.ok;
 }
 
-main().catch((e: Error) => {
-  console.error(`host-config: ${e.message}`);
-  process.exit(1);
-});
+void runCommand("host-config", main, { usage: USAGE });

@@ -1,10 +1,11 @@
 // `npm run verify [-- --stack NAME]`: checks a deployed cache over the network, as a Nix client and as the
 // builder meet it. Reads the stack's outputs and config with the pulumi CLI (whatever backend you are logged
 // in to, or PULUMI_BACKEND_URL), prints one PASS/FAIL line per check and a summary, and exits 1 when a check
-// fails (2 when the stack cannot be read).
+// fails, 2 when it cannot run (bad arguments, stack unreadable); --help prints the usage.
 import { execFileSync } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand, SetupError } from "../lib/cli";
 import { parseS3StoreUrl } from "../lib/pushTarget";
 import { CONFIG_NAMESPACE, parseSettings, RawSettings, SettingsError } from "../lib/settings";
 import { formatReport, runChecks } from "../lib/verify";
@@ -12,29 +13,15 @@ import { adminCredentialsFrom } from "../providers/minioClients";
 import { networkProbe, trustedCa } from "./verifyProbe";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
-const USAGE = "usage: npm run verify [-- --stack NAME]";
+const USAGE = `usage: npm run verify [-- --stack NAME]
 
-class SetupError extends Error {}
+Checks a deployed cache over the network, as a Nix client and as the builder meet it, with the stack's
+outputs and config (read with the pulumi CLI); prints one PASS/FAIL line per check and a summary.
+  --stack NAME, -s NAME  the stack to check (default: the selected stack)
+  --help, -h             this text
+Exit status: 0 every check passed, 1 a check failed, 2 could not run (bad arguments, stack unreadable).`;
 
-function parseArgs(argv: string[]): { stack?: string } {
-  const args: { stack?: string } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--stack" || a === "-s") {
-      const v = argv[++i];
-      if (!v) throw new SetupError(`--stack needs a stack name\n${USAGE}`);
-      args.stack = v;
-    } else if (a.startsWith("--stack=")) {
-      args.stack = a.slice("--stack=".length);
-    } else if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else {
-      throw new SetupError(`unknown argument '${a}'\n${USAGE}`);
-    }
-  }
-  return args;
-}
+const OPTIONS = { stack: { type: "string", short: "s", valueName: "NAME" } } as const satisfies OptionSpecs;
 
 function pulumi(args: string[], stack: string | undefined): string {
   const full = stack ? [...args, "--stack", stack] : args;
@@ -58,8 +45,13 @@ function pulumi(args: string[], stack: string | undefined): string {
 
 type ConfigJson = Record<string, { value?: unknown; secret?: boolean }>;
 
-async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
+async function main(): Promise<ExitCode> {
+  const parsed = parseCommandLine(process.argv.slice(2), { options: OPTIONS, usage: USAGE });
+  if (parsed === "help") {
+    console.log(USAGE);
+    return EXIT.ok;
+  }
+  const args = parsed.values;
   const stackName = args.stack ?? pulumi(["stack", "--show-name"], undefined).trim();
   const outputs = JSON.parse(pulumi(["stack", "output", "--json", "--show-secrets"], args.stack)) as Record<string, unknown>;
   const config = JSON.parse(pulumi(["config", "--json", "--show-secrets"], args.stack)) as ConfigJson;
@@ -105,15 +97,8 @@ async function main(): Promise<number> {
     probe,
   );
   console.log(formatReport(results));
-  return results.every((r) => r.ok) ? 0 : 1;
+  return results.every((r) => r.ok) ? EXIT.ok : EXIT.failed;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    const known = err instanceof SetupError || err instanceof SettingsError || !(err instanceof Error);
-    // Unexpected errors keep their stack trace, for a bug report.
-    console.error(`verify: ${known ? String((err as Error).message ?? err) : ((err as Error).stack ?? (err as Error).message)}`);
-    process.exit(2);
-  },
-);
+// Settings errors name every bad setting and how to fix it: no stack trace.
+void runCommand("verify", main, { usage: USAGE, known: [SettingsError] });

@@ -108,13 +108,14 @@ describe("npm run host-config", () => {
 
   test("bad arguments fail with one clear message, before reading the stack", () => {
     const inside = hostConfig(["--stack", t.stack.name, "--out", "host", "--secrets-dir", "host/secrets"]);
-    expect(inside.status).toBe(1);
+    expect(inside.status).toBe(2);
     expect(inside.stderr).toMatch(/--secrets-dir .* must not be --out or inside it/);
     const unknown = hostConfig(["--out", "x", "--secret-dir", "y"]);
-    expect(unknown.status).toBe(1);
+    expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown argument '--secret-dir' (allowed: --stack NAME, --out DIR, --secrets-dir DIR)");
+    expect(unknown.stderr).toContain("usage: npm run host-config -- [--stack NAME] --out DIR [--secrets-dir DIR]");
     const noStack = hostConfig(["--stack", "no-such-stack", "--out", "y"]);
-    expect(noStack.status).toBe(1);
+    expect(noStack.status).toBe(2);
     expect(noStack.stderr).toMatch(/could not read the stack outputs: .*no-such-stack/s);
     expect(fs.existsSync(path.join(work, "x")) || fs.existsSync(path.join(work, "y"))).toBe(false);
   });

@@ -1,5 +1,6 @@
 // What `npm run host-config` writes for given outputs, and how it reads its command line.
 import { AWS_CREDENTIALS_FILE_NAME, builderModule, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
+import { SetupError, UsageError } from "../../lib/cli";
 import { nixosModule } from "../../lib/hostConfig";
 import {
   BUILDER_MODULE_FILE,
@@ -65,6 +66,7 @@ describe("hostFiles", () => {
     const { pushUrl: _, ...withoutPush } = plain;
     expect(() => hostFiles(withoutPush)).toThrow("the stack has no 'pushUrl' output: run `pulumi up` on it first");
     expect(() => hostFiles(plain, { ...revealed, secretKey: SECRET_MARKER })).toThrow("no 'secretKey' output");
+    expect(() => hostFiles(withoutPush)).toThrow(SetupError);
   });
 });
 
@@ -94,6 +96,10 @@ describe("parseHostConfigArgs", () => {
       "unknown argument '--secret-dir' (allowed: --stack NAME, --out DIR, --secrets-dir DIR)",
     );
     expect(() => parseHostConfigArgs(["--out", "x", "extra"], "/x")).toThrow("unknown argument 'extra'");
+    // Usage errors: the command prints the usage after the message and exits 2.
+    for (const argv of [[], ["--out"], ["--out", "x", "--bogus"], ["--out", "x", "--secrets-dir", "x/s"]]) {
+      expect(() => parseHostConfigArgs(argv, "/x")).toThrow(UsageError);
+    }
   });
 
   test("refuses a secrets directory that is the output directory or inside it", () => {
