@@ -1,14 +1,10 @@
 // Reads the stack config, builds the cache, exports what host configs consume.
 import * as pulumi from "@pulumi/pulumi";
 import { NixCache } from "./components/nixCache";
-import { CONFIG_NAMESPACE, parseSettings, RawSettings } from "./lib/settings";
+import { CONFIG_NAMESPACE, parseSettings, RawSettings, SETTING_KEYS } from "./lib/settings";
 
 const config = new pulumi.Config(CONFIG_NAMESPACE);
-const keys: (keyof RawSettings)[] = [
-  "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "storeDir",
-  "wantMassQuery", "priority", "expireDays", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
-];
-const raw: RawSettings = Object.fromEntries(keys.map((k) => [k, config.get(k)]));
+const raw: RawSettings = Object.fromEntries(SETTING_KEYS.map((k) => [k, config.get(k)]));
 // Bad settings stop the program here, before any resource is declared or any request reaches MinIO.
 const settings = parseSettings(raw);
 // The providers read the admin credentials from the config themselves; fail early if they are missing.

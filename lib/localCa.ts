@@ -9,6 +9,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
+import { writeFileAtomic } from "./writeFile";
 
 /** A certificate and its private key, both PEM. */
 export interface Pem {
@@ -212,12 +213,6 @@ export async function makeServerCert(
   return { certPem: cert.toString("pem") + "\n", keyPem: await privateKeyPem(keys.privateKey) };
 }
 
-// Writes a file that ends up with exactly `mode`, even if it existed before with a wider one.
-function writeWithMode(file: string, content: string, mode: number): void {
-  fs.rmSync(file, { force: true });
-  fs.writeFileSync(file, content, { mode });
-  fs.chmodSync(file, mode); // writeFileSync's mode is filtered by the umask
-}
 
 /**
  * Writes `server` (and `ca` if given) in MinIO's `--certs-dir` layout: `public.crt`, `private.key` (0600) and
@@ -226,13 +221,13 @@ function writeWithMode(file: string, content: string, mode: number): void {
 export function writeMinioCerts(certsDir: string, server: Pem, ca?: Pem): void {
   fs.mkdirSync(certsDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(certsDir, 0o700);
-  writeWithMode(path.join(certsDir, "public.crt"), server.certPem, 0o644);
-  writeWithMode(path.join(certsDir, "private.key"), server.keyPem, 0o600);
+  writeFileAtomic(path.join(certsDir, "public.crt"), server.certPem, 0o644);
+  writeFileAtomic(path.join(certsDir, "private.key"), server.keyPem, 0o600);
   if (ca) {
     // MinIO trusts the certificates in CAs/ for its own outgoing TLS connections (e.g. to itself).
     const casDir = path.join(certsDir, "CAs");
     fs.mkdirSync(casDir, { recursive: true, mode: 0o700 });
-    writeWithMode(path.join(casDir, "ca.crt"), ca.certPem, 0o644);
+    writeFileAtomic(path.join(casDir, "ca.crt"), ca.certPem, 0o644);
   }
 }
 

@@ -36,6 +36,12 @@ export interface CacheSettings {
  */
 export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename", string>>;
 
+/** Every setting the program reads from the stack config (besides the admin credentials). */
+export const SETTING_KEYS: readonly (keyof RawSettings)[] = [
+  "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "storeDir", "wantMassQuery", "priority",
+  "expireDays", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
+];
+
 export const DEFAULTS = {
   region: "us-east-1",
   bucket: "nix-cache",

@@ -10,6 +10,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
+import { writeFileAtomic } from "../lib/writeFile";
 import { loadCa, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../lib/localCa";
 
 const USAGE = `usage: node -r ts-node/register/transpile-only scripts/demoTls.ts DIR
@@ -44,15 +45,6 @@ function readIfExists(file: string): string | undefined {
   }
 }
 
-// Writes `content` with exactly `mode` through a temporary file and a rename, so that an interrupted run
-// never leaves a half-written file behind, and a key file is never readable by others, not even briefly.
-function writeAtomically(file: string, content: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.rmSync(tmp, { force: true });
-  fs.writeFileSync(tmp, content, { mode, flag: "wx" });
-  fs.chmodSync(tmp, mode); // writeFileSync's mode is filtered by the umask
-  fs.renameSync(tmp, file);
-}
 
 const until = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, "Z");
 
@@ -90,8 +82,8 @@ async function ensureCa(dir: string): Promise<LocalCa> {
   // A key without its certificate is what an interrupted first run leaves: nothing can trust it yet.
   const ca = await makeCa();
   // Key first: a ca.pem is never there without the key that goes with it.
-  writeAtomically(keyFile, ca.keyPem, 0o600);
-  writeAtomically(certFile, ca.certPem, 0o644);
+  writeFileAtomic(keyFile, ca.keyPem, 0o600);
+  writeFileAtomic(certFile, ca.certPem, 0o644);
   say(`made a new CA in ${shown(certFile)} (key in ${shown(keyFile)}, mode 0600)`);
   return ca;
 }

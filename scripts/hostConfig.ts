@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
 import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli";
+import { writeFileAtomic } from "../lib/writeFile";
 import { HostFile, hostFiles, Outputs, parseHostConfigArgs, USAGE } from "../lib/hostFiles";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
@@ -26,13 +27,10 @@ async function stackOutputs(stack: string | undefined, showSecrets: boolean): Pr
   }
 }
 
-/** Writes a file whole (temp file + rename), with `mode` from the moment it exists. */
-function writeFileAtomic(dir: string, file: HostFile, mode: number): string {
+/** Writes one host file into `dir` (lib/writeFile.ts) and returns its path. */
+function writeHostFile(dir: string, file: HostFile, mode: number): string {
   const target = path.join(dir, file.name);
-  const tmp = path.join(dir, `.${file.name}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, file.content, { mode, flag: "wx" });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, target);
+  writeFileAtomic(target, file.content, mode);
   return target;
 }
 
@@ -48,10 +46,10 @@ async function main(): Promise<ExitCode> {
   const files = hostFiles(plain, revealed);
 
   fs.mkdirSync(args.out, { recursive: true });
-  for (const f of files.public) console.log(`wrote ${writeFileAtomic(args.out, f, 0o644)}`);
+  for (const f of files.public) console.log(`wrote ${writeHostFile(args.out, f, 0o644)}`);
   if (args.secretsDir) {
     fs.mkdirSync(args.secretsDir, { recursive: true, mode: 0o700 });
-    for (const f of files.secret) console.log(`wrote ${writeFileAtomic(args.secretsDir, f, 0o600)} (secret, mode 0600)`);
+    for (const f of files.secret) console.log(`wrote ${writeHostFile(args.secretsDir, f, 0o600)} (secret, mode 0600)`);
   }
   return EXIT.ok;
 }

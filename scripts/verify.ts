@@ -7,7 +7,7 @@ import * as crypto from "crypto";
 import * as path from "path";
 import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand, SetupError } from "../lib/cli";
 import { parseS3StoreUrl } from "../lib/pushTarget";
-import { CONFIG_NAMESPACE, parseSettings, RawSettings, SettingsError } from "../lib/settings";
+import { CONFIG_NAMESPACE, parseSettings, RawSettings, SETTING_KEYS, SettingsError } from "../lib/settings";
 import { formatReport, runChecks } from "../lib/verify";
 import { adminCredentialsFrom } from "../providers/minioClients";
 import { networkProbe, trustedCa } from "./verifyProbe";
@@ -65,11 +65,7 @@ async function main(): Promise<ExitCode> {
     const v = config[key]?.value;
     return v === undefined || v === null ? undefined : String(v);
   };
-  const keys: (keyof RawSettings)[] = [
-    "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "storeDir",
-    "wantMassQuery", "priority", "expireDays", "anonymousList", "forceDestroy", "caCertificate",
-  ];
-  const raw: RawSettings = Object.fromEntries(keys.map((k) => [k, configValue(`${CONFIG_NAMESPACE}:${k}`)]));
+  const raw: RawSettings = Object.fromEntries(SETTING_KEYS.map((k) => [k, configValue(`${CONFIG_NAMESPACE}:${k}`)]));
   const settings = parseSettings(raw);
   const admin = adminCredentialsFrom({ get: configValue });
 
