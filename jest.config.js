@@ -9,6 +9,6 @@ module.exports = {
   maxWorkers: 1,
   verbose: true,
   // Idle keep-alive sockets of the SDK clients hold the event loop for seconds after the last test; exiting
-  // also runs the support code's exit hook, which takes down any MinIO a failed test left running.
+  // also runs harness/minio.ts's exit hook, which takes down any MinIO a failed test left running.
   forceExit: true,
 };

@@ -5,13 +5,13 @@
 //   push / pull: see bench/nixBench.ts
 // Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200),
 // --only deploy,scale,push,pull; --help prints them. A bad option exits 2 before anything starts.
-import { execFile } from "child_process";
 import * as os from "os";
 import * as path from "path";
 import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf } from "../lib/cli";
 import { minioAdmin, s3Client } from "../providers/minioClients";
-import { MinioServer, startMinio } from "../tests/support/minio";
-import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../tests/support/stack";
+import { MinioServer, startMinio } from "../harness/minio";
+import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness/stack";
+import { fmt, median, report, timed } from "./measure";
 import { runNixBench } from "./nixBench";
 
 const PARTS = ["deploy", "scale", "push", "pull"] as const;
@@ -51,31 +51,6 @@ function parseOptions(argv: readonly string[]): Options | "help" {
     closureMb: v["closure-mb"] === undefined ? 200 : positiveInteger("--closure-mb", v["closure-mb"]),
     only: new Set(v.only === undefined ? PARTS : subsetOf("--only", v.only, PARTS)),
   };
-}
-
-export const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-/** Runs a command, returns its wall time in seconds; fails with its output if it fails. */
-export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_DIR): Promise<{ seconds: number; stdout: string }> {
-  const started = process.hrtime.bigint();
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env, cwd, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      if (err) reject(new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${stdout}\n${stderr}`));
-      else resolve({ seconds, stdout });
-    });
-  });
-}
-
-export const fmt = (s: number) => `${s.toFixed(2)} s`;
-
-/** One figure: name, the two medians, the ratio last. */
-export function report(name: string, a: string, aSec: number[], b: string, bSec: number[]): void {
-  const ratio = median(aSec) / median(bSec);
-  console.log(`${name}: ${a} ${fmt(median(aSec))} | ${b} ${fmt(median(bSec))} | ratio ${ratio.toFixed(2)}`);
 }
 
 async function benchDeploy(t: TestStack, minio: MinioServer, opts: Options): Promise<void> {

@@ -9,11 +9,11 @@ import * as path from "path";
 import { execFileSync } from "child_process";
 import { PUSH_COMPRESSION } from "../lib/hostConfig";
 import { s3Client } from "../providers/minioClients";
-import { MinioServer } from "../tests/support/minio";
-import { nixEnv } from "../tests/support/nix";
-import { TestStack } from "../tests/support/stack";
-import { requireTool } from "../tests/support/toolchain";
-import { report, timed } from "./bench";
+import { MinioServer } from "../harness/minio";
+import { nixEnv } from "../harness/nix";
+import { TestStack } from "../harness/stack";
+import { requireTool } from "../harness/toolchain";
+import { report, timed } from "./measure";
 
 export interface NixBenchOptions {
   runs: number;

@@ -9,10 +9,10 @@ import * as path from "path";
 import { OutputMap } from "@pulumi/pulumi/automation";
 import { AWS_CREDENTIALS_FILE_NAME, BUILDER_DEFAULTS, PUSH_COMMAND_ENV, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
 import { BUILDER_MODULE_FILE, CLIENT_MODULE_FILE, OUTPUTS_JSON_FILE } from "../../lib/hostFiles";
-import { MinioServer, startMinio } from "../support/minio";
+import { MinioServer, startMinio } from "../../harness/minio";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
-import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../support/stack";
-import { requireTool } from "../support/toolchain";
+import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
+import { requireTool } from "../../harness/toolchain";
 
 let minio: MinioServer;
 let t: TestStack;

@@ -10,8 +10,8 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { DEFAULT_SECRET_KEY_FILE, PUSH_COMPRESSION } from "../../lib/hostConfig";
 import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/pushTarget";
 import { s3Client } from "../../providers/minioClients";
-import { MinioServer } from "../support/minio";
-import { deployCache, removeDeployment, TestStack } from "../support/stack";
+import { MinioServer } from "../../harness/minio";
+import { deployCache, removeDeployment, TestStack } from "../../harness/stack";
 import { NixClient, payloadExpression, requireNix } from "./nixEnv";
 
 let minio: MinioServer;

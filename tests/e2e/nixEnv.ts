@@ -3,8 +3,8 @@
 // the tests pass --store DIR so nothing touches /nix. Missing Nix fails the test with the way to install it.
 import { spawnSync } from "child_process";
 import * as path from "path";
-import { nixEnv } from "../support/nix";
-import { requireTool } from "../support/toolchain";
+import { nixEnv } from "../../harness/nix";
+import { requireTool } from "../../harness/toolchain";
 
 export const NIX_HINT =
   "the e2e tests need Nix ≥ 2.8 (Debian's nix-bin); run them with `npm test` or `bash scripts/test.sh tests/e2e`, " +

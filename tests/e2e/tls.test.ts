@@ -14,9 +14,9 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { certificateBlocks } from "../../lib/caCertificate";
 import { AWS_CREDENTIALS_FILE_NAME, PUSH_COMMAND_ENV, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
 import { BUILDER_MODULE_FILE, CLIENT_MODULE_FILE } from "../../lib/hostFiles";
-import { MinioServer } from "../support/minio";
+import { MinioServer } from "../../harness/minio";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
-import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../support/stack";
+import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
 import { payloadExpression, requireNix } from "./nixEnv";
 
 /** The system bundle a Debian or NixOS host starts from; NixOS appends security.pki.certificates to it. */

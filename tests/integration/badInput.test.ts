@@ -5,8 +5,8 @@
 import { generateKeyPairSync } from "crypto";
 import * as net from "net";
 import { ConfigMap, EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
-import { MinioServer, startMinio } from "../support/minio";
-import { createTestStack, minioConfig, TestStack } from "../support/stack";
+import { MinioServer, startMinio } from "../../harness/minio";
+import { createTestStack, minioConfig, TestStack } from "../../harness/stack";
 import { BUCKET, cacheProblems, changesOf, codeOf, driftPreview, errorLines, rootS3, serverInventory, stackTraceLines } from "./helpers";
 import { s3Client } from "../../providers/minioClients";
 import { readExpiryRules } from "../../lib/lifecycle";

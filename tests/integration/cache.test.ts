@@ -4,8 +4,8 @@ import { parseCacheInfo } from "../../lib/cacheInfo";
 import { readExpiryRules, wouldExpire } from "../../lib/lifecycle";
 import { publicKeyOf } from "../../lib/signingKey";
 import { adminRequest, s3Client } from "../../providers/minioClients";
-import { MinioServer } from "../support/minio";
-import { backendText, deployCache, removeDeployment, TestStack } from "../support/stack";
+import { MinioServer } from "../../harness/minio";
+import { backendText, deployCache, removeDeployment, TestStack } from "../../harness/stack";
 
 let minio: MinioServer;
 let t: TestStack;

@@ -7,8 +7,8 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { freePort, MinioServer, startMinio } from "../support/minio";
-import { PROJECT_DIR } from "../support/stack";
+import { freePort, MinioServer, startMinio } from "../../harness/minio";
+import { PROJECT_DIR } from "../../harness/stack";
 
 const DEMO = path.join(PROJECT_DIR, "scripts", "demo.sh");
 const dirs: string[] = [];

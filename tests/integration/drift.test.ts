@@ -7,8 +7,8 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { canonicalPolicy, anonymousPolicy, builderPolicy } from "../../lib/policies";
 import { lifecycleConfiguration, readExpiryRules } from "../../lib/lifecycle";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
-import { MinioServer } from "../support/minio";
-import { deployCache, removeDeployment, TestStack } from "../support/stack";
+import { MinioServer } from "../../harness/minio";
+import { deployCache, removeDeployment, TestStack } from "../../harness/stack";
 import { BUCKET, BUILDER, cacheProblems, changesOf, codeOf, driftPreview, rootOf, rootS3, targetOf } from "./helpers";
 
 let minio: MinioServer;

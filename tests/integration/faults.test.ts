@@ -6,8 +6,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { REQUEST_TIMEOUT_MS } from "../../providers/minioClients";
-import { MinioServer, startMinio } from "../support/minio";
-import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../support/stack";
+import { MinioServer, startMinio } from "../../harness/minio";
+import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 import {
   BUCKET,
   BUILDER,

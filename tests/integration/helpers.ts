@@ -6,8 +6,8 @@ import * as path from "path";
 import { ConfigMap, EngineEvent, OpType, OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { parseCacheInfo } from "../../lib/cacheInfo";
 import { adminRequest, AdminCredentials, minioAdmin, MinioTarget, s3Client } from "../../providers/minioClients";
-import { MinioServer } from "../support/minio";
-import { PROJECT_DIR, TestStack } from "../support/stack";
+import { MinioServer } from "../../harness/minio";
+import { PROJECT_DIR, TestStack } from "../../harness/stack";
 
 export const BUCKET = "nix-cache";
 export const BUILDER = "nixbuilder";

@@ -5,8 +5,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { builderModule } from "../../lib/builderModule";
-import { MinioServer, startMinio } from "../support/minio";
-import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../support/stack";
+import { MinioServer, startMinio } from "../../harness/minio";
+import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 
 const EXAMPLE_DIR = path.join(PROJECT_DIR, "examples", "host-stack");
 

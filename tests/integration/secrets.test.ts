@@ -7,8 +7,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { minioAdmin } from "../../providers/minioClients";
-import { MinioServer, startMinio } from "../support/minio";
-import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../support/stack";
+import { MinioServer, startMinio } from "../../harness/minio";
+import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 import { BUILDER, pulumiCli, rootOf, setExactConfig, targetOf } from "./helpers";
 
 let minio: MinioServer;

@@ -12,8 +12,8 @@ import { parseCaCertificate } from "../../lib/caCertificate";
 import { makeServerCert } from "../../lib/localCa";
 import { parseS3StoreUrl } from "../../lib/pushTarget";
 import { s3Client } from "../../providers/minioClients";
-import { MinioServer, startMinio, TLS_NAMES } from "../support/minio";
-import { createTestStack, minioConfig, TestStack } from "../support/stack";
+import { MinioServer, startMinio, TLS_NAMES } from "../../harness/minio";
+import { createTestStack, minioConfig, TestStack } from "../../harness/stack";
 import { BUCKET, codeOf, driftPreview, errorLines, rootS3, runVerifyCli, serverInventory } from "./helpers";
 
 let minio: MinioServer;

@@ -10,9 +10,9 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { judgeTls } from "../../lib/verify";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
 import { tlsCheck } from "../../scripts/verifyProbe";
-import { MinioServer } from "../support/minio";
-import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../support/stack";
-import { requireTool } from "../support/toolchain";
+import { MinioServer } from "../../harness/minio";
+import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
+import { requireTool } from "../../harness/toolchain";
 import { runVerifyCli, VerifyRun } from "./helpers";
 
 let minio: MinioServer;

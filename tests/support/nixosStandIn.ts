@@ -3,8 +3,8 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { requireTool } from "./toolchain";
-import { nixEnv } from "./nix";
+import { requireTool } from "../../harness/toolchain";
+import { nixEnv } from "../../harness/nix";
 
 /**
  * Just enough lib and pkgs for the generated modules: mkOption/mkIf/types/hasPrefix/escapeShellArg, and

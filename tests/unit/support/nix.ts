@@ -4,7 +4,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { requireTool } from "../../support/toolchain";
+import { requireTool } from "../../../harness/toolchain";
 
 const HINT = "the unit tests need Nix 2.8 (Debian's nix-bin); run them with `bash scripts/test.sh tests/unit`, which installs it";
 

@@ -8,7 +8,7 @@ import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { LocalCa, makeCa, makeServerCert, Pem, writeMinioCerts } from "../../lib/localCa";
+import { LocalCa, makeCa, makeServerCert, Pem, writeMinioCerts } from "../lib/localCa";
 import { requireTool } from "./toolchain";
 
 /** The names the test server's certificate holds: what https://localhost:PORT and https://127.0.0.1:PORT need. */
