@@ -1,5 +1,7 @@
-// A private MinIO server per test file: 127.0.0.1 on a free port, its own data dir and root credentials;
+// The one MinIO starter of the project, used by the tests, the bench and the demo. By default a private server:
+// 127.0.0.1 on a free port, its own data dir and root credentials, ended with the process that started it;
 // optionally serving https with a certificate from a throwaway CA (lib/localCa.ts), as a homelab's MinIO does.
+// The demo asks for a fixed port, its own credentials and certificates, and a server that outlives it.
 import { ChildProcess, spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -52,7 +54,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** The status of GET url, trusting `ca` for https; undefined when nothing answers. */
-function healthStatus(url: string, ca: string | undefined): Promise<number | undefined> {
+export function healthStatus(url: string, ca: string | undefined): Promise<number | undefined> {
   return new Promise((resolve) => {
     // The server's certificate may be expired or name another host on purpose: readiness does not judge it.
     const req = (url.startsWith("https:") ? https : http).get(url, { ca, rejectUnauthorized: false, timeout: 2_000 }, (res) => {
@@ -79,34 +81,52 @@ async function waitLive(endpoint: string, proc: ChildProcess, logFile: string, c
 export interface StartOptions {
   /** Where data, log (and certificates) go; default a new temp dir. */
   baseDir?: string;
-  /** Serve https with a certificate for localhost and 127.0.0.1 from a new throwaway CA. */
-  tls?: boolean;
+  /** The data dir; default `baseDir/data`. */
+  dataDir?: string;
+  /** The server's log; default `baseDir/minio.log`. */
+  logFile?: string;
+  /** The S3 port on 127.0.0.1; default a free one. */
+  port?: number;
+  /** The console port on 127.0.0.1; default a free one. */
+  consolePort?: number;
+  /** Root credentials; default user `admin` with a random password. */
+  root?: { user: string; password: string };
+  /** https: `true` makes a new throwaway CA and a certificate for localhost and 127.0.0.1 (see TLS_NAMES);
+   *  an existing CA and certs dir (public.crt, private.key) are served as they are. Default http. */
+  tls?: boolean | { ca: LocalCa; certsDir: string };
+  /** The server outlives this process (the demo): it runs in a session of its own and its pid goes to
+   *  `pidFile`. Default: it is killed when this process exits. */
+  detached?: { pidFile: string };
 }
 
 export async function startMinio(options: StartOptions = {}): Promise<MinioServer> {
   const minio = requireTool("minio");
   const root = options.baseDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-minio-"));
-  const dataDir = path.join(root, "data");
+  const dataDir = options.dataDir ?? path.join(root, "data");
   fs.mkdirSync(dataDir, { recursive: true });
-  const port = await freePort();
-  const consolePort = await freePort();
+  const port = options.port ?? (await freePort());
+  const consolePort = options.consolePort ?? (await freePort());
   let tls: MinioTls | undefined;
-  if (options.tls) {
+  if (options.tls === true) {
     const ca = await makeCa({ commonName: "nix-cache test CA" });
     const certsDir = path.join(root, "certs");
     const useCertificate = (server: Pem) => writeMinioCerts(certsDir, server, ca);
     useCertificate(await makeServerCert(ca, TLS_NAMES));
     tls = { ca, certsDir, useCertificate };
+  } else if (options.tls) {
+    const { ca, certsDir } = options.tls;
+    tls = { ca, certsDir, useCertificate: (server: Pem) => writeMinioCerts(certsDir, server, ca) };
   }
   // https by name: the name a homelab's certificate holds (an IP works too, see TLS_NAMES).
   const endpoint = tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
-  const rootUser = "admin";
-  const rootPassword = crypto.randomBytes(18).toString("base64url");
-  const logFile = path.join(root, "minio.log");
+  const rootUser = options.root?.user ?? "admin";
+  const rootPassword = options.root?.password ?? crypto.randomBytes(18).toString("base64url");
+  const logFile = options.logFile ?? path.join(root, "minio.log");
+  const detached = options.detached;
   let proc: ChildProcess | undefined;
   // If the test process ends without destroy() (a crash, a timeout), take the server down with it: a
-  // leftover server keeps jest from exiting.
-  process.once("exit", () => proc?.kill("SIGKILL"));
+  // leftover server keeps jest from exiting. A detached server is meant to stay.
+  if (!detached) process.once("exit", () => proc?.kill("SIGKILL"));
 
   const stop = async () => {
     const running = proc;
@@ -124,9 +144,14 @@ export async function startMinio(options: StartOptions = {}): Promise<MinioServe
     const started = spawn(minio, ["server", dataDir, "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`, ...certArgs], {
       env: { ...process.env, MINIO_ROOT_USER: rootUser, MINIO_ROOT_PASSWORD: rootPassword, MINIO_BROWSER: "off", MINIO_UPDATE: "off", HOME: root },
       stdio: ["ignore", log, log],
+      detached: detached !== undefined,
     });
     proc = started;
     fs.closeSync(log);
+    if (detached) {
+      fs.writeFileSync(detached.pidFile, `${started.pid}\n`);
+      started.unref();
+    }
     await waitLive(endpoint, started, logFile, tls?.ca.certPem);
   };
   await launch();

@@ -1,5 +1,6 @@
-// Drives THIS project through the Automation API: LocalWorkspace on the project directory, a file://
-// backend in a temp dir, a passphrase, and the stack config pointing at a test MinIO.
+// The one stack helper of the project, used by the tests, the bench and the demo: drives THIS project through
+// the Automation API (LocalWorkspace on the project directory) on a file:// backend with a passphrase, the
+// stack config pointing at a MinIO from harness/minio.ts.
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -8,7 +9,7 @@ import { ConfigMap, LocalWorkspace, OutputMap, Stack, UpOptions } from "@pulumi/
 import { MinioServer, startMinio, StartOptions } from "./minio";
 import { requireTool } from "./toolchain";
 
-export const PROJECT_DIR = path.resolve(__dirname, "..", "..");
+export const PROJECT_DIR = path.resolve(__dirname, "..");
 
 export interface TestStack {
   stack: Stack;
@@ -35,22 +36,36 @@ export function minioConfig(minio: MinioServer, extra: CacheConfig = {}): Config
   return config;
 }
 
-export async function createTestStack(prefix: string, config: ConfigMap): Promise<TestStack> {
-  requireTool("pulumi");
-  requireTool("pulumi-language-nodejs");
-  requireTool("pulumi-resource-pulumi-nodejs");
-  const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-backend-"));
-  const home = path.join(backendDir, "home");
-  fs.mkdirSync(home);
-  const env = {
+/** The passphrase that encrypts the stack's secrets: given, or read by pulumi from a file. */
+export type Passphrase = { text: string } | { file: string };
+
+/** The environment of the pulumi CLI and the Automation API for a file:// backend in `backendDir`, with its
+ *  own PULUMI_HOME (`home`), the passphrase, and no update check or legacy-backend warning. */
+export function backendEnv(backendDir: string, home: string, passphrase: Passphrase): Record<string, string> {
+  return {
     PULUMI_BACKEND_URL: `file://${backendDir}`,
-    PULUMI_CONFIG_PASSPHRASE: "nix-cache-test-passphrase",
+    ...("text" in passphrase ? { PULUMI_CONFIG_PASSPHRASE: passphrase.text } : { PULUMI_CONFIG_PASSPHRASE_FILE: passphrase.file }),
     PULUMI_HOME: home,
     PULUMI_SKIP_UPDATE_CHECK: "1",
     PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "1",
   };
+}
+
+/** The stack `stackName` of this project on the backend of `env` (backendEnv), created when missing. */
+export async function openStack(stackName: string, env: Record<string, string>): Promise<Stack> {
+  requireTool("pulumi");
+  requireTool("pulumi-language-nodejs");
+  requireTool("pulumi-resource-pulumi-nodejs");
+  return LocalWorkspace.createOrSelectStack({ stackName, workDir: PROJECT_DIR }, { envVars: env });
+}
+
+export async function createTestStack(prefix: string, config: ConfigMap): Promise<TestStack> {
+  const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-backend-"));
+  const home = path.join(backendDir, "home");
+  fs.mkdirSync(home);
+  const env = backendEnv(backendDir, home, { text: "nix-cache-test-passphrase" });
   const stackName = `${prefix}-${crypto.randomBytes(3).toString("hex")}`;
-  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: PROJECT_DIR }, { envVars: env });
+  const stack = await openStack(stackName, env);
   await stack.setAllConfig(config);
   return {
     stack,

@@ -1,33 +1,26 @@
-// The certificates of the HTTPS demo (`npm run demo -- --tls`): a throwaway CA and a server certificate for
-// MinIO, made once and reused by later runs. Usage: node -r ts-node/register/transpile-only scripts/demoTls.ts DIR
+// The certificates of the HTTPS demo (`npm run demo -- --tls`, scripts/demo.ts): a throwaway CA and a server
+// certificate for MinIO, made once and reused by later runs, under DIR (the demo's .local/tls):
 //   DIR/ca.pem            the CA certificate (what nix-cache:caCertificate and `curl --cacert` take)
 //   DIR/ca.key            the CA's private key, mode 0600 (DIR itself is 0700)
 //   DIR/minio-certs/      MinIO's --certs-dir: public.crt, private.key (for localhost and 127.0.0.1), CAs/ca.crt
 // The CA is reused when ca.pem and ca.key exist; the server certificate is reissued when it is missing, expires
 // within 30 days, does not name localhost and 127.0.0.1, or was not issued by the current CA.
-// Prints one line per action on stderr; exits 0 when the files are in place, 2 when it could not make them.
+// Says one line per action on stderr.
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { parseArgs } from "util";
+import { SetupError } from "../lib/cli";
 import { writeFileAtomic } from "../lib/writeFile";
 import { loadCa, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../lib/localCa";
+import { TLS_NAMES } from "../harness/minio";
 
-const USAGE = `usage: node -r ts-node/register/transpile-only scripts/demoTls.ts DIR
-
-Makes or reuses, under DIR (the demo uses .local/tls): a throwaway CA (ca.pem, ca.key) and MinIO's certs dir
-(minio-certs/) with a server certificate for localhost and 127.0.0.1 signed by that CA.
-Exits 0 when they are in place, 2 when they could not be made.`;
-
-const DNS_NAMES = ["localhost"];
-const IP_ADDRESSES = ["127.0.0.1"];
+const DNS_NAMES = TLS_NAMES.dnsNames;
+const IP_ADDRESSES = TLS_NAMES.ipAddresses;
 const DAY_MS = 24 * 60 * 60 * 1000;
 // Certificates closer to their end than this are replaced.
 const RENEW_BEFORE_MS = 30 * DAY_MS;
 
-class SetupError extends Error {}
-
-const say = (line: string) => process.stderr.write(`demoTls: ${line}\n`);
+const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
 
 // A path as the user typed it relative to the current directory (".local/tls/ca.key"), absolute when outside it.
 function shown(file: string): string {
@@ -137,37 +130,17 @@ async function ensureServerCert(dir: string, ca: LocalCa): Promise<void> {
   );
 }
 
-async function main(): Promise<number> {
-  let dir: string;
-  try {
-    const { values, positionals } = parseArgs({ options: { help: { type: "boolean", short: "h" } }, allowPositionals: true });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (positionals.length !== 1 || positionals[0] === "") throw new SetupError(`expected one directory, got ${positionals.length} arguments`);
-    dir = path.resolve(positionals[0]);
-  } catch (err) {
-    say(`${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
+/** Makes or reuses the CA and MinIO's certificate under `dir`; a SetupError says what to do when it cannot. */
+export async function ensureDemoCerts(dir: string): Promise<{ ca: LocalCa; certsDir: string }> {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(dir, 0o700); // the mode of mkdirSync is filtered by the umask, and an existing dir keeps its own
     const ca = await ensureCa(dir);
     await ensureServerCert(dir, ca);
-    return 0;
+    return { ca, certsDir: path.join(dir, "minio-certs") };
   } catch (err) {
     // SetupErrors say what to do; anything else (a permission, a full disk) is shown as node reports it.
-    say(err instanceof SetupError ? err.message : `could not make the certificates in ${shown(dir)}: ${(err as Error).message}`);
-    return 2;
+    if (err instanceof SetupError) throw err;
+    throw new SetupError(`could not make the certificates in ${shown(dir)}: ${(err as Error).message}`);
   }
 }
-
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    say(`unexpected failure: ${(err as Error)?.stack ?? String(err)}`);
-    process.exit(2);
-  },
-);

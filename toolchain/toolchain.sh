@@ -34,12 +34,19 @@ job_names=() job_pids=() job_logs=() job_starts=()
 logs=$(mktemp -d "${TMPDIR:-/tmp}/nix-cache-toolchain.XXXXXX")
 start_job() { # NAME FUNCTION
   local log_file="$logs/${#job_names[@]}.log"
+  # A process group of its own (job control on just for this), so stopping it stops the go commands under it.
+  set -m
   "$2" >"$log_file" 2>&1 &
+  set +m
   job_names+=("$1") job_pids+=($!) job_logs+=("$log_file") job_starts+=("$SECONDS")
   log "building $1"
 }
-stop_jobs() { local pid; for pid in "${job_pids[@]}"; do [[ $pid == 0 ]] || { pkill -TERM -P "$pid" 2>/dev/null; kill -- "$pid" 2>/dev/null; } || true; done; }
+stop_jobs() { local pid; for pid in "${job_pids[@]}"; do [[ $pid == 0 ]] || kill -- "-$pid" 2>/dev/null || true; done; }
 trap 'stop_jobs; rm -rf "$logs"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Seconds between progress lines (the tests shorten it).
+progress_every=${NIX_CACHE_TOOLCHAIN_PROGRESS_SECONDS:-30}
 clock() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 wait_jobs() {
   local running i status last=$SECONDS
@@ -58,7 +65,7 @@ wait_jobs() {
       log "built ${job_names[i]} in $(clock $((SECONDS - job_starts[i])))"
     done
     ((${#running[@]})) || return 0
-    if ((SECONDS - last >= 30)); then
+    if ((SECONDS - last >= progress_every)); then
       last=$SECONDS
       local IFS=,
       log "$(clock "$SECONDS") so far, still building:${running[*]/#/ }"

@@ -1,16 +1,19 @@
 // The demo's port: when the demo port (or MinIO's console port next to it) is held by anything that is not
-// this checkout's own demo MinIO, `demo.sh up` says what holds it and how to pick another port, and exits 2
+// this checkout's own demo MinIO, `npm run demo` says what holds it and how to pick another port, and exits 2
 // before it makes or changes anything. Each case uses its own demo directory (NIX_CACHE_DEMO_DIR), so a
 // developer's own .local/ demo is never touched.
 import { execFile, spawn, ChildProcess } from "child_process";
+import * as crypto from "crypto";
+import * as https from "https";
 import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { freePort, MinioServer, startMinio } from "../../harness/minio";
 import { PROJECT_DIR } from "../../harness/stack";
+import { isRunning } from "../../scripts/demo";
 
-const DEMO = path.join(PROJECT_DIR, "scripts", "demo.sh");
+const DEMO = path.join(PROJECT_DIR, "scripts", "demo.ts");
 const dirs: string[] = [];
 const servers: net.Server[] = [];
 let minio: MinioServer | undefined;
@@ -23,14 +26,24 @@ function demoDir(): string {
   return dir;
 }
 
-/** `bash scripts/demo.sh up [...]` with the given demo directory and port; never blocks the test's event loop. */
-function demoUp(dir: string, port: number, extra: string[] = []): Promise<{ code: number; stderr: string }> {
+interface DemoRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** scripts/demo.ts (what `npm run demo`, `demo:down` and `demo:pulumi` run) with the given environment; never
+ *  blocks the test's event loop. */
+function demo(args: string[], env: Record<string, string>, timeout = 60_000): Promise<DemoRun> {
   return new Promise((resolve) => {
-    execFile("bash", [DEMO, "up", ...extra], { env: { ...process.env, NIX_CACHE_DEMO_DIR: dir, NIX_CACHE_DEMO_PORT: String(port) }, timeout: 60_000 }, (err, _stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stderr });
+    execFile("node", ["-r", "ts-node/register/transpile-only", DEMO, ...args], { cwd: PROJECT_DIR, env: { ...process.env, ...env }, timeout }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
     });
   });
 }
+
+/** `npm run demo [-- ...]` with the given demo directory and port. */
+const demoUp = (dir: string, port: number, extra: string[] = []) => demo(["up", ...extra], { NIX_CACHE_DEMO_DIR: dir, NIX_CACHE_DEMO_PORT: String(port) });
 
 /** Listens on 127.0.0.1:port in this (node) process. */
 async function hold(port: number): Promise<void> {
@@ -93,5 +106,95 @@ describe("npm run demo refuses a port it does not own, before touching anything"
     expect(r.stderr).toContain(`127.0.0.1:${ownPort}`);
     expect(r.stderr).toContain("npm run demo:down");
     expect(fs.readdirSync(dir)).toEqual(["minio.pid"]);
+  });
+});
+
+/** The status and body of GET url, trusting `ca` for https. */
+function get(url: string, ca?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca, agent: false }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on("error", reject);
+  });
+}
+
+// The user's first contact, end to end: the demo starts its MinIO (harness/minio.ts, detached), deploys the
+// stack (harness/stack.ts), a second run changes nothing, the stack has no drift, the https demo works beside
+// it, and demo:down stops both servers. Its own directory, ports and stack names: a developer's demo is left alone.
+describe("npm run demo: up, real requests, no drift, a second run changes nothing, --tls beside it, down", () => {
+  const stack = `it-demo-${crypto.randomBytes(3).toString("hex")}`;
+  let env: Record<string, string>;
+  let dir: string;
+  let port: number;
+  let tlsPort: number;
+
+  beforeAll(async () => {
+    dir = demoDir();
+    port = await freePort();
+    tlsPort = await freePort();
+    env = { NIX_CACHE_DEMO_DIR: dir, NIX_CACHE_DEMO_PORT: String(port), NIX_CACHE_DEMO_STACK: stack };
+  });
+  afterAll(async () => {
+    await demo(["down"], env);
+    for (const name of [stack, `${stack}-tls`]) fs.rmSync(path.join(PROJECT_DIR, `Pulumi.${name}.yaml`), { force: true });
+  });
+
+  test("up: MinIO started, the cache deployed and served, the outputs printed with secrets hidden", async () => {
+    const r = await demo(["up"], env, 180_000);
+    expect(r.stderr).toContain(`demo: starting MinIO at http://127.0.0.1:${port}`);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/substituterUrl\s+http:\/\/127\.0\.0\.1:\d+\/nix-cache/);
+    expect(r.stdout).toContain("Stop the server: npm run demo:down");
+    const info = await fetch(`http://127.0.0.1:${port}/nix-cache/nix-cache-info`);
+    expect(info.status).toBe(200);
+    expect(await info.text()).toContain("StoreDir: /nix/store");
+    const password = /MINIO_ROOT_PASSWORD=(.*)/.exec(fs.readFileSync(path.join(dir, "minio-credentials"), "utf8"))?.[1];
+    expect(password).toBeTruthy();
+    expect(r.stdout + r.stderr).not.toContain(password);
+    expect(fs.statSync(path.join(dir, "minio-credentials")).mode & 0o777).toBe(0o600);
+  });
+
+  test("a second up reuses the running MinIO and changes nothing; demo:pulumi preview --refresh finds no drift", async () => {
+    const yaml = fs.readFileSync(path.join(PROJECT_DIR, `Pulumi.${stack}.yaml`), "utf8");
+    const r = await demo(["up"], env, 180_000);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`demo: MinIO already running at http://127.0.0.1:${port}`);
+    expect(r.stdout).toMatch(/\d+ unchanged/);
+    expect(r.stdout).not.toMatch(/\d+ (created|updated|deleted|replaced)/);
+    expect(fs.readFileSync(path.join(PROJECT_DIR, `Pulumi.${stack}.yaml`), "utf8")).toBe(yaml);
+    const preview = await demo(["pulumi", "preview", "--refresh", "--expect-no-changes", "--non-interactive"], env, 180_000);
+    expect(preview.code).toBe(0);
+  });
+
+  test("up --tls: its own MinIO over https with the demo CA, its own stack, the http demo untouched", async () => {
+    const tlsEnv = { ...env, NIX_CACHE_DEMO_PORT: String(tlsPort) };
+    const r = await demo(["up", "--tls"], tlsEnv, 180_000);
+    expect(r.stderr).toContain(`demo: starting MinIO at https://localhost:${tlsPort}`);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Fetch over HTTPS: curl --cacert`);
+    const ca = fs.readFileSync(path.join(dir, "tls", "ca.pem"), "utf8");
+    const info = await get(`https://localhost:${tlsPort}/nix-cache/nix-cache-info`, ca);
+    expect(info.status).toBe(200);
+    expect(info.body).toContain("StoreDir: /nix/store");
+    // Without the CA the certificate is not trusted: it really is the demo CA's.
+    await expect(get(`https://localhost:${tlsPort}/nix-cache/nix-cache-info`)).rejects.toThrow(/self.signed|unable to get local issuer|unable to verify/i);
+    expect((await fetch(`http://127.0.0.1:${port}/nix-cache/nix-cache-info`)).status).toBe(200);
+  });
+
+  test("down stops both servers and keeps their data", async () => {
+    const pids = [path.join(dir, "minio.pid"), path.join(dir, "tls", "minio.pid")].map((f) => Number(fs.readFileSync(f, "utf8")));
+    expect(pids.every(isRunning)).toBe(true);
+    const r = await demo(["down"], env);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("demo: stopped the http MinIO server");
+    expect(r.stderr).toContain("demo: stopped the https (--tls) MinIO server");
+    expect(pids.some(isRunning)).toBe(false);
+    expect(fs.readdirSync(path.join(dir, "minio-data"))).toContain("nix-cache");
+    expect((await demo(["down"], env)).stderr).toContain("demo: MinIO is not running");
   });
 });
