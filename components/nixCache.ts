@@ -18,8 +18,10 @@ export interface NixCacheArgs {
   bucket?: pulumi.Input<string>;
   /** The builder's MinIO user. Default "nixbuilder". */
   builderUser?: pulumi.Input<string>;
-  /** Signing key name. Default "s3.homelab.local-1". */
+  /** Name of the active signing key. Default "s3.homelab.local-1". */
   keyName?: pulumi.Input<string>;
+  /** Older signing keys kept during a rotation: still trusted by hosts and still signing. Default none. */
+  previousKeyNames?: pulumi.Input<pulumi.Input<string>[]>;
   /** nix-cache-info StoreDir. Default "/nix/store". */
   storeDir?: pulumi.Input<string>;
   /** nix-cache-info WantMassQuery. Default true. */
@@ -43,10 +45,14 @@ export interface NixCacheArgs {
 export class NixCache extends pulumi.ComponentResource {
   /** HTTP(S) URL clients substitute from. */
   readonly substituterUrl: pulumi.Output<string>;
-  /** Public signing key for trusted-public-keys. */
+  /** The active public signing key for trusted-public-keys. */
   readonly publicKey: pulumi.Output<string>;
-  /** Secret signing key (secret). */
+  /** The active secret signing key (secret). */
   readonly secretKey: pulumi.Output<string>;
+  /** Every public key hosts trust, the active first. */
+  readonly trustedPublicKeys: pulumi.Output<string[]>;
+  /** Every secret key the builder signs with, the active first (secret). */
+  readonly secretKeys: pulumi.Output<string[]>;
   /** Builder access key. */
   readonly builderAccessKey: pulumi.Output<string>;
   /** Builder secret key (secret). */
@@ -100,7 +106,7 @@ export class NixCache extends pulumi.ComponentResource {
       { endpoint: args.endpoint, region, bucket: store.bucket, user: args.builderUser },
       child,
     );
-    const key = new SigningKey(`${name}-signing`, { keyName: args.keyName }, child);
+    const key = new SigningKey(`${name}-signing`, { keyName: args.keyName, previousKeyNames: args.previousKeyNames }, child);
 
     const profile = builder.accessKey;
     this.substituterUrl = pulumi
@@ -108,6 +114,8 @@ export class NixCache extends pulumi.ComponentResource {
       .apply(([url, bucket]) => substituterUrl(url, bucket));
     this.publicKey = key.publicKey;
     this.secretKey = key.secretKey;
+    this.trustedPublicKeys = key.trustedPublicKeys;
+    this.secretKeys = key.secretKeys;
     this.builderAccessKey = builder.accessKey;
     this.builderSecretKey = builder.secretKey;
     this.awsCredentials = pulumi.secret(
@@ -127,6 +135,8 @@ export class NixCache extends pulumi.ComponentResource {
       substituterUrl: this.substituterUrl,
       publicKey: this.publicKey,
       secretKey: this.secretKey,
+      trustedPublicKeys: this.trustedPublicKeys,
+      secretKeys: this.secretKeys,
       builderAccessKey: this.builderAccessKey,
       builderSecretKey: this.builderSecretKey,
       awsCredentials: this.awsCredentials,

@@ -3,22 +3,39 @@ import { DEFAULTS } from "../lib/settings";
 import { NixSigningKeypair } from "../providers/secrets";
 
 export interface SigningKeyArgs {
-  /** Nix key name; end it in an integer you bump to rotate the key. Default "s3.homelab.local-1". */
+  /** Name of the active key, the one that signs first and that hosts trust. Default "s3.homelab.local-1". */
   keyName?: pulumi.Input<string>;
+  /** Older keys kept during a rotation: still trusted and still signing. Default none. */
+  previousKeyNames?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
-/** The cache's ed25519 signing keypair in Nix's formats. */
+/** The cache's ed25519 signing keys in Nix's formats: the active one, and the previous ones of a rotation. */
 export class SigningKey extends pulumi.ComponentResource {
-  /** `NAME:base64(public key)` for trusted-public-keys. */
+  /** The active key's `NAME:base64(public key)` for trusted-public-keys. */
   readonly publicKey: pulumi.Output<string>;
-  /** `NAME:base64(seed ‖ public key)` for `nix store sign --key-file` (a Pulumi secret). */
+  /** The active key's `NAME:base64(seed ‖ public key)` for `nix store sign --key-file` (a Pulumi secret). */
   readonly secretKey: pulumi.Output<string>;
+  /** Every public key, the active first: what hosts trust. */
+  readonly trustedPublicKeys: pulumi.Output<string[]>;
+  /** Every secret key, the active first: what the builder signs with (a Pulumi secret). */
+  readonly secretKeys: pulumi.Output<string[]>;
 
   constructor(name: string, args: SigningKeyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:SigningKey", name, {}, opts);
-    const pair = new NixSigningKeypair(`${name}-keypair`, { keyName: args.keyName ?? DEFAULTS.keyName }, { parent: this });
-    this.publicKey = pair.publicKey;
-    this.secretKey = pulumi.secret(pair.secretKey);
-    this.registerOutputs({ publicKey: this.publicKey, secretKey: this.secretKey });
+    const keyNames = pulumi
+      .all([args.keyName ?? DEFAULTS.keyName, args.previousKeyNames ?? []])
+      .apply(([active, previous]) => [active, ...previous]);
+    // One resource for the whole set, under the name the single keypair had: its key carries over.
+    const ring = new NixSigningKeypair(`${name}-keypair`, { keyNames }, { parent: this });
+    this.trustedPublicKeys = ring.publicKeys;
+    this.secretKeys = pulumi.secret(ring.secretKeys);
+    this.publicKey = ring.publicKeys.apply((keys) => keys[0]);
+    this.secretKey = pulumi.secret(ring.secretKeys.apply((keys) => keys[0]));
+    this.registerOutputs({
+      publicKey: this.publicKey,
+      secretKey: this.secretKey,
+      trustedPublicKeys: this.trustedPublicKeys,
+      secretKeys: this.secretKeys,
+    });
   }
 }

@@ -16,7 +16,10 @@ export interface CacheSettings {
   region: string;
   bucket: string;
   builderUser: string;
+  /** The active signing key's name: it signs, and hosts trust it. */
   keyName: string;
+  /** Older keys kept alive during a rotation: still trusted by hosts and still signing; distinct names. */
+  previousKeyNames: string[];
   storeDir: string;
   wantMassQuery: boolean;
   priority: number;
@@ -32,14 +35,16 @@ export interface CacheSettings {
 
 /**
  * Raw config values as strings, keyed by the names without namespace; undefined where unset.
- * `allowBucketRename` is checked here too, but only the bucket provider acts on it (see bucketRenameRefusal).
+ * `allowBucketRename` and `allowKeyDrop` are checked here too, but only the providers act on them (see
+ * bucketRenameRefusal, lib/keyRing.ts keyChangeRefusal).
  */
-export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename", string>>;
+export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename" | "allowKeyDrop", string>>;
 
 /** Every setting the program reads from the stack config (besides the admin credentials). */
 export const SETTING_KEYS: readonly (keyof RawSettings)[] = [
-  "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "storeDir", "wantMassQuery", "priority",
+  "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "previousKeyNames", "storeDir", "wantMassQuery", "priority",
   "expireDays", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
+  "allowKeyDrop",
 ];
 
 export const DEFAULTS = {
@@ -47,6 +52,7 @@ export const DEFAULTS = {
   bucket: "nix-cache",
   builderUser: "nixbuilder",
   keyName: "s3.homelab.local-1",
+  previousKeyNames: [] as string[],
   storeDir: "/nix/store",
   wantMassQuery: true,
   priority: 40,
@@ -175,6 +181,8 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   const keyProblem = checkKeyName(keyName);
   if (keyProblem) bad("keyName", raw.keyName, `a Nix key name that ${keyProblem}, e.g. s3.homelab.local-1`);
 
+  const previousKeyNames = parsePreviousKeyNames(raw.previousKeyNames, keyName, problems);
+
   const storeDir = text("storeDir", DEFAULTS.storeDir);
   if (!/^\/[^\s]*[^/\s]$/.test(storeDir)) bad("storeDir", raw.storeDir, "an absolute path with no trailing '/' or white space, e.g. /nix/store");
 
@@ -199,6 +207,7 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     bucket,
     builderUser,
     keyName,
+    previousKeyNames,
     storeDir,
     wantMassQuery: bool("wantMassQuery", DEFAULTS.wantMassQuery),
     priority: int("priority", DEFAULTS.priority, 0),
@@ -208,8 +217,50 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     caCertificate,
   };
   bool("allowBucketRename", false);
+  bool("allowKeyDrop", false);
   if (problems.length > 0) throw new SettingsError(problems);
   return settings;
+}
+
+/**
+ * nix-cache:previousKeyNames: a list of Nix key names (what Pulumi hands over for a list setting is its JSON
+ * text; unset or "" is the empty list). Nix keys trusted keys by name, so every name must differ from the
+ * others and from nix-cache:keyName: a second key under a name hosts already trust would be ignored.
+ */
+function parsePreviousKeyNames(value: string | undefined, keyName: string, problems: string[]): string[] {
+  if (value === undefined || value.trim() === "") return [];
+  const setting = `${CONFIG_NAMESPACE}:previousKeyNames`;
+  const allowed =
+    `a list of Nix key names (no ':' or white space), each different from the others and from ${CONFIG_NAMESPACE}:keyName, ` +
+    `e.g. pulumi config set --path '${setting}[0]' s3.homelab.local-1`;
+  let list: unknown;
+  try {
+    list = JSON.parse(value);
+  } catch {
+    list = undefined;
+  }
+  if (!Array.isArray(list) || !list.every((n): n is string => typeof n === "string")) {
+    problems.push(`${setting} is ${JSON.stringify(value)}: allowed is ${allowed}`);
+    return [];
+  }
+  const before = problems.length;
+  list.forEach((name, i) => {
+    const problem = checkKeyName(name);
+    if (problem) problems.push(`${setting}[${i}] is ${JSON.stringify(name)}: it ${problem}; allowed is ${allowed}`);
+    else if (name === keyName) {
+      problems.push(`${setting}[${i}] is ${JSON.stringify(name)}, the active ${CONFIG_NAMESPACE}:keyName too: allowed is ${allowed}`);
+    } else if (list.indexOf(name) !== i) {
+      problems.push(`${setting}[${i}] is ${JSON.stringify(name)}, listed twice: allowed is ${allowed}`);
+    }
+  });
+  return problems.length === before ? list : [];
+}
+
+/** Reads nix-cache:allowKeyDrop (unset or "" is false); a problem instead of a throw, as readAllowBucketRename. */
+export function readAllowKeyDrop(value: string | undefined): { allowed: boolean; problem?: string } {
+  if (value === undefined || value === "" || value === "false") return { allowed: false };
+  if (value === "true") return { allowed: true };
+  return { allowed: false, problem: `${CONFIG_NAMESPACE}:allowKeyDrop is ${JSON.stringify(value)}: allowed is true or false` };
 }
 
 /** The config key that lets a change of nix-cache:bucket go ahead. */

@@ -1,40 +1,67 @@
 // Dynamic resources made with node's crypto in place of @pulumi/tls and @pulumi/random: the Nix signing
-// keypair and the builder's password. Nothing remote: read returns the state, and only a change of the
-// inputs (a new key name, a new length) makes new ones.
+// keys and the builder's password. Nothing remote: read returns the state, and only a change of the inputs
+// (a new key name, a new length) makes new ones.
 import * as pulumi from "@pulumi/pulumi";
-import { generateKeypair } from "../lib/signingKey";
-import { diffProps } from "./common";
+import { ALLOW_KEY_DROP_KEY, keyChangeRefusal, KeyRingState, nextRing, ringOf } from "../lib/keyRing";
+import { readAllowKeyDrop } from "../lib/settings";
+import { diffProps, UNKNOWN_INPUT } from "./common";
+import { providerError } from "./minioClients";
 
-export interface KeypairProps {
-  keyName: string;
+/** The key ring's inputs and outputs: names (the active first) and, once made, the keys in the same order. */
+export interface KeyRingProps extends Partial<Omit<KeyRingState, "keyNames">> {
+  keyNames: string[];
+  /** Left by stacks made before key sets (one key): read once, then replaced by the fields above. */
+  keyName?: string;
   publicKey?: string;
   secretKey?: string;
 }
 
-const keypairProvider: pulumi.dynamic.ResourceProvider<KeypairProps, KeypairProps> = {
+/** The key ring's provider also keeps the drop opt-in (nix-cache:allowKeyDrop) from the stack config. */
+type KeyRingProvider = pulumi.dynamic.ResourceProvider<KeyRingProps, KeyRingProps> & { allowKeyDrop?: ReturnType<typeof readAllowKeyDrop> };
+
+const keyRingProvider: KeyRingProvider = {
+  async configure(req) {
+    this.allowKeyDrop = readAllowKeyDrop(req.config.get(ALLOW_KEY_DROP_KEY));
+  },
   async create(inputs) {
-    const pair = generateKeypair(inputs.keyName);
-    return { id: inputs.keyName, outs: { keyName: inputs.keyName, ...pair } };
+    const ring = nextRing(ringOf({}), inputs.keyNames);
+    return { id: inputs.keyNames[0], outs: { ...ring } };
   },
   async read(id, props) {
     return props ? { id, props } : { id: "" };
   },
   async diff(_id, olds, news) {
-    // A new key name is a key rotation: a new keypair.
-    return diffProps(olds, news, ["keyName"], []);
+    // A key change is never a silent loss of a key hosts trust: refused (the preview fails saying why and
+    // what to do instead), or an update that keeps every listed key byte for byte (lib/keyRing.ts).
+    if (this.allowKeyDrop?.problem) throw providerError(this.allowKeyDrop.problem);
+    const old = ringOf(olds);
+    if (JSON.stringify(news.keyNames).includes(UNKNOWN_INPUT)) return { changes: true };
+    const refusal = keyChangeRefusal(old, news.keyNames, this.allowKeyDrop?.allowed ?? false);
+    if (refusal) throw providerError(refusal);
+    // A state from before key sets is rewritten once in the new shape, keeping its key.
+    const legacy = !Array.isArray(olds.keyNames);
+    return { changes: legacy || JSON.stringify(old.keyNames) !== JSON.stringify(news.keyNames), replaces: [], deleteBeforeReplace: false };
+  },
+  async update(_id, olds, news) {
+    return { outs: { ...nextRing(ringOf(olds), news.keyNames) } };
   },
 };
 
-/** An ed25519 signing keypair in Nix's formats. */
+/**
+ * The cache's ed25519 signing keys in Nix's formats: the active one first, then the previous ones still
+ * trusted and signing. The type token is the single keypair's of earlier versions, so their state (and key)
+ * carries over.
+ */
 export class NixSigningKeypair extends pulumi.dynamic.Resource {
-  declare readonly publicKey: pulumi.Output<string>;
-  declare readonly secretKey: pulumi.Output<string>;
-  constructor(name: string, args: { keyName: pulumi.Input<string> }, opts?: pulumi.CustomResourceOptions) {
+  declare readonly keyNames: pulumi.Output<string[]>;
+  declare readonly publicKeys: pulumi.Output<string[]>;
+  declare readonly secretKeys: pulumi.Output<string[]>;
+  constructor(name: string, args: { keyNames: pulumi.Input<pulumi.Input<string>[]> }, opts?: pulumi.CustomResourceOptions) {
     super(
-      keypairProvider,
+      keyRingProvider,
       name,
-      { ...args, publicKey: undefined, secretKey: undefined },
-      { ...opts, additionalSecretOutputs: ["secretKey"] },
+      { ...args, publicKeys: undefined, secretKeys: undefined, retiredKeyNames: undefined },
+      { ...opts, additionalSecretOutputs: ["secretKeys"] },
       undefined,
       "NixSigningKeypair",
     );

@@ -28,7 +28,8 @@ beforeAll(async () => {
         const inputs = args.inputs as Record<string, unknown>;
         registrations.push({ type: args.type, name: args.name, inputs });
         if (args.type === "pulumi-nodejs:dynamic:NixSigningKeypair") {
-          return { id: "k", state: { ...inputs, publicKey: `${inputs.keyName}:pub`, secretKey: `${inputs.keyName}:sec` } };
+          const names = inputs.keyNames as string[];
+          return { id: "k", state: { ...inputs, publicKeys: names.map((n) => `${n}:pub`), secretKeys: names.map((n) => `${n}:sec`) } };
         }
         if (args.type === "pulumi-nodejs:dynamic:RandomPassword") {
           return { id: "p", state: { ...inputs, result: "x".repeat(Number(inputs.length)) } };
@@ -47,21 +48,22 @@ beforeAll(async () => {
 
 test("exports every output, built from the stack config", async () => {
   const program = await import("../../index");
-  const outputs: Record<string, pulumi.Output<string>> = { ...program };
+  const outputs: Record<string, pulumi.Output<unknown>> = { ...program };
   expect(Object.keys(outputs).sort()).toEqual(
     [
       "awsCredentials", "builderAccessKey", "builderSecretKey", "caCertificate", "nixosModule", "publicKey", "pushCommand",
-      "pushUrl", "secretKey", "signCommand", "substituterUrl",
+      "pushUrl", "secretKey", "secretKeys", "signCommand", "substituterUrl", "trustedPublicKeys",
     ].sort(),
   );
   expect(await valueOf(program.substituterUrl)).toBe("https://cache.example.org/team-cache");
   expect(await valueOf(program.builderAccessKey)).toBe("ci-builder");
   expect(await valueOf(program.publicKey)).toBe("s3.homelab.local-1:pub");
+  expect(await valueOf(program.trustedPublicKeys)).toEqual(["s3.homelab.local-1:pub"]);
   // No nix-cache:caCertificate: the output is empty and the module adds no certificate.
   expect(await valueOf(program.caCertificate)).toBe("");
   expect(await valueOf(program.nixosModule)).not.toContain("security.pki");
   expect(await valueOf(program.pushUrl)).toContain("s3://team-cache?profile=ci-builder&endpoint=http://127.0.0.1:9000&");
-  for (const name of ["secretKey", "builderSecretKey", "awsCredentials"]) {
+  for (const name of ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials"]) {
     expect([name, await pulumi.isSecret(outputs[name])]).toEqual([name, true]);
   }
   const lifecycle = registrations.find((r) => r.type === "pulumi-nodejs:dynamic:MinioLifecycle");

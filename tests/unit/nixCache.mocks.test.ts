@@ -80,8 +80,14 @@ beforeAll(async () => {
         const inputs = args.inputs as Record<string, unknown>;
         registrations.push({ type: args.type, name: args.name, inputs });
         switch (args.type) {
-          case "pulumi-nodejs:dynamic:NixSigningKeypair":
-            return { id: String(inputs.keyName), state: { ...inputs, ...KEYPAIR } };
+          case "pulumi-nodejs:dynamic:NixSigningKeypair": {
+            // The key ring: KEYPAIR for cache.example.org-1, a key from a seed of the name's length otherwise.
+            const pairs = (inputs.keyNames as string[]).map((n) => (n === "cache.example.org-1" ? KEYPAIR : keypairFromSeed(n, Buffer.alloc(32, n.length))));
+            return {
+              id: String((inputs.keyNames as string[])[0]),
+              state: { ...inputs, publicKeys: pairs.map((p) => p.publicKey), secretKeys: pairs.map((p) => p.secretKey), retiredKeyNames: [] },
+            };
+          }
           case "pulumi-nodejs:dynamic:RandomPassword":
             return { id: `${args.name}-id`, state: { ...inputs, result: PASSWORD.slice(0, Number(inputs.length)) } };
           default:
@@ -177,7 +183,7 @@ describe("inputs flow between resources", () => {
     expect(anonymous.bucket).toBe("my-cache");
     expect(canonicalPolicy(anonymous.policy)).toBe(canonicalPolicy(anonymousPolicy("my-cache", true)));
     expect(inputsOf("cache-expiry-lifecycle")).toMatchObject({ bucket: "my-cache", rules: [expiryRule(3, renderCacheInfo(info))] });
-    expect(inputsOf("cache-signing-keypair").keyName).toBe("cache.example.org-1");
+    expect(inputsOf("cache-signing-keypair").keyNames).toEqual(["cache.example.org-1"]);
   });
 
   test("every MinIO resource gets the endpoint and region, never the admin credentials", () => {
@@ -214,13 +220,14 @@ describe("outputs", () => {
   });
 
   test("secret keys and the credentials file are secret; the rest is not", async () => {
-    const secret = { secretKey: cache.secretKey, builderSecretKey: cache.builderSecretKey, awsCredentials: cache.awsCredentials };
+    const secret: Record<string, pulumi.Output<unknown>> = { secretKey: cache.secretKey, secretKeys: cache.secretKeys, builderSecretKey: cache.builderSecretKey, awsCredentials: cache.awsCredentials };
     for (const [name, output] of Object.entries(secret)) {
       expect([name, await pulumi.isSecret(output)]).toEqual([name, true]);
     }
-    const plain = {
+    const plain: Record<string, pulumi.Output<unknown>> = {
       substituterUrl: cache.substituterUrl,
       publicKey: cache.publicKey,
+      trustedPublicKeys: cache.trustedPublicKeys,
       builderAccessKey: cache.builderAccessKey,
       nixosModule: cache.nixosModule,
       pushUrl: cache.pushUrl,
@@ -233,6 +240,20 @@ describe("outputs", () => {
   });
 });
 
+describe("several signing keys (a rotation)", () => {
+  test("one key ring resource holds the active key first, then previousKeyNames; outputs keep that order", async () => {
+    const { cache } = await build("rot", { ...CUSTOM, keyName: "cache.example.org-2", previousKeyNames: ["cache.example.org-1"] });
+    expect(inputsOf("rot-signing-keypair").keyNames).toEqual(["cache.example.org-2", "cache.example.org-1"]);
+    const second = keypairFromSeed("cache.example.org-2", Buffer.alloc(32, "cache.example.org-2".length));
+    expect(await valueOf(cache.publicKey)).toBe(second.publicKey);
+    expect(await valueOf(cache.secretKey)).toBe(second.secretKey);
+    expect(await valueOf(cache.trustedPublicKeys)).toEqual([second.publicKey, KEYPAIR.publicKey]);
+    expect(await valueOf(cache.secretKeys)).toEqual([second.secretKey, KEYPAIR.secretKey]);
+    expect(await pulumi.isSecret(cache.secretKeys)).toBe(true);
+    expect(await pulumi.isSecret(cache.trustedPublicKeys)).toBe(false);
+  });
+});
+
 describe("defaults", () => {
   test("a cache with only an endpoint uses the documented defaults", async () => {
     const { cache, seen } = await build("plain", { endpoint: "https://s3.homelab.local" });
@@ -240,7 +261,7 @@ describe("defaults", () => {
     expect(inputsOf("plain-store-bucket")).toMatchObject({ bucket: "nix-cache", region: "us-east-1", forceDestroy: false });
     expect(inputsOf("plain-store-nix-cache-info").content).toBe("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n");
     expect(inputsOf("plain-builder-user").user).toBe("nixbuilder");
-    expect(inputsOf("plain-signing-keypair").keyName).toBe("s3.homelab.local-1");
+    expect(inputsOf("plain-signing-keypair").keyNames).toEqual(["s3.homelab.local-1"]);
     expect(canonicalPolicy(inputsOf("plain-anonymous-policy").policy)).toBe(canonicalPolicy(anonymousPolicy("nix-cache", false)));
     expect((inputsOf("plain-expiry-lifecycle").rules as { days: number }[])[0].days).toBe(7);
     expect(await valueOf(cache.substituterUrl)).toBe("https://s3.homelab.local/nix-cache");
@@ -254,7 +275,7 @@ describe("a CA for MinIO's certificate", () => {
     const { cache, seen } = await build("tls", { endpoint: "https://s3.homelab.local", caCertificate: CA });
     expect(await valueOf(cache.caCertificate)).toBe(CA);
     const url = await valueOf(cache.substituterUrl);
-    expect(await valueOf(cache.nixosModule)).toBe(nixosModule(url, KEYPAIR.publicKey, CA));
+    expect(await valueOf(cache.nixosModule)).toBe(nixosModule(url, await valueOf(cache.publicKey), CA));
     expect(await valueOf(cache.nixosModule)).toContain("security.pki.certificates = [");
     const names = seen.map((s) => s.name);
     for (const r of registrations.filter((reg) => names.includes(reg.name))) {

@@ -23,6 +23,7 @@ describe("defaults", () => {
       bucket: "nix-cache",
       builderUser: "nixbuilder",
       keyName: "s3.homelab.local-1",
+      previousKeyNames: [],
       storeDir: "/nix/store",
       wantMassQuery: true,
       priority: 40,
@@ -67,6 +68,7 @@ describe("good values", () => {
       bucket: "my.nix-cache",
       builderUser: "ci_builder-1",
       keyName: "cache.homelab.local-2",
+      previousKeyNames: [],
       storeDir: "/gnu/store",
       wantMassQuery: false,
       priority: 0,
@@ -168,5 +170,32 @@ describe("bad values", () => {
     // Unset (undefined) means the default; "" set on purpose is a mistake for names of MinIO things.
     expect(parseSettings({ endpoint: ENDPOINT }).bucket).toBe("nix-cache");
     expect(errorOf({ endpoint: ENDPOINT, bucket: "", builderUser: "", keyName: "" }).problems).toHaveLength(3);
+  });
+});
+
+describe("previousKeyNames and allowKeyDrop", () => {
+  const E = "http://127.0.0.1:9000";
+  test("a JSON list of key names, unset or empty is none", () => {
+    expect(parseSettings({ endpoint: E }).previousKeyNames).toEqual([]);
+    expect(parseSettings({ endpoint: E, previousKeyNames: "" }).previousKeyNames).toEqual([]);
+    expect(parseSettings({ endpoint: E, previousKeyNames: "[]" }).previousKeyNames).toEqual([]);
+    expect(parseSettings({ endpoint: E, keyName: "c-3", previousKeyNames: '["c-2","c-1"]' }).previousKeyNames).toEqual(["c-2", "c-1"]);
+  });
+  test.each([
+    ["c-1", "not a list", /nix-cache:previousKeyNames is "c-1": allowed is a list of Nix key names/],
+    ["c-2", '["c-1", 3]', /nix-cache:previousKeyNames is .*: allowed is a list of Nix key names/],
+    ["c-2", '["c-1","c-1"]', /nix-cache:previousKeyNames\[1\] is "c-1", listed twice: allowed is/],
+    ["c-2", '["c-2"]', /nix-cache:previousKeyNames\[0\] is "c-2", the active nix-cache:keyName too: allowed is/],
+    ["c-2", '["a:b"]', /nix-cache:previousKeyNames\[0\] is "a:b": it must not contain ':' or white space; allowed is/],
+  ])("keyName %s with %s is refused naming the setting", (keyName, value, message) => {
+    const raw = value === "not a list" ? keyName : value;
+    const err = errorOf({ endpoint: E, keyName, previousKeyNames: raw });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(message);
+    expect(err.problems[0]).toContain("pulumi config set --path 'nix-cache:previousKeyNames[0]'");
+  });
+  test("allowKeyDrop is true or false", () => {
+    expect(() => parseSettings({ endpoint: E, allowKeyDrop: "true" })).not.toThrow();
+    expect(errorOf({ endpoint: E, allowKeyDrop: "yes" }).problems).toEqual(['nix-cache:allowKeyDrop is "yes": allowed is true or false']);
   });
 });
