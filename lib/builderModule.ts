@@ -1,18 +1,36 @@
 // The builder host's NixOS module: sign what Nix builds, queue it from a post-build hook that can never
 // slow or break a build, and push the queue to the cache from a systemd service that retries.
 // Secrets are referenced by path only: everything in a .nix file ends up world-readable in /nix/store.
-import { nixIndentedBody, nixString, pkiCertificatesLines } from "./hostConfig";
+import { keyFileSuffix, keyList, keyNameOf, nixIndentedBody, nixString, pkiCertificatesLines } from "./hostConfig";
 
 export { nixIndentedBody };
 
-/** File names of the secrets `host-config --secrets-dir` writes; the module's defaults use the same names. */
+/** File names of the secrets `host-config --secrets-dir` writes; the module's defaults use the same names.
+ *  SIGNING_KEY_FILE_NAME holds the active key (the secretKey output); previous keys: previousSigningKeyFileName. */
 export const SIGNING_KEY_FILE_NAME = "nix-cache-signing-key";
 export const AWS_CREDENTIALS_FILE_NAME = "nix-cache-aws-credentials";
 
+/** Where NixOS secret managers (agenix, sops-nix) decrypt secrets to; the module's defaults point there. */
+export const SECRETS_MOUNT = "/run/secrets";
+
+/**
+ * The file name of a previous key's secret (a key of nix-cache:previousKeyNames, still signing during a
+ * rotation): `nix-cache-signing-key-NAME`, named by the key's name (see keyFileSuffix for names with odd
+ * characters), so a file never changes meaning: the key of a name is the same until it is retired.
+ */
+export function previousSigningKeyFileName(keyName: string): string {
+  return `${SIGNING_KEY_FILE_NAME}-${keyFileSuffix(keyName)}`;
+}
+
+/** The default of previousSigningKeyFiles for the previous keys (`NAME:…` or bare names), in their order. */
+export function defaultPreviousSigningKeyFiles(previousKeys: readonly string[]): string[] {
+  return previousKeys.map((key) => `${SECRETS_MOUNT}/${previousSigningKeyFileName(keyNameOf(key))}`);
+}
+
 /** Where the module's options point by default: NixOS secret managers (agenix, sops-nix) decrypt to /run/secrets... */
 export const BUILDER_DEFAULTS = {
-  signingKeyFile: `/run/secrets/${SIGNING_KEY_FILE_NAME}`,
-  awsCredentialsFile: `/run/secrets/${AWS_CREDENTIALS_FILE_NAME}`,
+  signingKeyFile: `${SECRETS_MOUNT}/${SIGNING_KEY_FILE_NAME}`,
+  awsCredentialsFile: `${SECRETS_MOUNT}/${AWS_CREDENTIALS_FILE_NAME}`,
   spoolDir: "/var/spool/nix-cache",
   pushAttempts: 4,
   retryDelaySec: 5,
@@ -137,15 +155,51 @@ export function drainBody(): string {
 export interface BuilderModuleInput {
   /** The `s3://` URL the drain pushes to (the stack's pushUrl output). */
   pushUrl: string;
-  /** The cache's public key (the stack's publicKey output), named in the signing key's description. */
+  /** The active key's public half (the stack's publicKey output), named in signingKeyFile's description. */
   publicKey: string;
+  /**
+   * Every key of the stack, public halves, the active first (the stack's trustedPublicKeys output); the keys
+   * after the first are the previous keys: previousSigningKeyFiles gets one default path per key, named by
+   * its key name. Leave it out (or give [publicKey]) for a stack with one key: previousSigningKeyFiles is then
+   * empty by default. Its first key must be `publicKey`, and its names distinct.
+   */
+  trustedPublicKeys?: readonly string[];
   /** The CA of MinIO's certificate (the stack's caCertificate output); undefined or "" when none. */
   caCertificate?: string;
 }
 
-/** The NixOS module for the builder host (nix-cache-builder.nix). Takes no secret: it cannot leak one. */
-export function builderModule({ pushUrl, publicKey, caCertificate }: BuilderModuleInput): string {
+/**
+ * The NixOS module for the builder host (nix-cache-builder.nix). Takes no secret: it cannot leak one.
+ * Its options (services.nix-cache-builder.*): enable; pushUrl; signingKeyFile, the active key's secret file;
+ * previousSigningKeyFiles, the previous keys' secret files (Nix signs with all of these through
+ * secret-key-files); awsCredentialsFile; spoolDir; pushAttempts; retryDelaySec; sslCertFile; retryInterval.
+ *
+ * Why the active key keeps its single-file option and the previous keys get a list option of their own,
+ * rather than one list option replacing signingKeyFile: every builder configured before key sets (the default
+ * path, or signingKeyFile set to an agenix/sops-nix path) keeps evaluating and signing exactly as before when
+ * the module is regenerated, with no option renamed or deprecated; signingKeyFile always holds the key that
+ * the secretKey and publicKey outputs name, as a NixOS user reading the option expects; and a rotation only
+ * adds entries to previousSigningKeyFiles (retiring removes them), each a file named by its key's name.
+ */
+export function builderModule({ pushUrl, publicKey, trustedPublicKeys, caCertificate }: BuilderModuleInput): string {
   const d = BUILDER_DEFAULTS;
+  const keys = keyList(trustedPublicKeys ?? [publicKey]);
+  if (keys[0] !== publicKey) {
+    throw new Error(`the first of trustedPublicKeys must be the active publicKey ${publicKey}, not ${keys[0]}`);
+  }
+  const previous = keys.slice(1);
+  const nixList = (items: readonly string[]) => (items.length === 0 ? "[ ]" : `[ ${items.map(nixString).join(" ")} ]`);
+  const previousDescription =
+    "Paths of the secret key files of the cache's previous keys (nix-cache:previousKeyNames; the secretKeys output " +
+    "after its first entry), one per key, in that order. Nix signs every path it builds with each of them as well as " +
+    "with signingKeyFile (nix.settings.secret-key-files), so hosts that still trust only an older key keep accepting " +
+    "new builds while a key is rotated. " +
+    (previous.length === 0
+      ? "This stack has no previous key: empty. "
+      : `This stack's previous keys: ${previous.map((k) => `${keyNameOf(k)} (public key ${k})`).join(", ")}. `) +
+    "The defaults are the files `npm run host-config -- --secrets-dir` writes (nix-cache-signing-key-NAME) under " +
+    `${SECRETS_MOUNT}. Paths as strings outside the Nix store, like signingKeyFile; each file must exist on the ` +
+    "builder, or Nix fails the build when it signs.";
   const option = (type: string, dflt: string, description: string) =>
     [
       "lib.mkOption {",
@@ -183,7 +237,8 @@ export function builderModule({ pushUrl, publicKey, caCertificate }: BuilderModu
     `  options.${BUILDER_OPTION_PATH} = {`,
     `    enable = ${option("lib.types.bool", "true", "Whether this host signs its builds and pushes them to the nix-cache binary cache. On by default: importing this module makes the host the builder.")}`,
     `    pushUrl = ${option("lib.types.str", nixString(pushUrl), "The store URL the queue is pushed to with `nix copy --to` (the stack's pushUrl output; its profile names the section of the credentials file).")}`,
-    `    signingKeyFile = ${option("lib.types.str", nixString(d.signingKeyFile), `Path of the file holding the cache's secret signing key (the secretKey output, whose public half is ${publicKey}). Used as nix.settings.secret-key-files, so Nix signs every path it builds. Give a path as a string, never a ./path literal: that would copy the secret into the world-readable Nix store.`)}`,
+    `    signingKeyFile = ${option("lib.types.str", nixString(d.signingKeyFile), `Path of the file holding the cache's active secret signing key (the secretKey output, whose public half is ${publicKey}). Used as the first of nix.settings.secret-key-files, so Nix signs every path it builds. Give a path as a string, never a ./path literal: that would copy the secret into the world-readable Nix store.`)}`,
+    `    previousSigningKeyFiles = ${option("lib.types.listOf lib.types.str", nixList(defaultPreviousSigningKeyFiles(previous)), previousDescription)}`,
     `    awsCredentialsFile = ${option("lib.types.str", nixString(d.awsCredentialsFile), "Path of the AWS shared credentials file with the builder's profile (the awsCredentials output); the drain reads it through AWS_SHARED_CREDENTIALS_FILE. A string path outside the Nix store, like signingKeyFile.")}`,
     `    spoolDir = ${option("lib.types.str", nixString(d.spoolDir), "Directory of the push queue: the post-build hook writes one entry per build to its queue/ subdirectory, and the drain deletes an entry only after its paths were pushed.")}`,
     `    pushAttempts = ${option("lib.types.ints.positive", String(d.pushAttempts), "How many times one drain run tries the push before it gives up and leaves the queue for the next run.")}`,
@@ -195,12 +250,13 @@ export function builderModule({ pushUrl, publicKey, caCertificate }: BuilderModu
     "  config = lib.mkIf cfg.enable {",
     "    assertions = [",
     "      {",
-    "        assertion = isSecretPath cfg.signingKeyFile && isSecretPath cfg.awsCredentialsFile;",
-    `        message = "${BUILDER_OPTION_PATH}: signingKeyFile and awsCredentialsFile must be absolute paths outside the Nix store (a path in a .nix file is copied to the world-readable store).";`,
+    "        assertion = isSecretPath cfg.signingKeyFile && lib.all isSecretPath cfg.previousSigningKeyFiles && isSecretPath cfg.awsCredentialsFile;",
+    `        message = "${BUILDER_OPTION_PATH}: signingKeyFile, previousSigningKeyFiles and awsCredentialsFile must be absolute paths outside the Nix store (a path in a .nix file is copied to the world-readable store).";`,
     "      }",
     "    ];",
     ...pkiCertificatesLines(caCertificate, "    "),
-    "    nix.settings.secret-key-files = [ cfg.signingKeyFile ];",
+    "    # The active key first, then the previous keys: Nix signs what it builds with every one of them.",
+    "    nix.settings.secret-key-files = [ cfg.signingKeyFile ] ++ cfg.previousSigningKeyFiles;",
     "    nix.settings.post-build-hook = queueHook;",
     '    systemd.tmpfiles.rules = [ "d ${cfg.spoolDir} 0700 root root -" "d ${cfg.spoolDir}/queue 0700 root root -" ];',
     "    systemd.services.nix-cache-push = {",

@@ -7,7 +7,7 @@ import { requireTool } from "../../harness/toolchain";
 import { nixEnv } from "../../harness/nix";
 
 /**
- * Just enough lib and pkgs for the generated modules: mkOption/mkIf/types/hasPrefix/escapeShellArg, and
+ * Just enough lib and pkgs for the generated modules: mkOption/mkIf/types/all/hasPrefix/escapeShellArg, and
  * pkgs.writeShellScript returning a derivation-like set ({ outPath; text }). Option values are each option's
  * default overridden by `settings`, checked against the option's type; an unknown setting is an error.
  * Tool packages map to /usr, where Debian keeps them, so the evaluated scripts run on this machine as they are.
@@ -21,7 +21,9 @@ let
       bool = type "boolean" builtins.isBool;
       str = type "string" builtins.isString;
       ints.positive = type "positive integer" (v: builtins.isInt v && v > 0);
+      listOf = t: type "list of \${t.name}" (v: builtins.isList v && builtins.all t.check v);
     };
+    all = builtins.all;
     mkOption = { type, default, description }: { _type = "option"; inherit type default description; };
     mkIf = cond: content: if cond then content else { };
     hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
@@ -83,7 +85,7 @@ export interface EvaluatedModules {
 export function evalHostModules(
   workDir: string,
   files: { client: string; builder: string },
-  settings: Record<string, string | number | boolean>,
+  settings: Record<string, string | number | boolean | string[]>,
   scriptDir: string,
 ): EvaluatedModules {
   requireTool("nix-instantiate", "the e2e tests need Nix 2.8 (Debian's nix-bin): run them with `npm test`");
@@ -106,6 +108,8 @@ export function evalHostModules(
   const json = execFileSync("nix-instantiate", ["--eval", "--strict", "--json", "--store", "dummy://", "-E", expr], {
     env: nixEnv(path.join(workDir, "home")),
     encoding: "utf8",
+    // Nix's error goes into the thrown error's message, not onto the test run's output.
+    stdio: ["ignore", "pipe", "pipe"],
   });
   const evaluated = JSON.parse(json) as EvaluatedModules;
   fs.mkdirSync(scriptDir, { recursive: true });

@@ -6,14 +6,21 @@ import * as path from "path";
 import {
   BUILDER_DEFAULTS,
   builderModule,
+  defaultPreviousSigningKeyFiles,
   drainBody,
   nixIndentedBody,
+  previousSigningKeyFileName,
   PUSH_COMMAND_ENV,
   queueHookBody,
+  SECRETS_MOUNT,
 } from "../../lib/builderModule";
+import { nixosModule } from "../../lib/hostConfig";
+import { evalHostModules } from "../support/nixosStandIn";
 
 const PUSH_URL = "s3://nix-cache?profile=nixbuilder&endpoint=http://127.0.0.1:9000&region=us-east-1&compression=zstd";
 const PUBLIC_KEY = "s3.homelab.local-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+const KEY_2 = "s3.homelab.local-2:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+const KEY_3 = "s3.homelab.local-3:6Xqc6rBOEk7fBtqxmTaJhbSDmMQSrd/9MnWOnBbJ6tk=";
 
 let dir: string;
 beforeEach(() => {
@@ -33,7 +40,8 @@ describe("builderModule", () => {
   test("declares each option with a type, a NixOS-style default and a description", () => {
     const options = [...text.matchAll(/^ {4}(\w+) = lib\.mkOption \{\n {6}type = ([^;]+);\n {6}default = ([^;]+);\n {6}description = "([^"]+)";/gm)];
     expect(options.map((m) => m[1])).toEqual([
-      "enable", "pushUrl", "signingKeyFile", "awsCredentialsFile", "spoolDir", "pushAttempts", "retryDelaySec", "sslCertFile", "retryInterval",
+      "enable", "pushUrl", "signingKeyFile", "previousSigningKeyFiles", "awsCredentialsFile", "spoolDir", "pushAttempts", "retryDelaySec",
+      "sslCertFile", "retryInterval",
     ]);
     expect(text.match(/lib\.mkOption/g)).toHaveLength(options.length);
     const defaults = Object.fromEntries(options.map((m) => [m[1], m[3]]));
@@ -41,6 +49,7 @@ describe("builderModule", () => {
       enable: "true",
       pushUrl: JSON.stringify(PUSH_URL),
       signingKeyFile: '"/run/secrets/nix-cache-signing-key"',
+      previousSigningKeyFiles: "[ ]",
       awsCredentialsFile: '"/run/secrets/nix-cache-aws-credentials"',
       spoolDir: `"${BUILDER_DEFAULTS.spoolDir}"`,
       pushAttempts: String(BUILDER_DEFAULTS.pushAttempts),
@@ -49,7 +58,7 @@ describe("builderModule", () => {
   });
 
   test("uses the key file for secret-key-files, the queue script as post-build-hook, and reads credentials by path", () => {
-    expect(text).toContain("nix.settings.secret-key-files = [ cfg.signingKeyFile ];");
+    expect(text).toContain("nix.settings.secret-key-files = [ cfg.signingKeyFile ] ++ cfg.previousSigningKeyFiles;");
     expect(text).toContain("nix.settings.post-build-hook = queueHook;");
     expect(text).toContain("export AWS_SHARED_CREDENTIALS_FILE=${lib.escapeShellArg cfg.awsCredentialsFile}");
     expect(text).toContain("OnUnitActiveSec = cfg.retryInterval;");
@@ -59,6 +68,78 @@ describe("builderModule", () => {
     expect(builderModule({ pushUrl: 's3://b?x=${builtins.abort "no"}"', publicKey: PUBLIC_KEY })).toContain(
       'default = "s3://b?x=\\${builtins.abort \\"no\\"}\\"";',
     );
+  });
+});
+
+describe("builderModule with a set of keys", () => {
+  const input = (keys: string[]) => ({ pushUrl: PUSH_URL, publicKey: keys[0], trustedPublicKeys: keys });
+  const optionOf = (text: string, name: string) =>
+    new RegExp(`^ {4}${name} = lib\\.mkOption \\{\\n {6}type = ([^;]+);\\n {6}default = ([^;]+);\\n {6}description = "([^"]+)";`, "m").exec(text);
+
+  test("one key (or trustedPublicKeys of just the publicKey): the same text as before key sets, no previous key file", () => {
+    const single = builderModule({ pushUrl: PUSH_URL, publicKey: PUBLIC_KEY });
+    expect(builderModule(input([PUBLIC_KEY]))).toBe(single);
+    expect(optionOf(single, "previousSigningKeyFiles")?.[2]).toBe("[ ]");
+    expect(optionOf(single, "previousSigningKeyFiles")?.[3]).toContain("This stack has no previous key: empty.");
+  });
+
+  test("two keys: previousSigningKeyFiles defaults to the previous key's file, named by its key name", () => {
+    const text = builderModule(input([KEY_2, PUBLIC_KEY]));
+    const previous = optionOf(text, "previousSigningKeyFiles");
+    expect(previous?.[1]).toBe("lib.types.listOf lib.types.str");
+    expect(previous?.[2]).toBe('[ "/run/secrets/nix-cache-signing-key-s3.homelab.local-1" ]');
+    expect(previous?.[3]).toContain(`This stack's previous keys: s3.homelab.local-1 (public key ${PUBLIC_KEY}).`);
+    expect(optionOf(text, "signingKeyFile")?.[2]).toBe('"/run/secrets/nix-cache-signing-key"');
+    expect(optionOf(text, "signingKeyFile")?.[3]).toContain(`whose public half is ${KEY_2}`);
+  });
+
+  test("file names: by key name, percent-encoded where a name has characters a file name should not", () => {
+    expect(previousSigningKeyFileName("s3.homelab.local-1")).toBe("nix-cache-signing-key-s3.homelab.local-1");
+    expect(previousSigningKeyFileName("a/b")).toBe("nix-cache-signing-key-a%2Fb");
+    expect(defaultPreviousSigningKeyFiles([KEY_3, "bare-1"])).toEqual([
+      `${SECRETS_MOUNT}/nix-cache-signing-key-s3.homelab.local-3`,
+      `${SECRETS_MOUNT}/nix-cache-signing-key-bare-1`,
+    ]);
+  });
+
+  test("refuses a key list that does not start with publicKey, or has two keys of one name", () => {
+    expect(() => builderModule({ pushUrl: PUSH_URL, publicKey: PUBLIC_KEY, trustedPublicKeys: [KEY_2, PUBLIC_KEY] })).toThrow(
+      `the first of trustedPublicKeys must be the active publicKey ${PUBLIC_KEY}`,
+    );
+    expect(() => builderModule(input([KEY_2, KEY_2.replace("11q", "22q")]))).toThrow("two keys are named 's3.homelab.local-2'");
+  });
+
+  test("real Nix 2.8 evaluates it (NixOS stand-in): secret-key-files holds every key file, the active first", () => {
+    const keys = [KEY_3, KEY_2, PUBLIC_KEY];
+    const files = { client: path.join(dir, "client.nix"), builder: path.join(dir, "builder.nix") };
+    fs.writeFileSync(files.client, nixosModule("http://127.0.0.1:9000/nix-cache", keys));
+    fs.writeFileSync(files.builder, builderModule(input(keys)));
+    const evaluated = evalHostModules(path.join(dir, "eval"), files, {}, path.join(dir, "scripts"));
+    expect(evaluated.client.nix.settings["extra-trusted-public-keys"]).toEqual(keys);
+    expect(evaluated.builder.nix.settings["secret-key-files"]).toEqual([
+      BUILDER_DEFAULTS.signingKeyFile,
+      "/run/secrets/nix-cache-signing-key-s3.homelab.local-2",
+      "/run/secrets/nix-cache-signing-key-s3.homelab.local-1",
+    ]);
+    expect(evaluated.options.previousSigningKeyFiles.type).toBe("list of string");
+    expect(evaluated.builder.assertions.map((a) => a.assertion)).toEqual([true]);
+
+    // Set by the user (agenix paths, say): used as given; the single-key option still sets the active key.
+    const set = evalHostModules(path.join(dir, "eval-set"), files, {
+      signingKeyFile: "/run/agenix/k3",
+      previousSigningKeyFiles: ["/run/agenix/k2", "/run/agenix/k1"],
+    }, path.join(dir, "scripts-set"));
+    expect(set.builder.nix.settings["secret-key-files"]).toEqual(["/run/agenix/k3", "/run/agenix/k2", "/run/agenix/k1"]);
+    expect(set.builder.assertions.map((a) => a.assertion)).toEqual([true]);
+
+    // A previous key's file in the world-readable store (or a relative path) fails the assertion.
+    for (const bad of [["/run/agenix/k2", "/nix/store/x-k1"], ["k1"]]) {
+      const e = evalHostModules(path.join(dir, "eval-bad"), files, { previousSigningKeyFiles: bad }, path.join(dir, "scripts-bad"));
+      expect([bad, e.builder.assertions.map((a) => a.assertion)]).toEqual([bad, [false]]);
+    }
+    expect(() =>
+      evalHostModules(path.join(dir, "eval-type"), files, { previousSigningKeyFiles: "/run/agenix/k2" }, path.join(dir, "scripts-type")),
+    ).toThrow("option previousSigningKeyFiles: not a list of string");
   });
 });
 
