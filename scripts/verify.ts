@@ -2,17 +2,14 @@
 // builder meet it. Reads the stack's outputs and config with the pulumi CLI (whatever backend you are logged
 // in to, or PULUMI_BACKEND_URL), prints one PASS/FAIL line per check and a summary, and exits 1 when a check
 // fails, 2 when it cannot run (bad arguments, stack unreadable); --help prints the usage.
-import { execFileSync } from "child_process";
 import * as crypto from "crypto";
-import * as path from "path";
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand, SetupError } from "../lib/cli";
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand } from "../lib/cli";
 import { parseS3StoreUrl } from "../lib/pushTarget";
-import { CONFIG_NAMESPACE, parseSettings, RawSettings, SETTING_KEYS, SettingsError } from "../lib/settings";
+import { SettingsError } from "../lib/settings";
 import { formatReport, runChecks } from "../lib/verify";
-import { adminCredentialsFrom } from "../providers/minioClients";
+import { readStack } from "./stackReader";
 import { networkProbe, trustedCa } from "./verifyProbe";
 
-const PROJECT_DIR = path.resolve(__dirname, "..");
 const USAGE = `usage: npm run verify [-- --stack NAME]
 
 Checks a deployed cache over the network, as a Nix client and as the builder meet it, with the stack's
@@ -23,28 +20,6 @@ Exit status: 0 every check passed, 1 a check failed, 2 could not run (bad argume
 
 const OPTIONS = { stack: { type: "string", short: "s", valueName: "NAME" } } as const satisfies OptionSpecs;
 
-function pulumi(args: string[], stack: string | undefined): string {
-  const full = stack ? [...args, "--stack", stack] : args;
-  try {
-    return execFileSync("pulumi", full, {
-      cwd: PROJECT_DIR,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "1" },
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  } catch (err) {
-    const stderr = String((err as { stderr?: string }).stderr ?? "").trim();
-    throw new SetupError(
-      `cannot read the stack (pulumi ${args.slice(0, 2).join(" ")}): ${stderr || (err as Error).message}\n` +
-        "Run verify where `pulumi stack output` works: logged in to the stack's backend (or PULUMI_BACKEND_URL set), " +
-        "PULUMI_CONFIG_PASSPHRASE set for a passphrase stack, and the stack selected or named with -- --stack NAME.",
-    );
-  }
-}
-
-type ConfigJson = Record<string, { value?: unknown; secret?: boolean }>;
-
 async function main(): Promise<ExitCode> {
   const parsed = parseCommandLine(process.argv.slice(2), { options: OPTIONS, usage: USAGE });
   if (parsed === "help") {
@@ -52,22 +27,7 @@ async function main(): Promise<ExitCode> {
     return EXIT.ok;
   }
   const args = parsed.values;
-  const stackName = args.stack ?? pulumi(["stack", "--show-name"], undefined).trim();
-  const outputs = JSON.parse(pulumi(["stack", "output", "--json", "--show-secrets"], args.stack)) as Record<string, unknown>;
-  const config = JSON.parse(pulumi(["config", "--json", "--show-secrets"], args.stack)) as ConfigJson;
-
-  const output = (name: string): string => {
-    const v = outputs[name];
-    if (typeof v !== "string" || v === "") throw new SetupError(`stack ${stackName} has no output '${name}': run \`pulumi up\` first`);
-    return v;
-  };
-  const configValue = (key: string): string | undefined => {
-    const v = config[key]?.value;
-    return v === undefined || v === null ? undefined : String(v);
-  };
-  const raw: RawSettings = Object.fromEntries(SETTING_KEYS.map((k) => [k, configValue(`${CONFIG_NAMESPACE}:${k}`)]));
-  const settings = parseSettings(raw);
-  const admin = adminCredentialsFrom({ get: configValue });
+  const { stackName, output, settings, admin } = readStack("verify", args.stack);
 
   const pushUrl = output("pushUrl");
   const push = parseS3StoreUrl(pushUrl);

@@ -1,0 +1,166 @@
+// `npm run resign [-- --stack NAME --dry-run --concurrency N --verbose]`: adds a Sig line of each of the stack's
+// keys to every narinfo in the cache that one of them already signs (the key-rotation step "re-sign the cache").
+// Reads the keys (output secretKeys, active first; secretKey for a stack from before key sets) and the MinIO
+// endpoint, bucket and admin credentials (stack config) with the pulumi CLI, as `npm run verify` does. Each
+// narinfo is written back with If-Match on the ETag it was read with: a narinfo uploaded again meanwhile is
+// never overwritten. Exit 0 all done, 1 something refused or failed, 2 could not run.
+//
+// Test only: NIX_CACHE_RESIGN_TEST_DELAY_MS=N waits N ms between reading a narinfo and writing it back, so the
+// integration test can upload a narinfo again in between (it has no other use).
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, SetupError } from "../lib/cli";
+import { SigningKey } from "../lib/narinfo";
+import { formatResignReport, resignCache, ResignStore, ResignSummary, StoredObject, WriteOutcome } from "../lib/resign";
+import { SettingsError } from "../lib/settings";
+import { publicKeyOf } from "../lib/signingKey";
+import { errorCode, minioCall, MinioTarget, s3Client } from "../providers/minioClients";
+import { readStack, StackView } from "./stackReader";
+
+const USAGE = `usage: npm run resign [-- --stack NAME] [--dry-run] [--concurrency N] [--verbose]
+
+Adds a signature of each of the stack's keys (output secretKeys, active first) to every narinfo in the cache
+that one of them already signs, keeping every existing byte. A narinfo that none of them signs (foreign,
+tampered, corrupt) is never written: it is reported by name. Safe to run again, and to stop at any time.
+  --stack NAME, -s NAME  the stack (default: the selected stack)
+  --dry-run              change nothing; say what would be signed
+  --concurrency N        narinfos handled at the same time (default 8)
+  --verbose              one line per narinfo signed (refused ones are always listed)
+  --help, -h             this text
+Exit status: 0 done, 1 some narinfo refused or failed, 2 could not run (bad arguments, stack unreadable).`;
+
+const OPTIONS = {
+  stack: { type: "string", short: "s", valueName: "NAME" },
+  "dry-run": { type: "boolean" },
+  concurrency: { type: "string", valueName: "N" },
+  verbose: { type: "boolean" },
+} as const satisfies OptionSpecs;
+
+/** Our keys from the stack: secretKeys (active first), else the single secretKey; checked against publicKey. */
+export function stackKeys(stack: Pick<StackView, "outputs" | "stackName">): SigningKey[] {
+  const list = stack.outputs.secretKeys;
+  const secrets: unknown[] = Array.isArray(list) && list.length > 0 ? list : [stack.outputs.secretKey];
+  const keys = secrets.map((secret, i) => {
+    if (typeof secret !== "string" || secret === "") {
+      throw new SetupError(`stack ${stack.stackName} has no output 'secretKeys' or 'secretKey': run \`pulumi up\` first`);
+    }
+    try {
+      return { secretKey: secret, publicKey: publicKeyOf(secret) };
+    } catch (err) {
+      // The message names the problem, never the key.
+      throw new SetupError(`key ${i + 1} of the stack's secretKeys is not a Nix secret key (${(err as Error).message})`);
+    }
+  });
+  const active = stack.outputs.publicKey;
+  if (typeof active === "string" && active !== "" && keys[0].publicKey !== active) {
+    throw new SetupError(`the stack's first secret key is not the active key (publicKey ${active}): run \`pulumi up\` first`);
+  }
+  return keys;
+}
+
+/** The bucket seen through the MinIO SDK, as the admin. */
+export function s3ResignStore(target: MinioTarget, admin: { accessKey: string; secretKey: string }, bucket: string): ResignStore {
+  const client = s3Client(target, admin);
+  return {
+    async *list() {
+      for await (const o of client.listObjectsV2(bucket, "", true)) if (o.name) yield o.name;
+    },
+    async read(key): Promise<StoredObject | undefined> {
+      try {
+        return await minioCall(`read ${key}`, target, async () => {
+          const stream = (await client.getObject(bucket, key)) as import("stream").Readable & {
+            headers?: Record<string, string | string[] | undefined>;
+          };
+          const chunks: Buffer[] = [];
+          for await (const chunk of stream) chunks.push(chunk as Buffer);
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(stream.headers ?? {})) if (typeof v === "string") headers[k.toLowerCase()] = v;
+          return { body: Buffer.concat(chunks), etag: headers.etag ?? "", headers };
+        });
+      } catch (err) {
+        if (["NoSuchKey", "NotFound"].includes(errorCode(err))) return undefined;
+        throw err;
+      }
+    },
+    async write(key, body, ifMatch, headers): Promise<WriteOutcome> {
+      if (!ifMatch) throw new Error(`no ETag for ${key}: refusing an unconditional write`);
+      try {
+        // The SDK sends If-Match as a header (it is one of its supported headers), not as x-amz-meta-if-match.
+        await minioCall(`write ${key}`, target, () => client.putObject(bucket, key, body, body.length, { ...headers, "If-Match": ifMatch }));
+        return "written";
+      } catch (err) {
+        const code = errorCode(err);
+        if (code === "PreconditionFailed") return "changed";
+        if (code === "NoSuchKey") return "gone";
+        throw err;
+      }
+    },
+  };
+}
+
+/** A progress line on stderr, only on a terminal, at most 4 times a second. */
+function progressReporter(dryRun: boolean): { update(done: number, total: number, s: ResignSummary): void; end(): void } {
+  if (!process.stderr.isTTY) return { update() {}, end() {} };
+  let last = 0;
+  let shown = false;
+  return {
+    update(done, total, s) {
+      const now = Date.now();
+      if (now - last < 250 && done !== total) return;
+      last = now;
+      shown = true;
+      const signed = dryRun ? `${s.wouldSign} would be signed` : `${s.signed} signed`;
+      process.stderr.write(`\rresign: ${done}/${total} narinfos (${signed}, ${s.alreadySigned} already signed, ${s.refused.length} refused)\x1b[K`);
+    },
+    end() {
+      if (shown) process.stderr.write("\n");
+    },
+  };
+}
+
+async function main(): Promise<ExitCode> {
+  const parsed = parseCommandLine(process.argv.slice(2), { options: OPTIONS, usage: USAGE });
+  if (parsed === "help") {
+    console.log(USAGE);
+    return EXIT.ok;
+  }
+  const args = parsed.values;
+  const concurrency = args.concurrency === undefined ? 8 : positiveInteger("--concurrency", args.concurrency);
+  const dryRun = args["dry-run"] ?? false;
+  const delayEnv = process.env.NIX_CACHE_RESIGN_TEST_DELAY_MS;
+  const delayBeforeWriteMs = delayEnv ? Number(delayEnv) : undefined;
+
+  const stack = readStack("resign", args.stack);
+  const keys = stackKeys(stack);
+  const { settings } = stack;
+  const target: MinioTarget = { endpoint: settings.endpoint, region: settings.region, ca: settings.caCertificate || undefined };
+  const store = s3ResignStore(target, stack.admin, settings.bucket);
+  const names = keys.map((k) => k.publicKey.split(":")[0]);
+  console.log(
+    `resign: stack ${stack.stackName}, bucket ${settings.bucket} at ${settings.endpoint}, keys ${names.join(", ")} (active first)` +
+      (dryRun ? ", dry run: nothing is written" : ""),
+  );
+
+  const progress = progressReporter(dryRun);
+  let summary: ResignSummary;
+  try {
+    summary = await resignCache(store, {
+      keys,
+      dryRun,
+      concurrency,
+      delayBeforeWriteMs,
+      onProgress: progress.update,
+      onResult: (key, r) => {
+        if (r.kind === "signed" && args.verbose) console.log(`signed ${key}: added ${r.added.join(", ")}`);
+        if (r.kind === "would-sign" && (args.verbose || dryRun)) console.log(`would sign ${key}: add ${r.added.join(", ")}`);
+      },
+    });
+  } catch (err) {
+    progress.end();
+    // The listing failed (MinIO unreachable, credentials refused, no bucket): nothing was decided.
+    throw new SetupError(`cannot list bucket ${settings.bucket} at ${settings.endpoint}: ${(err as Error).message}`);
+  }
+  progress.end();
+  console.log(formatResignReport(summary, dryRun));
+  return summary.refused.length > 0 || summary.failed.length > 0 ? EXIT.failed : EXIT.ok;
+}
+
+if (require.main === module) void runCommand("resign", main, { usage: USAGE, known: [SettingsError] });

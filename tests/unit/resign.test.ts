@@ -1,0 +1,168 @@
+// The resign engine on an in-memory bucket with S3's conditional-write rules: exactly the right narinfos are
+// signed, every byte kept, a concurrent upload is never overwritten (412 → read again), bounded concurrency,
+// dry run, realisations counted, the summary line. The real MinIO side is tests/integration/resign.test.ts.
+import * as crypto from "crypto";
+import { fingerprint, parseNarinfo, verifySignatures } from "../../lib/narinfo";
+import { formatResignReport, headersToKeep, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/resign";
+import { generateKeypair, signDetached } from "../../lib/signingKey";
+
+const active = generateKeypair("homelab-2");
+const previous = generateKeypair("homelab-1");
+const stranger = generateKeypair("stranger-1");
+const KEYS = [active, previous];
+
+function narinfo(n: number, ...signers: { secretKey: string }[]): string {
+  const hash = crypto.createHash("sha256").update(String(n)).digest();
+  const name = crypto.createHash("sha1").update(String(n)).digest("hex").slice(0, 32).replace(/[eotu]/g, "0");
+  const base =
+    `StorePath: /nix/store/${name}-p${n}\nURL: nar/${n}.nar.zst\nCompression: zstd\n` +
+    `NarHash: sha256:${hash.toString("hex")}\nNarSize: ${100 + n}\nReferences: \n`;
+  const fp = fingerprint(parseNarinfo(base));
+  return base + signers.map((k) => `Sig: ${signDetached(k.secretKey, fp)}\n`).join("");
+}
+
+class MemoryBucket implements ResignStore {
+  objects = new Map<string, { body: Buffer; etag: string; headers: Record<string, string> }>();
+  inFlight = 0;
+  maxInFlight = 0;
+  writes: string[] = [];
+  /** Called between a read and the write that follows it (to race an upload). */
+  beforeWrite?: (key: string) => void;
+
+  put(key: string, body: string | Buffer, headers: Record<string, string> = { "content-type": "text/x-nix-narinfo" }) {
+    const b = Buffer.isBuffer(body) ? body : Buffer.from(body);
+    this.objects.set(key, { body: b, etag: `"${crypto.createHash("md5").update(b).digest("hex")}"`, headers });
+  }
+  text(key: string) {
+    return this.objects.get(key)?.body.toString("utf8");
+  }
+  async *list() {
+    for (const k of [...this.objects.keys()].sort()) yield k;
+  }
+  async read(key: string): Promise<StoredObject | undefined> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    await new Promise((r) => setTimeout(r, 1));
+    this.inFlight--;
+    const o = this.objects.get(key);
+    return o && { body: o.body, etag: o.etag, headers: { ...o.headers, etag: o.etag } };
+  }
+  async write(key: string, body: Buffer, ifMatch: string, headers: Record<string, string>): Promise<WriteOutcome> {
+    this.beforeWrite?.(key);
+    const o = this.objects.get(key);
+    if (!o) return "gone";
+    if (o.etag !== ifMatch) return "changed";
+    const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+    this.put(key, body, lower);
+    this.writes.push(key);
+    return "written";
+  }
+}
+
+const names = (text: string | undefined) => verifySignatures(parseNarinfo(text ?? ""), KEYS.map((k) => k.publicKey)).verified.sort();
+
+describe("resignCache", () => {
+  test("signs exactly the narinfos one of our keys signs, keeps every byte and headers, reports the rest", async () => {
+    const b = new MemoryBucket();
+    b.put("a0.narinfo", narinfo(0, previous), { "content-type": "text/x-nix-narinfo", "cache-control": "max-age=60", "x-amz-meta-who": "builder" });
+    b.put("a1.narinfo", narinfo(1, active));
+    b.put("a2.narinfo", narinfo(2, active, previous));
+    b.put("a3.narinfo", narinfo(3, stranger));
+    b.put("a4.narinfo", narinfo(4, previous).replace("NarSize: 104", "NarSize: 105"));
+    b.put("a5.narinfo", Buffer.concat([Buffer.from(narinfo(5, previous)), Buffer.from([0xff])]));
+    b.put("a6.narinfo", narinfo(6, previous), { "content-type": "text/x-nix-narinfo", "content-encoding": "xz" });
+    b.put("nar/0.nar.zst", "not a narinfo");
+    b.put("realisations/sha256:abc!out.doi", "{}");
+    b.put("nix-cache-info", "StoreDir: /nix/store\n");
+    const before = new Map([...b.objects].map(([k, v]) => [k, v.body]));
+
+    const s = await resignCache(b, { keys: KEYS });
+    expect(s).toMatchObject({ total: 7, signed: 2, alreadySigned: 1, gone: 0, realisations: 1, failed: [] });
+    expect(s.refused.map((r) => r.key)).toEqual(["a3.narinfo", "a4.narinfo", "a5.narinfo", "a6.narinfo"]);
+    expect(s.refused.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/signed only by stranger-1/),
+      expect.stringMatching(/does not verify/),
+      expect.stringMatching(/not UTF-8/),
+      expect.stringMatching(/Content-Encoding: xz/),
+    ]);
+    expect(b.writes.sort()).toEqual(["a0.narinfo", "a1.narinfo"]);
+    for (const k of ["a0.narinfo", "a1.narinfo"]) {
+      expect(b.objects.get(k)?.body.subarray(0, before.get(k)?.length).equals(before.get(k) as Buffer)).toBe(true);
+      expect(names(b.text(k))).toEqual(["homelab-1", "homelab-2"]);
+    }
+    expect(b.objects.get("a0.narinfo")?.headers).toEqual({ "content-type": "text/x-nix-narinfo", "cache-control": "max-age=60", "x-amz-meta-who": "builder" });
+    for (const k of ["a2.narinfo", "a3.narinfo", "a4.narinfo", "a5.narinfo", "a6.narinfo", "nar/0.nar.zst"]) {
+      expect(b.objects.get(k)?.body.equals(before.get(k) as Buffer)).toBe(true);
+    }
+    expect(summaryLine(s)).toBe("resign: 2 signed, 1 already signed, 4 refused, 1 realisations not handled");
+    expect(formatResignReport(s)).toMatch(/^refused a3\.narinfo: not signed by any of our keys/m);
+
+    // Second run: nothing to do.
+    const again = await resignCache(b, { keys: KEYS });
+    expect(summaryLine(again)).toBe("resign: 0 signed, 3 already signed, 4 refused, 1 realisations not handled");
+  });
+
+  test("dry run writes nothing and says what it would sign", async () => {
+    const b = new MemoryBucket();
+    b.put("a.narinfo", narinfo(0, previous));
+    b.put("b.narinfo", narinfo(1, active, previous));
+    const s = await resignCache(b, { keys: KEYS, dryRun: true });
+    expect(b.writes).toEqual([]);
+    expect(summaryLine(s, true)).toBe("resign: 1 would be signed (dry run: nothing written), 1 already signed, 0 refused");
+  });
+
+  test("an upload between our read and our write is kept; the new content is decided again", async () => {
+    const b = new MemoryBucket();
+    b.put("a.narinfo", narinfo(0, previous));
+    b.put("b.narinfo", narinfo(1, previous));
+    const foreign = narinfo(1, stranger);
+    let raced = false;
+    b.beforeWrite = (key) => {
+      if (key === "a.narinfo" && !raced) {
+        raced = true;
+        b.put("a.narinfo", narinfo(0, active)); // the builder pushed it again, signed by the active key
+      }
+      if (key === "b.narinfo") b.put("b.narinfo", foreign); // someone else's upload: must survive untouched
+    };
+    const s = await resignCache(b, { keys: KEYS });
+    expect(s.signed).toBe(1);
+    expect(s.retried).toBe(1);
+    expect(b.text("a.narinfo")?.startsWith(narinfo(0, active))).toBe(true);
+    expect(names(b.text("a.narinfo"))).toEqual(["homelab-1", "homelab-2"]);
+    expect(b.text("b.narinfo")).toBe(foreign);
+    expect(s.refused.map((r) => r.key)).toEqual(["b.narinfo"]);
+  });
+
+  test("an object that keeps changing fails after the attempts; a deleted one counts as gone", async () => {
+    const b = new MemoryBucket();
+    b.put("a.narinfo", narinfo(0, previous));
+    b.put("b.narinfo", narinfo(1, previous));
+    let n = 0;
+    b.beforeWrite = (key) => {
+      if (key === "a.narinfo") b.put("a.narinfo", narinfo(0, previous) + `X-Upload: ${n++}\n`);
+      if (key === "b.narinfo") b.objects.delete("b.narinfo");
+    };
+    const s = await resignCache(b, { keys: KEYS, maxAttempts: 3 });
+    expect(s.failed).toEqual([{ key: "a.narinfo", error: expect.stringMatching(/changed by someone else on each of 3 attempts/) }]);
+    expect(s.gone).toBe(1);
+    expect(summaryLine(s)).toBe("resign: 0 signed, 0 already signed, 0 refused, 1 failed, 1 deleted meanwhile");
+  });
+
+  test("concurrency is bounded", async () => {
+    const b = new MemoryBucket();
+    for (let i = 0; i < 40; i++) b.put(`n${i}.narinfo`, narinfo(i, previous));
+    const progress: number[] = [];
+    const s = await resignCache(b, { keys: KEYS, concurrency: 3, onProgress: (done) => progress.push(done) });
+    expect(s.signed).toBe(40);
+    expect(b.maxInFlight).toBe(3);
+    expect(progress).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
+
+  test("the PUT keeps Cache-Control, x-amz-meta-* and sets text/x-nix-narinfo", () => {
+    expect(headersToKeep({ "content-type": "application/octet-stream", "cache-control": "no-cache", "x-amz-meta-a": "1", etag: "x", "content-length": "3" })).toEqual({
+      "Content-Type": "text/x-nix-narinfo",
+      "cache-control": "no-cache",
+      "x-amz-meta-a": "1",
+    });
+  });
+});
