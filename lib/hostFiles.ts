@@ -1,15 +1,16 @@
 // What `npm run host-config` writes, decided from the stack outputs: the client and builder modules, the
-// non-secret outputs as JSON, and (only when asked, into a separate directory) the two secret files.
+// non-secret outputs as JSON, and (only when asked, into a separate directory) the secret files: one per
+// signing key and the builder's AWS credentials.
 import * as path from "path";
-import { AWS_CREDENTIALS_FILE_NAME, builderModule, SIGNING_KEY_FILE_NAME } from "./builderModule";
+import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "./builderModule";
 import { OptionSpecs, parseCommandLine, SetupError, UsageError } from "./cli";
-import { nixosModule } from "./hostConfig";
+import { keyNameOf, nixosModule } from "./hostConfig";
 
 /** What `pulumi stack output --json` prints in place of a secret value when --show-secrets is not given. */
 export const SECRET_MARKER = "[secret]";
 
 /** Outputs that are secret whatever the state says: never written outside --secrets-dir. */
-export const SECRET_OUTPUTS: readonly string[] = ["secretKey", "builderSecretKey", "awsCredentials"];
+export const SECRET_OUTPUTS: readonly string[] = ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials"];
 
 export const CLIENT_MODULE_FILE = "nix-cache.nix";
 export const BUILDER_MODULE_FILE = "nix-cache-builder.nix";
@@ -20,7 +21,8 @@ export const USAGE = `usage: npm run host-config -- [--stack NAME] --out DIR [--
 Writes the files NixOS hosts use, from a deployed stack's outputs (read with \`pulumi stack output\`):
   --stack NAME       the stack to read (default: the selected stack)
   --out DIR          where to write ${CLIENT_MODULE_FILE}, ${BUILDER_MODULE_FILE} and ${OUTPUTS_JSON_FILE}
-  --secrets-dir DIR  also write the two secret files there (mode 0600); not --out or inside it
+  --secrets-dir DIR  also write the secret files there (mode 0600): the signing key (one file per key
+                     while a key is rotated) and the builder's AWS credentials; not --out or inside it
   --help, -h         this text
 Relative directories are taken from where you run npm. Exit status: 0 files written, 2 could not run
 (bad arguments, stack unreadable, outputs missing, a directory not writable).`;
@@ -77,12 +79,78 @@ export function nonSecretOutputs(plain: Outputs): Outputs {
   );
 }
 
+const missingOutput = (name: string) =>
+  new SetupError(`the stack has no '${name}' output: run \`pulumi up\` on it first (or pick another with --stack)`);
+
 function requireString(outputs: Outputs, name: string): string {
   const value = outputs[name];
-  if (typeof value !== "string" || value === "" || value === SECRET_MARKER) {
-    throw new SetupError(`the stack has no '${name}' output: run \`pulumi up\` on it first (or pick another with --stack)`);
+  if (typeof value !== "string" || value === "" || value === SECRET_MARKER) throw missingOutput(name);
+  return value;
+}
+
+/**
+ * A list-of-keys output (`trustedPublicKeys`, `secretKeys`): `fallback` (the single key) when the stack
+ * lacks it, as stacks deployed before key sets do. A list that is not non-empty strings with distinct key
+ * names is refused, naming names only, never a value.
+ */
+function keyListOutput(outputs: Outputs, name: string, fallback: string): string[] {
+  const value = outputs[name];
+  if (value === undefined || value === null) return [fallback];
+  if (value === SECRET_MARKER) {
+    throw new SetupError(`the stack's '${name}' output is secret where it should not be: check the program that sets it`);
+  }
+  if (!Array.isArray(value) || value.length === 0 || !value.every((k): k is string => typeof k === "string" && k.includes(":"))) {
+    throw new SetupError(`the stack's '${name}' output is not a list of Nix keys (NAME:base64): run \`pulumi up\` on it again`);
+  }
+  const names = value.map(keyNameOf);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) {
+    throw new SetupError(`the stack's '${name}' output has two keys named '${twice}': Nix would trust only one of them`);
   }
   return value;
+}
+
+/**
+ * Every public key of the stack, the active first: the trustedPublicKeys output, or [publicKey] for a stack
+ * deployed before key sets. Refused when its first key is not the publicKey output.
+ */
+export function trustedPublicKeysOf(plain: Outputs): string[] {
+  const publicKey = requireString(plain, "publicKey");
+  const keys = keyListOutput(plain, "trustedPublicKeys", publicKey);
+  if (keys[0] !== publicKey) {
+    throw new SetupError("the stack's 'trustedPublicKeys' output does not start with its 'publicKey' (the active key): run `pulumi up` on it again");
+  }
+  return keys;
+}
+
+/**
+ * The secret files of the signing keys, for `trusted` (the public keys, the active first): the active key in
+ * SIGNING_KEY_FILE_NAME (as before key sets: the secretKey output), each previous key in
+ * previousSigningKeyFileName(its name). Read from the secretKeys output, or [secretKey] for an older stack;
+ * each secret key must carry the name of the public key at the same place. Messages name keys, never secrets.
+ */
+function signingKeyFiles(revealed: Outputs, trusted: readonly string[]): HostFile[] {
+  const secretKey = requireString(revealed, "secretKey");
+  const secrets = keyListOutput(revealed, "secretKeys", secretKey);
+  const names = trusted.map(keyNameOf);
+  if (secrets.length !== trusted.length || secrets.some((k, i) => keyNameOf(k) !== names[i]) || secrets[0].trim() !== secretKey.trim()) {
+    throw new SetupError(
+      `the stack's 'secretKeys' output does not match its keys (${names.join(", ")}, the active first, as trustedPublicKeys and ` +
+        "secretKey say): run `pulumi up` on it again",
+    );
+  }
+  // Nix reads a secret-key-files entry as NAME:BASE64, with no trailing newline (as `nix key generate-secret` writes).
+  return secrets.map((k, i) => ({ name: i === 0 ? SIGNING_KEY_FILE_NAME : previousSigningKeyFileName(names[i]), content: k.trim() }));
+}
+
+/**
+ * The files in a --secrets-dir that look like signing-key files of an earlier run but belong to no key of the
+ * stack any more (a retired key): host-config leaves them alone and names them, so the user removes them
+ * (and their copies in the secret manager) once no builder points at them.
+ */
+export function staleSigningKeyFiles(existing: readonly string[], written: readonly HostFile[]): string[] {
+  const names = new Set(written.map((f) => f.name));
+  return existing.filter((f) => f.startsWith(`${SIGNING_KEY_FILE_NAME}-`) && !names.has(f)).sort();
 }
 
 export interface HostFile {
@@ -106,20 +174,21 @@ export interface HostFiles {
 export function hostFiles(plain: Outputs, revealed?: Outputs): HostFiles {
   const substituter = requireString(plain, "substituterUrl");
   const publicKey = requireString(plain, "publicKey");
+  const trustedPublicKeys = trustedPublicKeysOf(plain);
   const pushUrl = requireString(plain, "pushUrl");
   // Stacks deployed before HTTPS support have no caCertificate output; "" means none.
   const ca = typeof plain.caCertificate === "string" && plain.caCertificate !== "" ? plain.caCertificate : undefined;
   const files: HostFiles = {
     public: [
-      { name: CLIENT_MODULE_FILE, content: nixosModule(substituter, publicKey, ca) },
-      { name: BUILDER_MODULE_FILE, content: builderModule({ pushUrl, publicKey, caCertificate: ca }) },
-      { name: OUTPUTS_JSON_FILE, content: JSON.stringify(nonSecretOutputs(plain), null, 2) + "\n" },
+      { name: CLIENT_MODULE_FILE, content: nixosModule(substituter, trustedPublicKeys, ca) },
+      { name: BUILDER_MODULE_FILE, content: builderModule({ pushUrl, publicKey, trustedPublicKeys, caCertificate: ca }) },
+      // An older stack has no trustedPublicKeys output: the JSON has it all the same, for flakes to read one way.
+      { name: OUTPUTS_JSON_FILE, content: JSON.stringify(nonSecretOutputs({ ...plain, trustedPublicKeys }), null, 2) + "\n" },
     ],
     secret: [],
   };
   if (revealed) {
-    // Nix reads a secret-key-files entry as NAME:BASE64, with no trailing newline (as `nix key generate-secret` writes).
-    files.secret.push({ name: SIGNING_KEY_FILE_NAME, content: requireString(revealed, "secretKey").trim() });
+    files.secret.push(...signingKeyFiles(revealed, trustedPublicKeys));
     files.secret.push({ name: AWS_CREDENTIALS_FILE_NAME, content: requireString(revealed, "awsCredentials") });
   }
   return files;

@@ -7,7 +7,7 @@ import * as path from "path";
 import { promisify } from "util";
 import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli";
 import { writeFileAtomic } from "../lib/writeFile";
-import { HostFile, hostFiles, Outputs, parseHostConfigArgs, USAGE } from "../lib/hostFiles";
+import { HostFile, hostFiles, Outputs, parseHostConfigArgs, staleSigningKeyFiles, USAGE } from "../lib/hostFiles";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
 
@@ -50,6 +50,13 @@ async function main(): Promise<ExitCode> {
   if (args.secretsDir) {
     fs.mkdirSync(args.secretsDir, { recursive: true, mode: 0o700 });
     for (const f of files.secret) console.log(`wrote ${writeHostFile(args.secretsDir, f, 0o600)} (secret, mode 0600)`);
+    // A key retired since an earlier run leaves its file behind: named, never deleted (a builder may still read it).
+    for (const f of staleSigningKeyFiles(fs.readdirSync(args.secretsDir), files.secret)) {
+      console.log(
+        `left ${path.join(args.secretsDir, f)}: not a signing key of this stack any more (a retired key); ` +
+          "delete it, and its copy in your secret manager, once no builder's previousSigningKeyFiles names it",
+      );
+    }
   }
   return EXIT.ok;
 }

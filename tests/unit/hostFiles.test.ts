@@ -1,5 +1,5 @@
 // What `npm run host-config` writes for given outputs, and how it reads its command line.
-import { AWS_CREDENTIALS_FILE_NAME, builderModule, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
+import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
 import { SetupError, UsageError } from "../../lib/cli";
 import { nixosModule } from "../../lib/hostConfig";
 import {
@@ -11,6 +11,9 @@ import {
   OUTPUTS_JSON_FILE,
   parseHostConfigArgs,
   SECRET_MARKER,
+  SECRET_OUTPUTS,
+  staleSigningKeyFiles,
+  trustedPublicKeysOf,
 } from "../../lib/hostFiles";
 
 const SECRET_KEY = "s3.homelab.local-1:c2VjcmV0LXNlZWQtYnl0ZXMtc2VjcmV0LXNlZWQtYnl0ZXMtcHVibGljLWhhbGYtcHVibGljLWhhbGYtMTIzNA==";
@@ -42,6 +45,8 @@ describe("hostFiles", () => {
       publicKey: revealed.publicKey,
       pushUrl: revealed.pushUrl,
       substituterUrl: revealed.substituterUrl,
+      // A stack deployed before key sets has no trustedPublicKeys output: the JSON has it all the same.
+      trustedPublicKeys: [revealed.publicKey],
     });
     expect(files.secret).toEqual([]);
   });
@@ -67,6 +72,126 @@ describe("hostFiles", () => {
     expect(() => hostFiles(withoutPush)).toThrow("the stack has no 'pushUrl' output: run `pulumi up` on it first");
     expect(() => hostFiles(plain, { ...revealed, secretKey: SECRET_MARKER })).toThrow("no 'secretKey' output");
     expect(() => hostFiles(withoutPush)).toThrow(SetupError);
+  });
+});
+
+describe("hostFiles for a set of keys", () => {
+  // Key 2 is active, key 1 kept in nix-cache:previousKeyNames.
+  const PUB_2 = "s3.homelab.local-2:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+  const SECRET_2 = "s3.homelab.local-2:a2V5LXR3by1zZWVkLWJ5dGVzLWtleS10d28tc2VlZC1ieXRlcy1wdWJsaWMtaGFsZi10d28tMTIzNDU2Nzg=";
+  const rotated: Outputs = {
+    ...revealed,
+    publicKey: PUB_2,
+    trustedPublicKeys: [PUB_2, String(revealed.publicKey)],
+    secretKey: SECRET_2,
+    secretKeys: [SECRET_2, SECRET_KEY],
+  };
+  const rotatedPlain: Outputs = { ...rotated, secretKey: SECRET_MARKER, secretKeys: SECRET_MARKER, builderSecretKey: SECRET_MARKER, awsCredentials: SECRET_MARKER };
+  const secretParts = [SECRET_KEY, SECRET_2].map((k) => k.split(":")[1]);
+
+  test("the client and builder modules trust every key, the active first; the JSON lists them", () => {
+    const files = hostFiles(rotatedPlain);
+    const trusted = [PUB_2, String(revealed.publicKey)];
+    expect(files.public[0].content).toBe(nixosModule(String(revealed.substituterUrl), trusted));
+    expect(files.public[0].content).toContain(`"${PUB_2}"\n      "${revealed.publicKey}"\n`);
+    expect(files.public[1].content).toBe(builderModule({ pushUrl: String(revealed.pushUrl), publicKey: PUB_2, trustedPublicKeys: trusted }));
+    expect(files.public[1].content).toContain('default = [ "/run/secrets/nix-cache-signing-key-s3.homelab.local-1" ];');
+    const json = JSON.parse(files.public[2].content);
+    expect(json.trustedPublicKeys).toEqual(trusted);
+    expect(json.publicKey).toBe(PUB_2);
+    expect(Object.keys(json)).not.toContain("secretKeys");
+  });
+
+  test("--secrets-dir: the active key where it always was, each previous key in a file named by its key name", () => {
+    const files = hostFiles(rotatedPlain, { ...rotated, secretKeys: [`${SECRET_2}\n`, `${SECRET_KEY}\n`] });
+    expect(files.secret).toEqual([
+      { name: SIGNING_KEY_FILE_NAME, content: SECRET_2 },
+      { name: "nix-cache-signing-key-s3.homelab.local-1", content: SECRET_KEY },
+      { name: AWS_CREDENTIALS_FILE_NAME, content: CREDENTIALS },
+    ]);
+    expect(previousSigningKeyFileName("s3.homelab.local-1")).toBe(files.secret[1].name);
+    const publicText = files.public.map((f) => f.content).join("\n");
+    expect(secretParts.map((s) => publicText.includes(s))).toEqual([false, false]);
+  });
+
+  test("three keys: one secret file per key, in the order of the keys", () => {
+    const PUB_3 = "s3.homelab.local-3:6Xqc6rBOEk7fBtqxmTaJhbSDmMQSrd/9MnWOnBbJ6tk=";
+    const SECRET_3 = "s3.homelab.local-3:dGhyZWU=";
+    const three: Outputs = {
+      ...rotated,
+      publicKey: PUB_3,
+      trustedPublicKeys: [PUB_3, PUB_2, String(revealed.publicKey)],
+      secretKey: SECRET_3,
+      secretKeys: [SECRET_3, SECRET_2, SECRET_KEY],
+    };
+    const files = hostFiles({ ...three, secretKey: SECRET_MARKER, secretKeys: SECRET_MARKER }, three);
+    expect(files.secret.map((f) => f.name)).toEqual([
+      SIGNING_KEY_FILE_NAME, "nix-cache-signing-key-s3.homelab.local-2", "nix-cache-signing-key-s3.homelab.local-1", AWS_CREDENTIALS_FILE_NAME,
+    ]);
+    expect(files.public[1].content).toContain(
+      'default = [ "/run/secrets/nix-cache-signing-key-s3.homelab.local-2" "/run/secrets/nix-cache-signing-key-s3.homelab.local-1" ];',
+    );
+  });
+
+  test("secretKeys is a known secret: kept out of the public files even when the outputs were not masked", () => {
+    expect(SECRET_OUTPUTS).toContain("secretKeys");
+    const files = hostFiles(rotated);
+    const publicText = files.public.map((f) => f.content).join("\n");
+    expect(secretParts.map((s) => publicText.includes(s))).toEqual([false, false]);
+  });
+
+  test("key lists that do not fit together are refused, naming keys, never a secret", () => {
+    const messages: string[] = [];
+    const refused = (plainOut: Outputs, revealedOut?: Outputs) => {
+      try {
+        hostFiles(plainOut, revealedOut);
+      } catch (e) {
+        expect(e).toBeInstanceOf(SetupError);
+        messages.push((e as Error).message);
+        return (e as Error).message;
+      }
+      throw new Error("not refused");
+    };
+    expect(refused({ ...rotatedPlain, trustedPublicKeys: [String(revealed.publicKey), PUB_2] })).toContain(
+      "'trustedPublicKeys' output does not start with its 'publicKey'",
+    );
+    expect(refused({ ...rotatedPlain, trustedPublicKeys: [PUB_2, PUB_2.replace("11q", "22q")] })).toContain(
+      "has two keys named 's3.homelab.local-2'",
+    );
+    expect(refused({ ...rotatedPlain, trustedPublicKeys: SECRET_MARKER })).toContain("'trustedPublicKeys' output is secret");
+    expect(refused({ ...rotatedPlain, trustedPublicKeys: [] })).toContain("not a list of Nix keys");
+    expect(refused({ ...rotatedPlain, trustedPublicKeys: "s3.homelab.local-2:x" })).toContain("not a list of Nix keys");
+    const mismatch = "'secretKeys' output does not match its keys (s3.homelab.local-2, s3.homelab.local-1, the active first";
+    expect(refused(rotatedPlain, { ...rotated, secretKeys: [SECRET_2] })).toContain(mismatch);
+    expect(refused(rotatedPlain, { ...rotated, secretKeys: [SECRET_KEY, SECRET_2] })).toContain(mismatch);
+    expect(refused(rotatedPlain, { ...rotated, secretKeys: [SECRET_2, SECRET_2.replace("-2:", "-9:")] })).toContain(mismatch);
+    expect(refused(rotatedPlain, { ...rotated, secretKey: SECRET_KEY })).toContain(mismatch);
+    // A stack with two trusted keys but no secretKeys output (cannot happen, but never half a key set).
+    const { secretKeys: _, ...noSecretKeys } = rotated;
+    expect(refused(rotatedPlain, noSecretKeys)).toContain(mismatch);
+    expect(secretParts.map((p) => messages.some((m) => m.includes(p)))).toEqual([false, false]);
+  });
+
+  test("trustedPublicKeysOf: the output, or [publicKey] for an older stack", () => {
+    expect(trustedPublicKeysOf(rotatedPlain)).toEqual([PUB_2, revealed.publicKey]);
+    expect(trustedPublicKeysOf(plain)).toEqual([revealed.publicKey]);
+    expect(trustedPublicKeysOf({ ...plain, trustedPublicKeys: null })).toEqual([revealed.publicKey]);
+  });
+});
+
+describe("staleSigningKeyFiles", () => {
+  test("names signing-key files of keys the stack no longer has, and nothing else", () => {
+    const written = [
+      { name: SIGNING_KEY_FILE_NAME, content: "" },
+      { name: "nix-cache-signing-key-s3.homelab.local-2", content: "" },
+      { name: AWS_CREDENTIALS_FILE_NAME, content: "" },
+    ];
+    const existing = [
+      SIGNING_KEY_FILE_NAME, AWS_CREDENTIALS_FILE_NAME, "nix-cache-signing-key-s3.homelab.local-2",
+      "nix-cache-signing-key-s3.homelab.local-1", "notes.txt", "nix-cache-signing-key-s3.homelab.local-0",
+    ];
+    expect(staleSigningKeyFiles(existing, written)).toEqual(["nix-cache-signing-key-s3.homelab.local-0", "nix-cache-signing-key-s3.homelab.local-1"]);
+    expect(staleSigningKeyFiles(existing.slice(0, 3), written)).toEqual([]);
   });
 });
 
