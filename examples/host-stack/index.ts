@@ -16,8 +16,15 @@ const cacheOutput = (name: string): pulumi.Output<string> => cache.requireOutput
 
 /** HTTP(S) URL the hosts substitute from. */
 export const substituterUrl = cacheOutput("substituterUrl");
-/** The key hosts trust the cache's signatures with. */
+/** The active key: the one the cache's builder signs with first. */
 export const publicKey = cacheOutput("publicKey");
+/** Every key hosts trust the cache's signatures with, the active first, then the keys kept during a rotation
+ *  (nix-cache:previousKeyNames); a cache stack deployed before key sets has only publicKey. */
+export const trustedPublicKeys = pulumi
+  .all([cache.getOutput("trustedPublicKeys"), publicKey])
+  .apply(([keys, key]: [unknown, string]) =>
+    Array.isArray(keys) && keys.length > 0 && keys.every((k) => typeof k === "string") ? (keys as string[]) : [key],
+  );
 /** The `s3://` URL the builder pushes to. */
 export const pushUrl = cacheOutput("pushUrl");
 /** The client NixOS module: the same text as the cache stack's nixosModule output and nix-cache.nix. */
@@ -27,7 +34,8 @@ export const nixosModule = cacheOutput("nixosModule");
 export const caCertificate = cache.getOutput("caCertificate").apply((v: unknown) => (typeof v === "string" ? v : ""));
 /** The builder NixOS module: the same text as nix-cache-builder.nix. It takes secrets by path only. */
 export const builderModule = pulumi
-  .all([pushUrl, publicKey, caCertificate])
-  .apply(([url, key, ca]) => builderModuleText({ pushUrl: url, publicKey: key, caCertificate: ca || undefined }));
-// The signing key and the builder's credentials stay in the cache stack: read them there with
-// `cache.requireOutput("secretKey")` only to hand them to a secret store; the output stays a Pulumi secret.
+  .all([pushUrl, publicKey, trustedPublicKeys, caCertificate])
+  .apply(([url, key, keys, ca]) => builderModuleText({ pushUrl: url, publicKey: key, trustedPublicKeys: keys, caCertificate: ca || undefined }));
+// The signing keys and the builder's credentials stay in the cache stack: read them there with
+// `cache.requireOutput("secretKeys")` (every key, the active first; "secretKey" is the active one) only to hand
+// them to a secret store; the output stays a Pulumi secret.

@@ -1,10 +1,11 @@
 // examples/host-stack, the StackReference way of consuming the outputs: deployed with the real engine
-// against a cache stack in the same file:// backend, its outputs equal the cache stack's.
+// against a cache stack in the same file:// backend (two keys: one active, one kept in previousKeyNames),
+// its outputs equal the cache stack's.
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
-import { builderModule } from "../../lib/builderModule";
+import { builderModule, previousSigningKeyFileName } from "../../lib/builderModule";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 
@@ -17,10 +18,14 @@ let host: Stack | undefined;
 let hostName: string;
 let hostOutputs: OutputMap;
 const value = (outputs: OutputMap, name: string): unknown => outputs[name]?.value;
+/** The cache's keys: the active one, and the one kept in nix-cache:previousKeyNames. */
+const ACTIVE_KEY = "it-hostref-2";
+const PREVIOUS_KEY = "it-hostref-1";
 
 beforeAll(async () => {
   minio = await startMinio();
-  cache = await createTestStack("it-hostref", minioConfig(minio));
+  cache = await createTestStack("it-hostref", minioConfig(minio, { keyName: ACTIVE_KEY }));
+  await cache.stack.setConfig("nix-cache:previousKeyNames[0]", { value: PREVIOUS_KEY }, true);
   expect((await cache.stack.up()).summary.result).toBe("succeeded");
   cacheOutputs = await cache.stack.outputs();
 
@@ -53,25 +58,38 @@ describe("examples/host-stack reads the cache stack with a StackReference", () =
     expect(value(hostOutputs, "substituterUrl")).toBe(`${minio.endpoint}/nix-cache`);
   });
 
+  test("it passes on trustedPublicKeys: both keys, the active first, not secret", () => {
+    const keys = value(hostOutputs, "trustedPublicKeys") as string[];
+    expect(keys).toEqual(value(cacheOutputs, "trustedPublicKeys"));
+    expect(keys.map((k) => k.split(":")[0])).toEqual([ACTIVE_KEY, PREVIOUS_KEY]);
+    expect(keys[0]).toBe(value(cacheOutputs, "publicKey"));
+    expect(hostOutputs.trustedPublicKeys.secret).toBe(false);
+  });
+
   test("its builder module is the text host-config writes for the same outputs", () => {
     const expected = builderModule({
       pushUrl: String(value(cacheOutputs, "pushUrl")),
       publicKey: String(value(cacheOutputs, "publicKey")),
+      trustedPublicKeys: value(cacheOutputs, "trustedPublicKeys") as string[],
     });
     expect(value(hostOutputs, "builderModule")).toBe(expected);
+    // It signs with the previous key too: its file is in previousSigningKeyFiles' default.
+    expect(expected).toContain(`default = [ "/run/secrets/${previousSigningKeyFileName(PREVIOUS_KEY)}" ];`);
   });
 
   test("it exports no secret, and its state holds none of the cache's secrets in plain text", () => {
-    expect(Object.keys(hostOutputs).sort()).toEqual(["builderModule", "caCertificate", "nixosModule", "publicKey", "pushUrl", "substituterUrl"]);
+    expect(Object.keys(hostOutputs).sort()).toEqual([
+      "builderModule", "caCertificate", "nixosModule", "publicKey", "pushUrl", "substituterUrl", "trustedPublicKeys",
+    ]);
     const state = backendText(cache.backendDir);
     expect(state).toContain(hostName);
     const secrets = [
-      String(value(cacheOutputs, "secretKey")).split(":")[1],
+      ...(value(cacheOutputs, "secretKeys") as string[]).map((k) => k.split(":")[1]),
       String(value(cacheOutputs, "builderSecretKey")),
       minio.rootPassword,
     ];
-    expect(secrets.map((s) => s.length > 20)).toEqual([true, true, true]);
-    expect(secrets.map((s) => state.includes(s))).toEqual([false, false, false]);
+    expect(secrets.map((s) => s.length > 20)).toEqual([true, true, true, true]);
+    expect(secrets.map((s) => state.includes(s))).toEqual([false, false, false, false]);
   });
 
   test("a second up changes nothing", async () => {
