@@ -5,6 +5,7 @@ import { parseCacheInfo, renderCacheInfo } from "./cacheInfo";
 import { readExpiryRules, wouldExpire } from "./lifecycle";
 import { parseS3StoreUrl } from "./pushTarget";
 import { CacheSettings } from "./settings";
+import { NarinfoError, parseNarinfo, verifySignatures } from "./narinfo";
 import { publicKeyOf } from "./signingKey";
 
 /** The stack outputs verify reads. */
@@ -25,7 +26,8 @@ export type CheckName =
   | "builder-upload"
   | "anonymous-delete"
   | "builder-delete"
-  | "lifecycle";
+  | "lifecycle"
+  | "narinfo-signatures";
 
 /** Every check, in the order they run and print. */
 export const CHECKS: readonly CheckName[] = [
@@ -39,6 +41,7 @@ export const CHECKS: readonly CheckName[] = [
   "anonymous-delete",
   "builder-delete",
   "lifecycle",
+  "narinfo-signatures",
 ];
 
 export interface CheckResult {
@@ -80,6 +83,8 @@ export interface CacheProbe {
   adminDelete(key: string): Promise<S3Outcome>;
   /** The bucket's lifecycle configuration as the MinIO SDK parses it; undefined when there is none. */
   adminLifecycle(): Promise<unknown | undefined>;
+  /** Every object key of the bucket, listed as the admin. */
+  adminList(): Promise<string[]>;
   tls(url: string): Promise<TlsAnswer>;
 }
 
@@ -310,8 +315,96 @@ export interface VerifyInput {
   outputs: VerifyOutputs;
   settings: CacheSettings;
   builderAccessKey: string;
-  /** Random text for probe object names. */
+  /** Random text for probe object names (and the seed of the narinfo sample). */
   random: string;
+  /** Check every narinfo, not a sample (verify --full). */
+  full?: boolean;
+}
+
+/** How many narinfos narinfo-signatures reads when not --full. */
+export const NARINFO_SAMPLE = 200;
+
+/** Up to `n` of `keys`, chosen at random (a PRNG seeded with `seed`, so a run can be repeated), in listing order. */
+export function sampleKeys(keys: readonly string[], n: number, seed: string): string[] {
+  if (keys.length <= n) return [...keys];
+  // xorshift32 seeded from the seed's characters.
+  let x = 2166136261;
+  for (const c of seed) x = Math.imul(x ^ c.charCodeAt(0), 16777619) >>> 0;
+  const next = () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
+  // Partial Fisher-Yates over the indexes.
+  const idx = keys.map((_, i) => i);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(next() * (idx.length - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, n).sort((a, b) => a - b).map((i) => keys[i]);
+}
+
+/** Why a narinfo text is not usable by a host trusting only `publicKey`; undefined when it is. */
+export function narinfoSignatureProblem(text: string, publicKey: string): string | undefined {
+  const name = publicKey.split(":")[0];
+  try {
+    const check = verifySignatures(parseNarinfo(text), [publicKey]);
+    if (check.corrupt.length > 0) return `corrupt Sig under ${name}`;
+    if (check.verified.length > 0) return undefined;
+    return check.invalid.length > 0 ? `its ${name} Sig does not verify` : `no ${name} Sig`;
+  } catch (err) {
+    if (err instanceof NarinfoError) return err.message;
+    throw err;
+  }
+}
+
+/**
+ * Every narinfo (a random sample of NARINFO_SAMPLE unless `full`) must carry a valid signature by the active key
+ * (publicKey), or a host that trusts only that key (after a rotation is retired) refuses it. The narinfos are
+ * read anonymously at the substituter URL, as a Nix client reads them.
+ */
+export async function checkNarinfoSignatures(input: VerifyInput, probe: CacheProbe): Promise<CheckResult> {
+  const name = "narinfo-signatures";
+  const keyName = input.outputs.publicKey.split(":")[0];
+  const all = (await probe.adminList()).filter((k) => k.endsWith(".narinfo"));
+  if (all.length === 0) return { name, ok: true, detail: "the cache holds no narinfo yet: nothing to check" };
+  const chosen = input.full ? all : sampleKeys(all, NARINFO_SAMPLE, input.random);
+  const scope =
+    chosen.length === all.length
+      ? `all ${all.length} narinfos`
+      : `${chosen.length} narinfos chosen at random of ${all.length} (--full checks all)`;
+  const base = input.outputs.substituterUrl.replace(/\/+$/, "");
+  const bad: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < chosen.length) {
+      const key = chosen[next++];
+      const answer = await probe.anonymous("GET", `${base}/${key}`);
+      const problem =
+        answer.status === 404
+          ? undefined // deleted since the listing (expiry): nothing a client could fetch
+          : answer.status !== 200
+            ? `answers HTTP ${answer.status}`
+            : narinfoSignatureProblem(answer.body, input.outputs.publicKey);
+      if (problem) bad.push(`${key} (${problem})`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, chosen.length) }, worker));
+  if (bad.length === 0) return { name, ok: true, detail: `${scope}: each carries a valid signature by the active key ${keyName}` };
+  bad.sort();
+  const shown = bad.slice(0, 5).join(", ") + (bad.length > 5 ? `, … (${bad.length - 5} more)` : "");
+  return {
+    name,
+    ok: false,
+    detail: `${scope}: ${bad.length} lack a valid signature by the active key ${keyName}: ${shown}`,
+    fix:
+      "run `npm run resign` (it adds the active key's signature to every narinfo an older key of this stack signs); " +
+      "the narinfos it refuses are signed by no key of this stack: push them again from the builder, or delete them. " +
+      "Retire an older key only once this check passes with --full",
+  };
 }
 
 /** Runs every check; probe objects are removed (as admin) before it returns. */
@@ -399,6 +492,8 @@ export async function runChecks(input: VerifyInput, probe: CacheProbe): Promise<
   });
 
   await attempt("lifecycle", async () => judgeLifecycle(await probe.adminLifecycle(), settings, servedCacheInfoBytes));
+
+  await attempt("narinfo-signatures", () => checkNarinfoSignatures(input, probe));
 
   // Clean up: the probes are ours; a missing one (never written, or deleted by a check) is fine.
   for (const key of leftovers) {

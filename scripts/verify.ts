@@ -6,19 +6,23 @@ import * as crypto from "crypto";
 import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand } from "../lib/cli";
 import { parseS3StoreUrl } from "../lib/pushTarget";
 import { SettingsError } from "../lib/settings";
-import { formatReport, runChecks } from "../lib/verify";
+import { formatReport, NARINFO_SAMPLE, runChecks } from "../lib/verify";
 import { readStack } from "./stackReader";
 import { networkProbe, trustedCa } from "./verifyProbe";
 
-const USAGE = `usage: npm run verify [-- --stack NAME]
+const USAGE = `usage: npm run verify [-- --stack NAME] [--full]
 
 Checks a deployed cache over the network, as a Nix client and as the builder meet it, with the stack's
 outputs and config (read with the pulumi CLI); prints one PASS/FAIL line per check and a summary.
   --stack NAME, -s NAME  the stack to check (default: the selected stack)
+  --full                 narinfo-signatures reads every narinfo (default: ${NARINFO_SAMPLE} chosen at random)
   --help, -h             this text
 Exit status: 0 every check passed, 1 a check failed, 2 could not run (bad arguments, stack unreadable).`;
 
-const OPTIONS = { stack: { type: "string", short: "s", valueName: "NAME" } } as const satisfies OptionSpecs;
+const OPTIONS = {
+  stack: { type: "string", short: "s", valueName: "NAME" },
+  full: { type: "boolean" },
+} as const satisfies OptionSpecs;
 
 async function main(): Promise<ExitCode> {
   const parsed = parseCommandLine(process.argv.slice(2), { options: OPTIONS, usage: USAGE });
@@ -49,6 +53,7 @@ async function main(): Promise<ExitCode> {
       settings,
       builderAccessKey,
       random: crypto.randomBytes(6).toString("hex"),
+      full: args.full ?? false,
     },
     probe,
   );

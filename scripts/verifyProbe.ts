@@ -148,6 +148,17 @@ export function networkProbe(t: ProbeTargets, trusted: TrustedCa = trustedCa()):
         throw new Error(`read the lifecycle as the admin: ${(err as Error).message}${code ? ` (${code})` : ""}`);
       }
     },
+    adminList: async () => {
+      const keys: string[] = [];
+      try {
+        for await (const o of admin().listObjectsV2(t.bucket, "", true)) if (o.name) keys.push(o.name);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? "";
+        if (UNREACHABLE.has(code)) throw new Error(`list the bucket as the admin: cannot reach MinIO (${code})`);
+        throw new Error(`list the bucket as the admin: ${(err as Error).message}${code ? ` (${code})` : ""}`);
+      }
+      return keys;
+    },
     tls: (url) => tlsCheck(url, trusted),
   };
 }

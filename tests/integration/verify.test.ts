@@ -7,6 +7,8 @@ import * as https from "https";
 import * as os from "os";
 import * as path from "path";
 import { OutputMap } from "@pulumi/pulumi/automation";
+import { fingerprint, parseNarinfo } from "../../lib/narinfo";
+import { signDetached } from "../../lib/signingKey";
 import { judgeTls } from "../../lib/verify";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
 import { tlsCheck } from "../../scripts/verifyProbe";
@@ -54,7 +56,7 @@ async function probeObjectsLeft(): Promise<string[]> {
 async function expectFailure(check: string): Promise<VerifyRun> {
   const run = await runVerify();
   expect(run.stdout).toMatch(new RegExp(`^FAIL +${check} .*\\n +fix: `, "m"));
-  expect(run.stdout).toMatch(new RegExp(`^verify: \\d+ of 10 checks failed: .*${check}`, "m"));
+  expect(run.stdout).toMatch(new RegExp(`^verify: \\d+ of 11 checks failed: .*${check}`, "m"));
   expect(run.status).toBe(1);
   expectNoSecrets(run);
   expect(await probeObjectsLeft()).toEqual([]);
@@ -65,9 +67,10 @@ describe("npm run verify", () => {
   test("passes every check on a fresh deployment, prints a summary, leaves no probe object", async () => {
     const run = await runVerify();
     expect(run.stderr).toBe("");
-    expect([...run.verdicts.values()]).toEqual(Array(10).fill("PASS"));
+    expect([...run.verdicts.values()]).toEqual(Array(11).fill("PASS"));
     expect(run.stdout).toContain(`verify: stack ${t.stack.name}, cache ${out("substituterUrl")}`);
-    expect(run.stdout).toMatch(/^verify: all 10 checks passed$/m);
+    expect(run.stdout).toMatch(/^verify: all 11 checks passed$/m);
+    expect(run.stdout).toMatch(/^PASS +narinfo-signatures +the cache holds no narinfo yet: nothing to check$/m);
     expect(run.status).toBe(0);
     expectNoSecrets(run);
     expect(await probeObjectsLeft()).toEqual([]);
@@ -144,8 +147,30 @@ describe("npm run verify", () => {
     const up = await t.stack.up({ refresh: true });
     expect(up.summary.result).toBe("succeeded");
     const again = await runVerify();
-    expect(again.stdout).toMatch(/^verify: all 10 checks passed$/m);
+    expect(again.stdout).toMatch(/^verify: all 11 checks passed$/m);
     expect(again.status).toBe(0);
+  });
+
+  test("a narinfo without the active key's signature → narinfo-signatures fails naming it; signed ones pass (--full too)", async () => {
+    const builder = s3Client(target(), { accessKey: out("builderAccessKey"), secretKey: out("builderSecretKey") });
+    const base =
+      "StorePath: /nix/store/0c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq-hello-2.12.1\nURL: nar/x.nar.zst\nCompression: zstd\n" +
+      "NarHash: sha256:0yzhigwjl6bws649vcs2asa4lbs8hg93hyix187gc7s7a74w5h80\nNarSize: 226488\nReferences: \n";
+    const signed = `${base}Sig: ${signDetached(out("secretKey"), fingerprint(parseNarinfo(base)))}\n`;
+    const put = (key: string, body: string) =>
+      builder.putObject(BUCKET, key, Buffer.from(body), undefined, { "Content-Type": "text/x-nix-narinfo" });
+    await put("0c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo", signed);
+    try {
+      const ok = await runVerify(["--stack", t.stack.name, "--full"]);
+      expect(ok.stdout).toMatch(/^PASS +narinfo-signatures +all 1 narinfos: each carries a valid signature by the active key /m);
+      expect(ok.status).toBe(0);
+      await put("1c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo", base);
+      const run = await expectFailure("narinfo-signatures");
+      expect(run.stdout).toMatch(/all 2 narinfos: 1 lack a valid signature by the active key [^:]+: 1c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq\.narinfo \(no /);
+      expect(run.stdout).toContain("npm run resign");
+    } finally {
+      for (const k of ["0c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo", "1c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo"]) await admin().removeObject(BUCKET, k);
+    }
   });
 
   test("an unknown stack exits 2 with how to point verify at the stack", async () => {

@@ -3,7 +3,8 @@
 import { renderCacheInfo } from "../../lib/cacheInfo";
 import { expiryRule, lifecycleConfiguration } from "../../lib/lifecycle";
 import { parseSettings } from "../../lib/settings";
-import { generateKeypair } from "../../lib/signingKey";
+import { fingerprint, parseNarinfo } from "../../lib/narinfo";
+import { generateKeypair, signDetached } from "../../lib/signingKey";
 import {
   CacheProbe,
   CHECKS,
@@ -12,7 +13,9 @@ import {
   HttpAnswer,
   judgeTls,
   MISSING_NARINFO,
+  NARINFO_SAMPLE,
   runChecks,
+  sampleKeys,
   S3Outcome,
   VerifyInput,
 } from "../../lib/verify";
@@ -80,6 +83,10 @@ class FakeCache implements CacheProbe {
   async adminLifecycle(): Promise<unknown> {
     this.reach();
     return this.lifecycle;
+  }
+  async adminList(): Promise<string[]> {
+    this.reach();
+    return [...this.objects.keys()].sort();
   }
   async tls() {
     return this.tlsAnswer;
@@ -205,4 +212,74 @@ test("formatReport prints one line per check, the fix under a failure, and a sum
   expect(lines[2]).toMatch(/^ +fix: run pulumi up --refresh$/);
   expect(lines[3]).toBe("verify: 1 of 2 checks failed: cache-info");
   expect(formatReport([{ name: "lifecycle", ok: true, detail: "ok" }])).toContain("verify: all 1 checks passed");
+});
+
+/** A narinfo for store path number `n`, signed by `signers` (secret keys). */
+function narinfo(n: number, ...signers: string[]): string {
+  const hash = String(n).padStart(32, "0");
+  const base =
+    `StorePath: /nix/store/${hash}-p${n}\nURL: nar/${n}.nar.zst\nCompression: zstd\n` +
+    `NarHash: sha256:${"0".repeat(52)}\nNarSize: ${100 + n}\nReferences: \n`;
+  const fp = fingerprint(parseNarinfo(base));
+  return base + signers.map((k) => `Sig: ${signDetached(k, fp)}\n`).join("");
+}
+const narinfoKey = (n: number) => `${String(n).padStart(32, "0")}.narinfo`;
+const check = (results: CheckResult[]) => results.find((r) => r.name === "narinfo-signatures");
+
+describe("narinfo-signatures", () => {
+  const previous = generateKeypair("s3.homelab.local-0");
+
+  test("an empty cache passes and says so", async () => {
+    const results = await runChecks(input(), new FakeCache());
+    expect(check(results)).toEqual({ name: "narinfo-signatures", ok: true, detail: "the cache holds no narinfo yet: nothing to check" });
+  });
+
+  test("narinfos signed by the active key pass (other Sig lines beside it are fine), read anonymously", async () => {
+    const cache = new FakeCache();
+    cache.objects.set(narinfoKey(1), narinfo(1, keys.secretKey));
+    cache.objects.set(narinfoKey(2), narinfo(2, previous.secretKey, keys.secretKey));
+    const results = await runChecks(input(), cache);
+    expect(check(results)).toMatchObject({ ok: true, detail: "all 2 narinfos: each carries a valid signature by the active key s3.homelab.local-1" });
+    expect(cache.log).toContain(`anonymous GET ${base}/${narinfoKey(2)}`);
+  });
+
+  test("a narinfo signed only by an older key, unsigned, tampered or corrupt fails, each named, with the fix", async () => {
+    const cache = new FakeCache();
+    cache.objects.set(narinfoKey(1), narinfo(1, keys.secretKey));
+    cache.objects.set(narinfoKey(2), narinfo(2, previous.secretKey));
+    cache.objects.set(narinfoKey(3), narinfo(3));
+    cache.objects.set(narinfoKey(4), narinfo(4, keys.secretKey).replace("NarSize: 104", "NarSize: 5"));
+    cache.objects.set(narinfoKey(5), `${narinfo(5)}Sig: s3.homelab.local-1:AAAA\n`);
+    cache.objects.set(narinfoKey(6), "not a narinfo");
+    const results = await runChecks(input(), cache);
+    expect(failed(results)).toEqual(["narinfo-signatures"]);
+    const c = check(results);
+    expect(c?.detail).toBe(
+      "all 6 narinfos: 5 lack a valid signature by the active key s3.homelab.local-1: " +
+        `${narinfoKey(2)} (no s3.homelab.local-1 Sig), ${narinfoKey(3)} (no s3.homelab.local-1 Sig), ` +
+        `${narinfoKey(4)} (its s3.homelab.local-1 Sig does not verify), ${narinfoKey(5)} (corrupt Sig under s3.homelab.local-1), ` +
+        `${narinfoKey(6)} (corrupt narinfo: the last line does not end in a newline (Nix refuses such a file))`,
+    );
+    expect(c?.fix).toContain("npm run resign");
+  });
+
+  test(`a cache of more than ${NARINFO_SAMPLE} narinfos is sampled, and says how; full checks all`, async () => {
+    const cache = new FakeCache();
+    for (let n = 1; n <= 450; n++) cache.objects.set(narinfoKey(n), narinfo(n, keys.secretKey));
+    const sampled = check(await runChecks(input(), cache));
+    expect(sampled).toMatchObject({ ok: true, detail: `${NARINFO_SAMPLE} narinfos chosen at random of 450 (--full checks all): each carries a valid signature by the active key s3.homelab.local-1` });
+    expect(cache.log.filter((l) => l.endsWith(".narinfo")).length).toBe(NARINFO_SAMPLE + 1); // + the missing-narinfo check
+    const full = check(await runChecks({ ...input(), full: true }, cache));
+    expect(full?.detail).toMatch(/^all 450 narinfos: /);
+  });
+
+  test("sampleKeys: n distinct keys in listing order, repeatable by seed, all of a short list", () => {
+    const keysList = Array.from({ length: 1000 }, (_, i) => `k${String(i).padStart(4, "0")}`);
+    const a = sampleKeys(keysList, 200, "seed");
+    expect(new Set(a).size).toBe(200);
+    expect([...a].sort()).toEqual(a);
+    expect(sampleKeys(keysList, 200, "seed")).toEqual(a);
+    expect(sampleKeys(keysList, 200, "other")).not.toEqual(a);
+    expect(sampleKeys(keysList.slice(0, 5), 200, "seed")).toEqual(keysList.slice(0, 5));
+  });
 });
