@@ -1,13 +1,21 @@
 // `npm run host-config` on a deployed stack, and its files proven with real Nix 2.8: they parse, evaluate
 // against a NixOS stand-in, hold no secret; the builder's hook queues without touching the cache, the drain
 // pushes the queue to the real MinIO (or keeps it when it cannot), and an empty store pulls what was pushed.
+// Then a key rotation on the same stack: with two keys the files trust both and Nix signs with both; once the
+// old key is retired, only the new one is left.
 import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { AWS_CREDENTIALS_FILE_NAME, BUILDER_DEFAULTS, PUSH_COMMAND_ENV, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
+import {
+  AWS_CREDENTIALS_FILE_NAME,
+  BUILDER_DEFAULTS,
+  previousSigningKeyFileName,
+  PUSH_COMMAND_ENV,
+  SIGNING_KEY_FILE_NAME,
+} from "../../lib/builderModule";
 import { BUILDER_MODULE_FILE, CLIENT_MODULE_FILE, OUTPUTS_JSON_FILE } from "../../lib/hostFiles";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
@@ -319,5 +327,90 @@ describe("the builder's post-build hook and push queue", () => {
     const r = drain();
     expect([r.status, r.stdout, r.stderr]).toEqual([0, "", ""]);
     expect(r.ms).toBeLessThan(2000);
+  });
+});
+
+describe("a key rotation: host-config for a stack with two keys, then with the old one retired", () => {
+  const OLD = "s3.homelab.local-1";
+  const NEW = "s3.homelab.local-2";
+  const rotatedOut = () => path.join(work, "host-rotated");
+  const rotatedSecrets = () => path.join(work, "secrets-rotated");
+  const previousFile = () => previousSigningKeyFileName(OLD);
+  let before: OutputMap;
+  let rotated: OutputMap;
+  const value = (outputs: OutputMap, name: string): string => String(outputs[name]?.value);
+
+  beforeAll(async () => {
+    before = outputs;
+    expect(value(before, "publicKey").split(":")[0]).toBe(OLD);
+    // Step 1 of a rotation: the new key is active, the old one kept (still trusted, still signing).
+    await t.stack.setConfig("nix-cache:keyName", { value: NEW });
+    await t.stack.setConfig("nix-cache:previousKeyNames[0]", { value: OLD }, true);
+    expect((await t.stack.up()).summary.result).toBe("succeeded");
+    rotated = await t.stack.outputs();
+  });
+
+  test("--secrets-dir: the new key where the key always was, the old one (byte-identical) in a file named by its name", () => {
+    const r = hostConfig(["--stack", t.stack.name, "--out", "host-rotated", "--secrets-dir", "secrets-rotated"]);
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    expect(filesUnder(rotatedSecrets())).toEqual([AWS_CREDENTIALS_FILE_NAME, SIGNING_KEY_FILE_NAME, previousFile()].sort());
+    const secret = (name: string) => fs.readFileSync(path.join(rotatedSecrets(), name), "utf8");
+    expect(secret(SIGNING_KEY_FILE_NAME) === value(rotated, "secretKey")).toBe(true);
+    expect(secret(previousFile()) === value(before, "secretKey")).toBe(true);
+    for (const name of filesUnder(rotatedSecrets())) {
+      expect([name, (fs.statSync(path.join(rotatedSecrets(), name)).mode & 0o777).toString(8)]).toEqual([name, "600"]);
+    }
+    const json = JSON.parse(fs.readFileSync(path.join(rotatedOut(), OUTPUTS_JSON_FILE), "utf8"));
+    expect(json.trustedPublicKeys).toEqual([value(rotated, "publicKey"), value(before, "publicKey")]);
+    expect(json.secretKeys).toBeUndefined();
+    // Neither key's secret is in a public file or in what it printed.
+    const secrets = [value(rotated, "secretKey"), value(before, "secretKey")].map((k) => k.split(":")[1]);
+    const texts = filesUnder(rotatedOut()).map((f) => fs.readFileSync(path.join(rotatedOut(), f), "utf8"));
+    texts.push(r.stdout, r.stderr);
+    expect(secrets.map((s) => texts.some((text) => text.includes(s)))).toEqual([false, false]);
+  });
+
+  test("the modules trust both keys, and Nix signs a build with both through the builder module's secret-key-files", () => {
+    const files = { client: path.join(rotatedOut(), CLIENT_MODULE_FILE), builder: path.join(rotatedOut(), BUILDER_MODULE_FILE) };
+    const defaults = evalHostModules(path.join(work, "eval-rotated-defaults"), files, {}, path.join(work, "scripts-rotated-defaults"));
+    expect(defaults.client.nix.settings["extra-trusted-public-keys"]).toEqual([value(rotated, "publicKey"), value(before, "publicKey")]);
+    expect(defaults.options.previousSigningKeyFiles.default).toEqual([`/run/secrets/${previousFile()}`]);
+    expect(defaults.builder.nix.settings["secret-key-files"]).toEqual([BUILDER_DEFAULTS.signingKeyFile, `/run/secrets/${previousFile()}`]);
+
+    const evaluated = evalHostModules(path.join(work, "eval-rotated"), files, {
+      signingKeyFile: path.join(rotatedSecrets(), SIGNING_KEY_FILE_NAME),
+      previousSigningKeyFiles: [path.join(rotatedSecrets(), previousFile())],
+    }, path.join(work, "scripts-rotated"));
+    const keyFiles = evaluated.builder.nix.settings["secret-key-files"];
+    expect(keyFiles).toEqual([path.join(rotatedSecrets(), SIGNING_KEY_FILE_NAME), path.join(rotatedSecrets(), previousFile())]);
+    const drvFile = path.join(work, "rotated.nix");
+    fs.writeFileSync(
+      drvFile,
+      `derivation { name = "rotated"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${crypto.randomBytes(8).toString("hex")} > $out" ]; }\n`,
+    );
+    const env = nixEnv(path.join(work, "rotated-home"), [`secret-key-files = ${keyFiles.join(" ")}`]);
+    const store = path.join(work, "store-rotated");
+    const r = spawnSync("nix-build", ["--store", store, "--no-out-link", drvFile], { env, encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const sigs = spawnSync("nix", ["path-info", "--store", store, "--sigs", r.stdout.trim()], { env, encoding: "utf8" });
+    expect(sigs.stdout).toContain(` ${NEW}:`);
+    expect(sigs.stdout).toContain(` ${OLD}:`);
+  });
+
+  test("after retiring the old key: only the new key is trusted, and host-config names the old key's file it left", async () => {
+    await t.stack.removeConfig("nix-cache:previousKeyNames");
+    expect((await t.stack.up()).summary.result).toBe("succeeded");
+    const retired = await t.stack.outputs();
+    const r = hostConfig(["--stack", t.stack.name, "--out", "host-rotated", "--secrets-dir", "secrets-rotated"]);
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toContain(`left ${path.join(rotatedSecrets(), previousFile())}: not a signing key of this stack any more`);
+    expect(fs.existsSync(path.join(rotatedSecrets(), previousFile()))).toBe(true);
+    const json = JSON.parse(fs.readFileSync(path.join(rotatedOut(), OUTPUTS_JSON_FILE), "utf8"));
+    expect(json.trustedPublicKeys).toEqual([value(retired, "publicKey")]);
+    expect(value(retired, "publicKey")).toBe(value(rotated, "publicKey"));
+    const files = { client: path.join(rotatedOut(), CLIENT_MODULE_FILE), builder: path.join(rotatedOut(), BUILDER_MODULE_FILE) };
+    const e = evalHostModules(path.join(work, "eval-retired"), files, {}, path.join(work, "scripts-retired"));
+    expect(e.client.nix.settings["extra-trusted-public-keys"]).toEqual([value(retired, "publicKey")]);
+    expect(e.builder.nix.settings["secret-key-files"]).toEqual([BUILDER_DEFAULTS.signingKeyFile]);
   });
 });
