@@ -4,6 +4,8 @@
 //   demo.ts up [--tls]        start MinIO (if not running), pulumi up, print the outputs
 //   demo.ts down              stop the MinIO servers (http and https; their data stays under .local/)
 //   demo.ts pulumi [--tls] …  run any pulumi command on the demo stack (e.g. stack output --show-secrets)
+//   demo.ts env               print `export` lines that point pulumi and the project's commands (verify,
+//                             host-config, resign) at the demo's backend: eval "$(npm run -s demo:env)"
 // --tls (or NIX_CACHE_DEMO_TLS=1) is the HTTPS demo, a world of its own beside the http one: a throwaway CA and
 // MinIO's certificate in .local/tls (scripts/demoTls.ts), MinIO on https://localhost:9443 with its data in
 // .local/tls/minio-data, stack `local-tls` with nix-cache:caCertificate set to that CA. It shares the backend,
@@ -24,6 +26,7 @@ import { ensureDemoCerts } from "./demoTls";
 const USAGE = `usage: npm run demo [-- --tls]                 start MinIO if needed, pulumi up, print the outputs
        npm run demo:down                          stop the demo's MinIO servers (their data stays)
        npm run demo:pulumi -- [--tls] ARGS...     any pulumi command on the demo stack
+       eval "$(npm run -s demo:env)"              this shell's pulumi, verify, host-config and resign on the demo
 
   --tls        the HTTPS demo (stack local-tls, MinIO on https://localhost:9443 with a throwaway CA)
 Environment: NIX_CACHE_DEMO_PORT (default 9000, 9443 with --tls; MinIO's console takes the port + 1),
@@ -296,13 +299,23 @@ async function main(): Promise<ExitCode> {
       if (!stoppedHttp && !stoppedHttps) say("MinIO is not running");
       return EXIT.ok;
     }
+    case "env": {
+      if (rest.length) throw new UsageError(`unknown argument '${rest[0]}' to env (it takes none)`);
+      // The toolchain directory with-toolchain.sh put first on PATH, so `pulumi` is the project's.
+      const toolchainBin = (process.env.PATH ?? "").split(":")[0];
+      const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+      const lines = Object.entries(demoBackendEnv()).map(([k, v]) => `export ${k}=${quote(v)}`);
+      console.log(`# the demo's backend (stacks ${modeOf(false).stack} and ${modeOf(true).stack}); pass --stack to each command`);
+      console.log([...lines, `export PATH=${quote(toolchainBin)}:"$PATH"`].join("\n"));
+      return EXIT.ok;
+    }
     case "pulumi": {
       const mode = modeOf(tls);
       // pulumi's own exit status, as when it is run by hand.
       process.exit(pulumiCli(["--stack", mode.stack, ...rest], demoBackendEnv()));
     }
     default:
-      throw new UsageError(`unknown command '${command}' (allowed: up, down, pulumi)`);
+      throw new UsageError(`unknown command '${command}' (allowed: up, down, pulumi, env)`);
   }
 }
 

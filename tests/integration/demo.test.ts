@@ -171,6 +171,19 @@ describe("npm run demo: up, real requests, no drift, a second run changes nothin
     expect(preview.code).toBe(0);
   });
 
+  test("demo:env: a shell that evals it runs pulumi on the demo's backend", async () => {
+    const r = await demo(["env"], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`export PULUMI_BACKEND_URL='file://${dir}/backend'`);
+    const shell = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile("bash", ["-c", `eval "$1" && pulumi stack output substituterUrl --stack ${stack}`, "bash", r.stdout], { cwd: PROJECT_DIR, env: { ...process.env, PATH: "/usr/bin:/bin" } }, (err, stdout) =>
+        resolve({ code: err ? 1 : 0, stdout }),
+      );
+    });
+    expect(shell.code).toBe(0);
+    expect(shell.stdout.trim()).toBe(`http://127.0.0.1:${port}/nix-cache`);
+  });
+
   test("up --tls: its own MinIO over https with the demo CA, its own stack, the http demo untouched", async () => {
     const tlsEnv = { ...env, NIX_CACHE_DEMO_PORT: String(tlsPort) };
     const r = await demo(["up", "--tls"], tlsEnv, 180_000);
