@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/settings";
-import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hostConfig";
+import { awsCredentials, defaultSecretKeyFiles, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hostConfig";
 import { AnonymousAccess } from "./anonymousAccess";
 import { BuilderAccess } from "./builderAccess";
 import { CacheBucket } from "./cacheBucket";
@@ -123,12 +123,13 @@ export class NixCache extends pulumi.ComponentResource {
     );
     this.caCertificate = pulumi.output(args.caCertificate ?? "");
     this.nixosModule = pulumi
-      .all([this.substituterUrl, this.publicKey, this.caCertificate])
-      .apply(([url, pub, ca]) => nixosModule(url, pub, ca || undefined));
+      .all([this.substituterUrl, this.trustedPublicKeys, this.caCertificate])
+      .apply(([url, keys, ca]) => nixosModule(url, keys, ca || undefined));
     this.pushUrl = pulumi
       .all([store.bucket, args.endpoint, region, profile])
       .apply(([bucket, endpoint, r, p]) => pushUrl({ bucket, endpoint, region: r, profile: p }));
-    this.signCommand = pulumi.output(signCommand());
+    // One `nix store sign` per key (active first), with the key files host-config's builder set-up names.
+    this.signCommand = this.trustedPublicKeys.apply((keys) => signCommand(defaultSecretKeyFiles(keys)));
     this.pushCommand = this.pushUrl.apply((u) => pushCommand(u));
 
     this.registerOutputs({

@@ -251,6 +251,12 @@ describe("several signing keys (a rotation)", () => {
     expect(await valueOf(cache.secretKeys)).toEqual([second.secretKey, KEYPAIR.secretKey]);
     expect(await pulumi.isSecret(cache.secretKeys)).toBe(true);
     expect(await pulumi.isSecret(cache.trustedPublicKeys)).toBe(false);
+    // Hosts trust both; the printed command signs with both (one `nix store sign` per key, active first).
+    expect(await valueOf(cache.nixosModule)).toBe(nixosModule("https://cache.example.org/my-cache", [second.publicKey, KEYPAIR.publicKey]));
+    expect(await valueOf(cache.signCommand)).toBe(
+      "nix store sign --key-file ~/.config/nix/secret.key --recursive ./result && " +
+        "nix store sign --key-file ~/.config/nix/secret-cache.example.org-1.key --recursive ./result",
+    );
   });
 });
 
