@@ -363,6 +363,13 @@ describe("a key rotation: host-config for a stack with two keys, then with the o
     const json = JSON.parse(fs.readFileSync(path.join(rotatedOut(), OUTPUTS_JSON_FILE), "utf8"));
     expect(json.trustedPublicKeys).toEqual([value(rotated, "publicKey"), value(before, "publicKey")]);
     expect(json.secretKeys).toBeUndefined();
+    // One source of truth with two keys too: the client module is the nixosModule output, and the stack's
+    // signCommand signs with each key from the files this set-up names.
+    expect(fs.readFileSync(path.join(rotatedOut(), CLIENT_MODULE_FILE), "utf8")).toBe(value(rotated, "nixosModule"));
+    expect(value(rotated, "signCommand")).toBe(
+      "nix store sign --key-file ~/.config/nix/secret.key --recursive ./result && " +
+        `nix store sign --key-file ~/.config/nix/secret-${OLD}.key --recursive ./result`,
+    );
     // Neither key's secret is in a public file or in what it printed.
     const secrets = [value(rotated, "secretKey"), value(before, "secretKey")].map((k) => k.split(":")[1]);
     const texts = filesUnder(rotatedOut()).map((f) => fs.readFileSync(path.join(rotatedOut(), f), "utf8"));
