@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { builderModule, previousSigningKeyFileName } from "../../lib/builderModule";
+import { nixosModule } from "../../lib/hostConfig";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 
@@ -64,6 +65,8 @@ describe("examples/host-stack reads the cache stack with a StackReference", () =
     expect(keys.map((k) => k.split(":")[0])).toEqual([ACTIVE_KEY, PREVIOUS_KEY]);
     expect(keys[0]).toBe(value(cacheOutputs, "publicKey"));
     expect(hostOutputs.trustedPublicKeys.secret).toBe(false);
+    // The client module it passes on trusts both.
+    expect(value(hostOutputs, "nixosModule")).toBe(nixosModule(String(value(cacheOutputs, "substituterUrl")), keys));
   });
 
   test("its builder module is the text host-config writes for the same outputs", () => {
