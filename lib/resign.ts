@@ -54,6 +54,8 @@ export interface ResignOptions {
   concurrency?: number;
   /** How often one narinfo is read again after a 412 before it counts as failed (default 5). */
   maxAttempts?: number;
+  /** Called once the listing is done, before any narinfo is read. */
+  onListed?(narinfos: number, realisations: number): void;
   /** Called after each narinfo (for a progress line). */
   onProgress?(done: number, total: number, summary: ResignSummary): void;
   /** Called for each narinfo with what happened to it. */
@@ -83,7 +85,7 @@ export interface ResignSummary {
   gone: number;
   /** realisations/*.doi objects (content-addressed derivations): their signatures are not handled. */
   realisations: number;
-  /** Writes refused with 412 because the object changed, then read and decided again. */
+  /** Writes refused with 412 because the object changed since it was read: each was read and decided again. */
   retried: number;
 }
 
@@ -99,9 +101,10 @@ function utf8Text(body: Buffer): string | undefined {
 }
 
 /** Reads, decides and (unless dry-run) writes one narinfo, re-reading after a 412. */
-export async function resignOne(store: ResignStore, key: string, options: ResignOptions): Promise<NarinfoResult> {
+export async function resignOne(store: ResignStore, key: string, options: ResignOptions, onChanged: () => void = () => {}): Promise<NarinfoResult> {
   const maxAttempts = options.maxAttempts ?? 5;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    if (attempt > 1) onChanged();
     const read = await store.read(key);
     if (!read) return { kind: "gone" };
     const encoding = read.headers["content-encoding"];
@@ -137,6 +140,7 @@ export async function resignCache(store: ResignStore, options: ResignOptions): P
     else if (isRealisationKey(key)) summary.realisations++;
   }
   summary.total = narinfos.length;
+  options.onListed?.(narinfos.length, summary.realisations);
   const concurrency = Math.max(1, options.concurrency ?? 8);
   let next = 0;
   let done = 0;
@@ -145,14 +149,13 @@ export async function resignCache(store: ResignStore, options: ResignOptions): P
       const key = narinfos[next++];
       let result: NarinfoResult;
       try {
-        result = await resignOne(store, key, options);
+        result = await resignOne(store, key, options, () => summary.retried++);
       } catch (err) {
         result = { kind: "failed", error: err instanceof Error ? err.message : String(err) };
       }
       switch (result.kind) {
         case "signed":
           summary.signed++;
-          summary.retried += result.attempts - 1;
           break;
         case "would-sign":
           summary.wouldSign++;
@@ -189,6 +192,7 @@ export function summaryLine(s: ResignSummary, dryRun = false): string {
   parts.push(`${s.alreadySigned} already signed`, `${s.refused.length} refused`);
   if (s.failed.length > 0) parts.push(`${s.failed.length} failed`);
   if (s.gone > 0) parts.push(`${s.gone} deleted meanwhile`);
+  if (s.retried > 0) parts.push(`${s.retried} uploaded again meanwhile (read again, not overwritten)`);
   if (s.realisations > 0) parts.push(`${s.realisations} realisations not handled`);
   return `resign: ${parts.join(", ")}`;
 }

@@ -147,6 +147,7 @@ async function main(): Promise<ExitCode> {
       dryRun,
       concurrency,
       delayBeforeWriteMs,
+      onListed: (n, r) => console.log(`resign: ${n} narinfos to check${r > 0 ? `, ${r} realisations (not handled)` : ""}`),
       onProgress: progress.update,
       onResult: (key, r) => {
         if (r.kind === "signed" && args.verbose) console.log(`signed ${key}: added ${r.added.join(", ")}`);

@@ -21,72 +21,8 @@ import {
 } from "../../lib/narinfo";
 import { generateKeypair, signDetached, verifyDetached } from "../../lib/signingKey";
 import { nixEnv } from "../../harness/nix";
+import { NIXOS_KEY, REAL } from "./fixtures/realNarinfos";
 import { nixOk, nixSandbox } from "./support/nix";
-
-const NIXOS_KEY = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
-
-/** Real narinfos of cache.nixos.org, byte for byte as quoted (each ends in "\n" as served). */
-const REAL = {
-  // hello-2.10: self-reference (attic's server/src/narinfo/tests.rs).
-  hello: `StorePath: /nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10
-URL: nar/0nqgf15qfiacfxrgm2wkw0gwwncjqqzzalj8rs14w9srkydkjsk9.nar.xz
-Compression: xz
-FileHash: sha256:0nqgf15qfiacfxrgm2wkw0gwwncjqqzzalj8rs14w9srkydkjsk9
-FileSize: 41104
-NarHash: sha256:16mvl7v0ylzcg2n3xzjn41qhzbmgcn5iyarx16nn5l2r36n2kqci
-NarSize: 206104
-References: 563528481rvhc5kxwipjmg6rqrl95mdx-glibc-2.33-56 xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10
-Deriver: vvb4wxmnjixmrkhmj2xb75z62hrr41i7-hello-2.10.drv
-Sig: cache.nixos.org-1:lo9EfNIL4eGRuNh7DTbAAffWPpI2SlYC/8uP7JnhgmfRIUNGhSbFe8qEaKN0mFS02TuhPpXFPNtRkFcCp0hGAQ==
-`,
-  // curl-7.82.0-bin: four references (nix-community go-nix, tvix tests).
-  curl: `StorePath: /nix/store/syd87l2rxw8cbsxmxl853h0r6pdwhwjr-curl-7.82.0-bin
-URL: nar/05ra3y72i3qjri7xskf9qj8kb29r6naqy1sqpbs3azi3xcigmj56.nar.xz
-Compression: xz
-FileHash: sha256:05ra3y72i3qjri7xskf9qj8kb29r6naqy1sqpbs3azi3xcigmj56
-FileSize: 68852
-NarHash: sha256:1b4sb93wp679q4zx9k1ignby1yna3z7c4c2ri3wphylbc2dwsys0
-NarSize: 196040
-References: 0jqd0rlxzra1rs38rdxl43yh6rxchgc6-curl-7.82.0 6w8g7njm4mck5dmjxws0z1xnrxvl81xa-glibc-2.34-115 j5jxw3iy7bbz4a57fh9g2xm2gxmyal8h-zlib-1.2.12 yxvjs9drzsphm9pcf42a4byzj1kb9m7k-openssl-1.1.1n
-Deriver: 5rwxzi7pal3qhpsyfc16gzkh939q1np6-curl-7.82.0.drv
-Sig: cache.nixos.org-1:TsTTb3WGTZKphvYdBHXwo6weVILmTytUjLB+vcX89fOjjRicCHmKA4RCPMVLkj6TMJ4GMX3HPVWRdD1hkeKZBQ==
-`,
-  // ripgrep-15.2.0: zstd, no Deriver line.
-  ripgrep: `StorePath: /nix/store/axp6zlky4x2v3jwcbq24a2cz25hzlw9b-ripgrep-15.2.0
-URL: nar/19yag7za8bz38dzxd7g20p8738bmb80n4ci9y3hfaxhy15rxxxyh.nar.zst
-Compression: zstd
-FileHash: sha256:1lhgjf25d2ca7sx1ka4g5lsskicr484vqi7cbndzhz598hbr18zy
-FileSize: 2133450
-NarHash: sha256:19yag7za8bz38dzxd7g20p8738bmb80n4ci9y3hfaxhy15rxxxyh
-NarSize: 7088584
-References: 0d8g8n0a11v6f5m2h416ajyxmnkwc3md-glibc-2.42-67 dsn500c5j62qz9f49mi3nhx74jbkf6xq-pcre2-10.47 r48746qznwqxxl9qzd8f08ny8mg1dg2y-gcc-15.3.0-lib
-Sig: cache.nixos.org-1:u47N81GjFd/qpAQ8bRz3Ve584pYwp/gWswtHa6PwWSzhfYvw7oTBW0DThOzapKGuxqqnvw9HfKRnggOniyPBDw==
-`,
-  // texlive-hyphenex: empty References, then a CA line after the Sig (tvix nix-compat tests).
-  hyphenex: `StorePath: /nix/store/k20pahypzvr49fy82cw5sx72hdfg3qcr-texlive-hyphenex-37354
-URL: nar/0i5biw0g01514llhfswxy6xfav8lxxdq1xg6ik7hgsqbpw0f06yi.nar.xz
-Compression: xz
-FileHash: sha256:0i5biw0g01514llhfswxy6xfav8lxxdq1xg6ik7hgsqbpw0f06yi
-FileSize: 7120
-NarHash: sha256:0h1bm4sj1cnfkxgyhvgi8df1qavnnv94sd0v09wcrm971602shfg
-NarSize: 22552
-References: 
-Sig: cache.nixos.org-1:u01BybwQhyI5H1bW1EIWXssMDhDDIvXOG5uh8Qzgdyjz6U1qg6DHhMAvXZOUStIj6X5t4/ufFgR8i3fjf0bMAw==
-CA: fixed:r:sha1:1ak1ymbmsfx7z8kh09jzkr3a4dvkrfjw
-`,
-  // gnutls-3.8.6.tar.xz.drv: a .drv path with a text: CA (kalbasit/ncps testdata).
-  gnutlsDrv: `StorePath: /nix/store/8raygmhj0mhmq8jxb6bgr4ggcbyyrmf8-gnutls-3.8.6.tar.xz.drv
-URL: nar/102hxakkbis6klnz008zr3a0qhll795x9bffrcnxzhvff9sgngw7.nar.xz
-Compression: xz
-FileHash: sha256:102hxakkbis6klnz008zr3a0qhll795x9bffrcnxzhvff9sgngw7
-FileSize: 1328
-NarHash: sha256:1j71h0jylc9lf1syg9srma2fsv64gsk3954xxf25bnlxhxdg29a8
-NarSize: 3048
-References: 6iah9pffqjj0lwgf0b1h32a6536jnw18-mirrors-list.drv 85lazfv5243dxqph70ngxq2scm241qc6-stdenv-linux.drv g0gn91m56b267ncx05w93kihyqia39cm-builder.sh v2whqah0ghyg7wpfy133x95raxfz282v-curl-8.11.0.drv vjznlmanjkps53l7hw2krvpzwqcd5m3d-bash-5.2p37.drv
-Sig: cache.nixos.org-1:G2Cxc5XkCcJDIub6IWbWMeayRmf3ymdlJ62OmSEPZfgGPAcVI8dslouzLOZ34JMxKiUVjNTO4E/CK0B0rLGMDQ==
-CA: text:sha256:18cyz621xqngdfc8kmxrj3v5rrxyzdls5ahqb6qaq5ggm7q9gjdq
-`,
-};
 
 const verifiedBy = (text: string, keys: string[]) => verifySignatures(parseNarinfo(text), keys).verified;
 /** Replaces one field's value (first occurrence). */

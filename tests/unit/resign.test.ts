@@ -126,7 +126,8 @@ describe("resignCache", () => {
     };
     const s = await resignCache(b, { keys: KEYS });
     expect(s.signed).toBe(1);
-    expect(s.retried).toBe(1);
+    expect(s.retried).toBe(2);
+    expect(summaryLine(s)).toBe("resign: 1 signed, 0 already signed, 1 refused, 2 uploaded again meanwhile (read again, not overwritten)");
     expect(b.text("a.narinfo")?.startsWith(narinfo(0, active))).toBe(true);
     expect(names(b.text("a.narinfo"))).toEqual(["homelab-1", "homelab-2"]);
     expect(b.text("b.narinfo")).toBe(foreign);
@@ -145,7 +146,7 @@ describe("resignCache", () => {
     const s = await resignCache(b, { keys: KEYS, maxAttempts: 3 });
     expect(s.failed).toEqual([{ key: "a.narinfo", error: expect.stringMatching(/changed by someone else on each of 3 attempts/) }]);
     expect(s.gone).toBe(1);
-    expect(summaryLine(s)).toBe("resign: 0 signed, 0 already signed, 0 refused, 1 failed, 1 deleted meanwhile");
+    expect(summaryLine(s)).toBe("resign: 0 signed, 0 already signed, 0 refused, 1 failed, 1 deleted meanwhile, 2 uploaded again meanwhile (read again, not overwritten)");
   });
 
   test("concurrency is bounded", async () => {
