@@ -2,10 +2,11 @@
 // when (and only when) one of our keys already signs it (lib/narinfo.ts resignDecision). Each object is
 // independent: read with its ETag, decided, written back with If-Match on that ETag, so a narinfo uploaded again
 // meanwhile is never overwritten (the write is refused with 412; the object is read and decided again). Killed
-// half-way, a second run finishes the rest; a second run after a complete one changes nothing. The storage side
+// half-way, a second run finishes the rest; a second run after a complete one changes nothing. The NAR of each
+// rewritten narinfo is touched first, so the expiry rule never leaves the narinfo behind it. The storage side
 // is a ResignStore (the command's is S3; unit tests pass an in-memory one). No Pulumi runtime.
 import { binaryCacheContentType } from "./pushTarget";
-import { resignDecision, SigningKey } from "./narinfo";
+import { parseNarinfo, resignDecision, SigningKey } from "./narinfo";
 
 /** One object as read: its bytes, its ETag (as the server sent it, quotes included) and its headers (lower case). */
 export interface StoredObject {
@@ -27,6 +28,20 @@ export interface ResignStore {
    * it since), "gone" when it no longer exists.
    */
   write(key: string, body: Buffer, ifMatch: string, headers: Record<string, string>): Promise<WriteOutcome>;
+  /**
+   * Restarts the expiry clock of `key` (a NAR) by rewriting its metadata in place, content and metadata kept
+   * (with `dryRun`, only looks): "gone" when it does not exist.
+   */
+  touch(key: string, dryRun: boolean): Promise<"touched" | "gone">;
+}
+
+/**
+ * The bucket key of the NAR a narinfo's URL names (relative to the cache root), or undefined for a URL this
+ * cache does not hold (absolute, or leaving the cache root).
+ */
+export function narKeyOf(url: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith("/") || url.split("/").includes("..")) return undefined;
+  return url;
 }
 
 /** Headers a re-signed narinfo keeps from the object it replaces (a PUT replaces all of an object's metadata). */
@@ -116,6 +131,13 @@ export async function resignOne(store: ResignStore, key: string, options: Resign
     const decision = resignDecision(text, options.keys);
     if (decision.kind === "already-signed") return decision;
     if (decision.kind === "refused") return decision;
+    // The lifecycle rule expires objects by age: a rewritten narinfo starts a new one, so its NAR is touched
+    // first, or the narinfo would outlive it and send hosts to a missing NAR. A narinfo whose NAR is gone is not
+    // rewritten, so it expires as it would have.
+    const narKey = narKeyOf(parseNarinfo(text).url);
+    if (narKey !== undefined && (await store.touch(narKey, options.dryRun ?? false)) === "gone") {
+      return { kind: "refused", reason: `its NAR ${narKey} is missing (expired or deleted): not rewritten, so it expires as it would have` };
+    }
     if (options.dryRun) return { kind: "would-sign", added: decision.added };
     // Every byte read is kept: the new lines go after the body exactly as it came.
     const appended = Buffer.from(decision.newText.slice(text.length), "utf8");

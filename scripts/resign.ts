@@ -93,6 +93,42 @@ export function s3ResignStore(target: MinioTarget, admin: { accessKey: string; s
         throw err;
       }
     },
+    async touch(key, dryRun): Promise<"touched" | "gone"> {
+      const Minio: typeof import("minio") = require("minio");
+      let stat: Awaited<ReturnType<typeof client.statObject>>;
+      try {
+        stat = await minioCall(`stat ${key}`, target, () => client.statObject(bucket, key));
+      } catch (err) {
+        if (["NoSuchKey", "NotFound"].includes(errorCode(err))) return "gone";
+        throw err;
+      }
+      if (dryRun) return "touched";
+      // A copy onto itself with the metadata replaced by the same metadata: MinIO rewrites only the metadata
+      // (content and ETag stay) and the object's age starts again.
+      const headers: Record<string, string> = {};
+      const user: Record<string, string> = {};
+      for (const [k, v] of Object.entries(stat.metaData as Record<string, unknown>)) {
+        if (typeof v !== "string") continue;
+        const lower = k.toLowerCase();
+        if (["content-type", "cache-control", "content-encoding", "content-disposition", "content-language", "expires"].includes(lower)) headers[lower] = v;
+        else if (!lower.startsWith("x-amz-")) user[k] = v;
+      }
+      try {
+        await minioCall(`touch ${key}`, target, () =>
+          client.copyObject(
+            new Minio.CopySourceOptions({ Bucket: bucket, Object: key, MatchETag: stat.etag }),
+            new Minio.CopyDestinationOptions({ Bucket: bucket, Object: key, MetadataDirective: "REPLACE", Headers: headers, UserMetadata: user }),
+          ),
+        );
+        return "touched";
+      } catch (err) {
+        const code = errorCode(err);
+        // Uploaded again since the stat: just as fresh.
+        if (code === "PreconditionFailed") return "touched";
+        if (["NoSuchKey", "NotFound"].includes(code)) return "gone";
+        throw err;
+      }
+    },
   };
 }
 

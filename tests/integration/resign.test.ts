@@ -1,7 +1,7 @@
 // `npm run resign` as an operator runs it (a child process reading the stack through the pulumi CLI) against a
 // real MinIO and a real deployed stack with two keys (keyName K2 active, K1 in previousKeyNames): 2,000
 // narinfos made here (signed by K1, by K2, by both, by a stranger's key, unsigned, real cache.nixos.org ones,
-// corrupt ones), plus realisations. One stack for every case: they run in order and each starts from what the
+// corrupt ones, some whose NAR expired) with their NARs, plus realisations. One stack for every case: they run in order and each starts from what the
 // previous one left. Dry run, killed half-way then finished, exactly the right ones signed with every earlier
 // byte and the headers kept, a second run changing nothing, an upload during the run kept, no drift.
 import { ChildProcess, spawn } from "child_process";
@@ -24,10 +24,14 @@ let outputs: OutputMap;
 /** Our keys as the stack has them: K2 (active) then K1. */
 let ours: { secretKey: string; publicKey: string }[];
 const stranger = generateKeypair("stranger-1");
+/** When the first run that writes started. */
+let startedAt = 0;
 
 type Expect = "sign" | "already" | "refused";
 interface Made {
   key: string;
+  /** The NAR its URL names; undefined when the test leaves it out (an expired NAR). */
+  nar?: string;
   body: Buffer;
   expect: Expect;
   /** The key names resign must add (sign). */
@@ -61,9 +65,12 @@ function makeNarinfos(): Made[] {
     const kind = i % 20;
     const { hashPart, text: base } = narinfoBase(i, kind === 19 && i % 40 === 19);
     const key = `${hashPart}.narinfo`;
+    const nar = parseNarinfo(base).url;
     const add = (text: string | Buffer, expect: Expect, adds: string[] = [], headers: Record<string, string> = plain) =>
-      list.push({ key, body: Buffer.isBuffer(text) ? text : Buffer.from(text), expect, adds, headers });
-    if (kind <= 11) add(base + sig(secretOf(K1), base), "sign", [K2]);
+      list.push({ key, nar, body: Buffer.isBuffer(text) ? text : Buffer.from(text), expect, adds, headers });
+    // Signed by K1, but its NAR has expired: rewriting it would keep a narinfo alive that points at nothing.
+    if (i % 100 === 0) list.push({ key, body: Buffer.from(base + sig(secretOf(K1), base)), expect: "refused", adds: [], headers: plain });
+    else if (kind <= 11) add(base + sig(secretOf(K1), base), "sign", [K2]);
     else if (kind <= 13) add(base + sig(secretOf(K2), base), "sign", [K1]);
     else if (kind <= 15) add(base + sig(secretOf(K2), base) + sig(secretOf(K1), base), "already");
     else if (kind === 16) add(base + sig(stranger.secretKey, base), "refused");
@@ -113,10 +120,16 @@ async function readObject(key: string): Promise<{ body: Buffer; headers: Record<
   return { body: Buffer.concat(chunks), headers: stream.headers };
 }
 
-/** key → ETag of every object in the bucket. */
+/** key → ETag and LastModified of every object in the bucket. */
 async function etags(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for await (const o of s3().listObjectsV2(BUCKET, "", true)) if (o.name) out.set(o.name, o.etag);
+  for await (const o of s3().listObjectsV2(BUCKET, "", true)) if (o.name) out.set(o.name, `${o.etag} ${o.lastModified.toISOString()}`);
+  return out;
+}
+/** key → LastModified (ms) of every object. */
+async function ages(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const o of s3().listObjectsV2(BUCKET, "", true)) if (o.name) out.set(o.name, o.lastModified.getTime());
   return out;
 }
 
@@ -181,6 +194,8 @@ beforeAll(async () => {
 
   for (const m of makeNarinfos()) made.set(m.key, m);
   await pool([...made.values()], 16, upload);
+  const nars = [...new Set([...made.values()].map((m) => m.nar).filter((n): n is string => n !== undefined))];
+  await pool(nars, 16, (nar) => upload({ key: nar, body: Buffer.from(`nar ${nar}`), headers: { "content-type": "application/x-nix-nar" } }));
   for (const r of ["realisations/sha256:1111!out.doi", "realisations/sha256:2222!out.doi", "realisations/sha256:3333!dev.doi"]) {
     await s3().putObject(BUCKET, r, Buffer.from("{}"), 2, { "Content-Type": "text/plain" });
   }
@@ -189,9 +204,9 @@ beforeAll(async () => {
 afterAll(() => removeDeployment(t, minio));
 
 describe("npm run resign over 2,000 narinfos", () => {
-  test("the test data: 1,500 to sign, 200 already signed, 300 refused", () => {
+  test("the test data: 1,480 to sign, 200 already signed, 320 refused", () => {
     expect(made.size).toBe(COUNT);
-    expect([toSign().length, [...made.values()].filter((m) => m.expect === "already").length, refused().length]).toEqual([1500, 200, 300]);
+    expect([toSign().length, [...made.values()].filter((m) => m.expect === "already").length, refused().length]).toEqual([1480, 200, 320]);
     // The real cache.nixos.org ones are there, and are foreign.
     expect(verifySignatures(parseNarinfo(REAL.curl), [NIXOS_KEY]).verified).toEqual(["cache.nixos.org-1"]);
     expect(made.get(`${REAL.curl.slice(22, 54)}.narinfo`)?.expect).toBe("refused");
@@ -200,15 +215,16 @@ describe("npm run resign over 2,000 narinfos", () => {
   test("--dry-run changes nothing and says what it would do", async () => {
     const before = await etags();
     const run = await runResign(["--dry-run"]);
-    expect(summary(run)).toBe("resign: 1500 would be signed (dry run: nothing written), 200 already signed, 300 refused, 3 realisations not handled");
+    expect(summary(run)).toBe("resign: 1480 would be signed (dry run: nothing written), 200 already signed, 320 refused, 3 realisations not handled");
     expect(run.stdout).toContain(`keys ${K2}, ${K1} (active first), dry run: nothing is written`);
-    expect(run.stdout.split("\n").filter((l) => l.startsWith("would sign ")).length).toBe(1500);
+    expect(run.stdout.split("\n").filter((l) => l.startsWith("would sign ")).length).toBe(1480);
     expect(run.status).toBe(1); // refused narinfos
     expect(await etags()).toEqual(before);
     expectNoSecrets(run);
   });
 
   test("killed half-way, a second run finishes the rest; nothing is half-written", async () => {
+    startedAt = Date.now();
     let signedLines = 0;
     const { done } = startResign(["--concurrency", "1", "--verbose"], {
       onLine: (line, child) => {
@@ -228,11 +244,11 @@ describe("npm run resign over 2,000 narinfos", () => {
       expect(sigNames(body)).toEqual([K1, K2]);
     });
     expect(resigned).toBeGreaterThanOrEqual(100);
-    expect(resigned).toBeLessThan(1500);
+    expect(resigned).toBeLessThan(1480);
 
     const run = await runResign();
     expect(summary(run)).toBe(
-      `resign: ${1500 - resigned} signed, ${200 + resigned} already signed, 300 refused, 3 realisations not handled`,
+      `resign: ${1480 - resigned} signed, ${200 + resigned} already signed, 320 refused, 3 realisations not handled`,
     );
     expect(run.status).toBe(1);
     // Refused ones are named, with the reason.
@@ -241,11 +257,22 @@ describe("npm run resign over 2,000 narinfos", () => {
     expect(run.stdout).toMatch(/^refused \S+: not signed by any of our keys \(signed only by stranger-1\)$/m);
     expect(run.stdout).toMatch(/^refused \S+: corrupt signature under our key it-resign-2/m);
     expect(run.stdout).toMatch(/^refused \S+: corrupt narinfo: not UTF-8 text$/m);
+    expect(run.stdout).toMatch(/^refused \S+: its NAR nar\/\S+ is missing \(expired or deleted\)/m);
     expect(run.stdout).toMatch(/^note: 3 realisations\/\*\.doi/m);
     expectNoSecrets(run);
   });
 
   test("exactly the right narinfos are signed; every earlier byte, the Content-Type and the headers are kept", async () => {
+    // The NAR of each re-signed narinfo was touched (its expiry clock restarted with the narinfo's); no other was.
+    const age = await ages();
+    for (const m of made.values()) {
+      if (m.nar === undefined) continue;
+      if (m.expect === "sign") expect(age.get(m.nar)).toBeGreaterThanOrEqual(startedAt - 1000);
+      else expect(age.get(m.nar)).toBeLessThan(startedAt - 1000);
+    }
+    const nar = await readObject(toSign()[0].nar as string);
+    expect(nar.headers["content-type"]).toBe("application/x-nix-nar");
+    expect(nar.body.toString()).toBe(`nar ${toSign()[0].nar}`);
     await pool([...made.values()], 16, async (m) => {
       const { body, headers } = await readObject(m.key);
       if (m.expect !== "sign") {
@@ -267,14 +294,14 @@ describe("npm run resign over 2,000 narinfos", () => {
 
   test("verify --full now names exactly the refused narinfos as lacking the active key's signature", async () => {
     const run = await runVerifyCli(t, ["--stack", t.stack.name, "--full"]);
-    expect(run.stdout).toMatch(/^FAIL +narinfo-signatures +all 2000 narinfos: 300 lack a valid signature by the active key it-resign-2: /m);
+    expect(run.stdout).toMatch(/^FAIL +narinfo-signatures +all 2000 narinfos: 320 lack a valid signature by the active key it-resign-2: /m);
     expect(run.status).toBe(1);
   });
 
   test("a second run changes nothing: 0 signed", async () => {
     const before = await etags();
     const run = await runResign();
-    expect(summary(run)).toBe("resign: 0 signed, 1700 already signed, 300 refused, 3 realisations not handled");
+    expect(summary(run)).toBe("resign: 0 signed, 1680 already signed, 320 refused, 3 realisations not handled");
     expect(await etags()).toEqual(before);
   });
 
@@ -308,7 +335,7 @@ describe("npm run resign over 2,000 narinfos", () => {
     const run = await done;
     await raced;
     expect(summary(run)).toBe(
-      "resign: 20 signed, 1670 already signed, 310 refused, 20 uploaded again meanwhile (read again, not overwritten), 3 realisations not handled",
+      "resign: 20 signed, 1650 already signed, 330 refused, 20 uploaded again meanwhile (read again, not overwritten), 3 realisations not handled",
     );
     for (const k of reset) {
       const { body } = await readObject(k);
@@ -319,7 +346,7 @@ describe("npm run resign over 2,000 narinfos", () => {
       else expect(sigNames(body)).toEqual([K1, K2]);
     }
     const again = await runResign();
-    expect(summary(again)).toBe("resign: 0 signed, 1690 already signed, 310 refused, 3 realisations not handled");
+    expect(summary(again)).toBe("resign: 0 signed, 1670 already signed, 330 refused, 3 realisations not handled");
   });
 
   test("the stack shows no drift: preview --refresh --expect-no-changes is clean", async () => {

@@ -3,7 +3,7 @@
 // dry run, realisations counted, the summary line. The real MinIO side is tests/integration/resign.test.ts.
 import * as crypto from "crypto";
 import { fingerprint, parseNarinfo, verifySignatures } from "../../lib/narinfo";
-import { formatResignReport, headersToKeep, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/resign";
+import { formatResignReport, headersToKeep, narKeyOf, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/resign";
 import { generateKeypair, signDetached } from "../../lib/signingKey";
 
 const active = generateKeypair("homelab-2");
@@ -26,6 +26,8 @@ class MemoryBucket implements ResignStore {
   inFlight = 0;
   maxInFlight = 0;
   writes: string[] = [];
+  /** touch and write calls, in order. */
+  events: string[] = [];
   /** Called between a read and the write that follows it (to race an upload). */
   beforeWrite?: (key: string) => void;
 
@@ -47,6 +49,15 @@ class MemoryBucket implements ResignStore {
     const o = this.objects.get(key);
     return o && { body: o.body, etag: o.etag, headers: { ...o.headers, etag: o.etag } };
   }
+  async touch(key: string, dryRun: boolean): Promise<"touched" | "gone"> {
+    if (!this.objects.has(key)) return "gone";
+    if (!dryRun) this.events.push(`touch ${key}`);
+    return "touched";
+  }
+  /** Puts a NAR for each narinfo number (their URL is nar/<n>.nar.zst). */
+  nars(...numbers: number[]) {
+    for (const n of numbers) this.put(`nar/${n}.nar.zst`, `nar ${n}`, { "content-type": "application/x-nix-nar" });
+  }
   async write(key: string, body: Buffer, ifMatch: string, headers: Record<string, string>): Promise<WriteOutcome> {
     this.beforeWrite?.(key);
     const o = this.objects.get(key);
@@ -55,6 +66,7 @@ class MemoryBucket implements ResignStore {
     const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
     this.put(key, body, lower);
     this.writes.push(key);
+    this.events.push(`write ${key}`);
     return "written";
   }
 }
@@ -71,43 +83,50 @@ describe("resignCache", () => {
     b.put("a4.narinfo", narinfo(4, previous).replace("NarSize: 104", "NarSize: 105"));
     b.put("a5.narinfo", Buffer.concat([Buffer.from(narinfo(5, previous)), Buffer.from([0xff])]));
     b.put("a6.narinfo", narinfo(6, previous), { "content-type": "text/x-nix-narinfo", "content-encoding": "xz" });
-    b.put("nar/0.nar.zst", "not a narinfo");
+    b.put("a7.narinfo", narinfo(7, previous)); // its NAR expired
+    b.nars(0, 1, 2, 3, 4, 5, 6);
     b.put("realisations/sha256:abc!out.doi", "{}");
     b.put("nix-cache-info", "StoreDir: /nix/store\n");
     const before = new Map([...b.objects].map(([k, v]) => [k, v.body]));
 
     const s = await resignCache(b, { keys: KEYS });
-    expect(s).toMatchObject({ total: 7, signed: 2, alreadySigned: 1, gone: 0, realisations: 1, failed: [] });
-    expect(s.refused.map((r) => r.key)).toEqual(["a3.narinfo", "a4.narinfo", "a5.narinfo", "a6.narinfo"]);
+    expect(s).toMatchObject({ total: 8, signed: 2, alreadySigned: 1, gone: 0, realisations: 1, failed: [] });
+    expect(s.refused.map((r) => r.key)).toEqual(["a3.narinfo", "a4.narinfo", "a5.narinfo", "a6.narinfo", "a7.narinfo"]);
     expect(s.refused.map((r) => r.reason)).toEqual([
       expect.stringMatching(/signed only by stranger-1/),
       expect.stringMatching(/does not verify/),
       expect.stringMatching(/not UTF-8/),
       expect.stringMatching(/Content-Encoding: xz/),
+      "its NAR nar/7.nar.zst is missing (expired or deleted): not rewritten, so it expires as it would have",
     ]);
+    // Each NAR is touched (its expiry clock restarted) before its narinfo is rewritten; no other NAR is.
+    expect(b.events.filter((e) => e.endsWith("0.nar.zst") || e.startsWith("write a0"))).toEqual(["touch nar/0.nar.zst", "write a0.narinfo"]);
+    expect(b.events.filter((e) => e.startsWith("touch")).sort()).toEqual(["touch nar/0.nar.zst", "touch nar/1.nar.zst"]);
     expect(b.writes.sort()).toEqual(["a0.narinfo", "a1.narinfo"]);
     for (const k of ["a0.narinfo", "a1.narinfo"]) {
       expect(b.objects.get(k)?.body.subarray(0, before.get(k)?.length).equals(before.get(k) as Buffer)).toBe(true);
       expect(names(b.text(k))).toEqual(["homelab-1", "homelab-2"]);
     }
     expect(b.objects.get("a0.narinfo")?.headers).toEqual({ "content-type": "text/x-nix-narinfo", "cache-control": "max-age=60", "x-amz-meta-who": "builder" });
-    for (const k of ["a2.narinfo", "a3.narinfo", "a4.narinfo", "a5.narinfo", "a6.narinfo", "nar/0.nar.zst"]) {
+    for (const k of ["a2.narinfo", "a3.narinfo", "a4.narinfo", "a5.narinfo", "a6.narinfo", "a7.narinfo", "nar/0.nar.zst"]) {
       expect(b.objects.get(k)?.body.equals(before.get(k) as Buffer)).toBe(true);
     }
-    expect(summaryLine(s)).toBe("resign: 2 signed, 1 already signed, 4 refused, 1 realisations not handled");
+    expect(summaryLine(s)).toBe("resign: 2 signed, 1 already signed, 5 refused, 1 realisations not handled");
     expect(formatResignReport(s)).toMatch(/^refused a3\.narinfo: not signed by any of our keys/m);
 
     // Second run: nothing to do.
     const again = await resignCache(b, { keys: KEYS });
-    expect(summaryLine(again)).toBe("resign: 0 signed, 3 already signed, 4 refused, 1 realisations not handled");
+    expect(summaryLine(again)).toBe("resign: 0 signed, 3 already signed, 5 refused, 1 realisations not handled");
   });
 
   test("dry run writes nothing and says what it would sign", async () => {
     const b = new MemoryBucket();
     b.put("a.narinfo", narinfo(0, previous));
     b.put("b.narinfo", narinfo(1, active, previous));
+    b.nars(0, 1);
     const s = await resignCache(b, { keys: KEYS, dryRun: true });
     expect(b.writes).toEqual([]);
+    expect(b.events).toEqual([]);
     expect(summaryLine(s, true)).toBe("resign: 1 would be signed (dry run: nothing written), 1 already signed, 0 refused");
   });
 
@@ -115,6 +134,7 @@ describe("resignCache", () => {
     const b = new MemoryBucket();
     b.put("a.narinfo", narinfo(0, previous));
     b.put("b.narinfo", narinfo(1, previous));
+    b.nars(0, 1);
     const foreign = narinfo(1, stranger);
     let raced = false;
     b.beforeWrite = (key) => {
@@ -138,6 +158,7 @@ describe("resignCache", () => {
     const b = new MemoryBucket();
     b.put("a.narinfo", narinfo(0, previous));
     b.put("b.narinfo", narinfo(1, previous));
+    b.nars(0, 1);
     let n = 0;
     b.beforeWrite = (key) => {
       if (key === "a.narinfo") b.put("a.narinfo", narinfo(0, previous) + `X-Upload: ${n++}\n`);
@@ -151,7 +172,10 @@ describe("resignCache", () => {
 
   test("concurrency is bounded", async () => {
     const b = new MemoryBucket();
-    for (let i = 0; i < 40; i++) b.put(`n${i}.narinfo`, narinfo(i, previous));
+    for (let i = 0; i < 40; i++) {
+      b.put(`n${i}.narinfo`, narinfo(i, previous));
+      b.nars(i);
+    }
     const progress: number[] = [];
     const s = await resignCache(b, { keys: KEYS, concurrency: 3, onProgress: (done) => progress.push(done) });
     expect(s.signed).toBe(40);
@@ -165,5 +189,12 @@ describe("resignCache", () => {
       "cache-control": "no-cache",
       "x-amz-meta-a": "1",
     });
+  });
+
+  test("narKeyOf: the NAR key of a relative URL; none for an absolute URL or one leaving the cache root", () => {
+    expect(narKeyOf("nar/0i5biw0g01514llhfswxy6xfav8lxxdq1xg6ik7hgsqbpw0f06yi.nar.xz")).toBe("nar/0i5biw0g01514llhfswxy6xfav8lxxdq1xg6ik7hgsqbpw0f06yi.nar.xz");
+    expect(narKeyOf("https://mirror.example/nar/x.nar.xz")).toBeUndefined();
+    expect(narKeyOf("/nar/x.nar")).toBeUndefined();
+    expect(narKeyOf("nar/../../x.nar")).toBeUndefined();
   });
 });
