@@ -37,19 +37,47 @@ export const NAME_MISMATCH_CODE = "ERR_TLS_CERT_ALTNAME_INVALID";
 /** What OpenSSL says when an https client meets a server that answers in plain http. */
 const NOT_TLS = /wrong version number|packet length too long|WRONG_VERSION_NUMBER/i;
 
-export type FailureKind = "unreachable" | "credentials" | "tls" | "other";
+/**
+ * MinIO's answers when a distributed (erasure-coded) MinIO has too few drives online: SlowDownWrite /
+ * SlowDownRead (503, "Resource requested is unwritable/unreadable": below the write or read quorum),
+ * XMinioAdminConfigNoQuorum (503, an IAM or config change without quorum), XMinioServerNotInitialized (503, the
+ * server waits for enough of its nodes). Measured on our pinned MinIO with 2 of 4 nodes down
+ * (../shared/facts/minio-distributed.md); codes from its cmd/api-errors.go.
+ */
+export const QUORUM_CODES = ["SlowDownWrite", "SlowDownRead", "XMinioAdminConfigNoQuorum", "XMinioServerNotInitialized"];
+
+export type FailureKind = "unreachable" | "credentials" | "tls" | "quorum" | "other";
 
 export function failureKind(code: string | undefined, message = ""): FailureKind {
   if (code && (UNKNOWN_CA_CODES.includes(code) || VALIDITY_CODES.includes(code) || code === NAME_MISMATCH_CODE)) return "tls";
   if (NOT_TLS.test(message) || (code !== undefined && NOT_TLS.test(code))) return "tls";
   if (code && UNREACHABLE_CODES.includes(code)) return "unreachable";
   if (code && BAD_CREDENTIAL_CODES.includes(code)) return "credentials";
+  if (code && QUORUM_CODES.includes(code)) return "quorum";
   return "other";
 }
 
 /** The sentence for a server that did not answer in time. */
 export function timeoutMessage(endpoint: string, seconds: number): string {
   return `MinIO at ${endpoint} did not answer within ${seconds} s: is the server running, and is nix-cache:endpoint right?`;
+}
+
+/** What a quorum code (QUORUM_CODES) says about the cluster, e.g. "lost its write quorum: …". */
+export function quorumLoss(code: string): string {
+  if (code === "SlowDownRead") return "lost its read quorum: too few of its nodes (drives) are online to read";
+  if (code === "XMinioServerNotInitialized") return "is not initialized: it waits for enough of its nodes (drives) to come online to reach its write quorum";
+  return "lost its write quorum: too few of its nodes (drives) are online to write (an erasure set of 4 needs 3), so it refuses every change; reads still work";
+}
+
+/** What brings a MinIO that lost its quorum back. */
+export const QUORUM_FIX = "bring the offline MinIO nodes back (`mc admin info` lists them), then run this again";
+
+/**
+ * The sentence for a MinIO that lost its quorum: too few of its nodes (drives) are online to write, or, for
+ * SlowDownRead, to read. The same for every request, naming the endpoint, the code (or what was seen) and the fix.
+ */
+export function quorumMessage(endpoint: string, code: string): string {
+  return `MinIO at ${endpoint} ${quorumLoss(QUORUM_CODES.includes(code) ? code : "SlowDownWrite")} (${code}): ${QUORUM_FIX}`;
 }
 
 /**
@@ -60,6 +88,8 @@ export function failureMessage(what: string, endpoint: string, code: string | un
   switch (failureKind(code)) {
     case "unreachable":
       return `cannot reach MinIO at ${endpoint} (${code}): is the server running, and is nix-cache:endpoint right?`;
+    case "quorum":
+      return quorumMessage(endpoint, code ?? "");
     case "credentials":
       return (
         `MinIO at ${endpoint} rejected the admin credentials (${code}${CREDENTIAL_HINTS[code ?? ""] ?? ""}): ` +

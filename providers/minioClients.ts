@@ -6,7 +6,7 @@ import * as https from "https";
 import * as crypto from "crypto";
 import * as tls from "tls";
 import { encryptAdminBody } from "../lib/adminCrypto";
-import { failureKind, failureMessage, PeerCertificate, timeoutMessage, tlsFailureMessage } from "../lib/failures";
+import { failureKind, failureMessage, PeerCertificate, quorumMessage, timeoutMessage, tlsFailureMessage } from "../lib/failures";
 
 /** Admin credentials read from the stack config (`nix-cache:adminUser`, `nix-cache:adminPassword`). */
 export interface AdminCredentials {
@@ -127,6 +127,23 @@ export function tlsHandshake(url: string, ca: string | undefined, timeoutMs: num
   });
 }
 
+/** The status of MinIO's cluster health endpoint (503: below the write quorum); undefined when it does not answer. */
+export function clusterHealth(target: MinioTarget, timeoutMs: number): Promise<number | undefined> {
+  const url = new URL("/minio/health/cluster", target.endpoint);
+  return new Promise((resolve) => {
+    const req = (url.protocol === "https:" ? https : http).get(
+      url,
+      { timeout: timeoutMs, ...(url.protocol === "https:" && target.ca ? { agent: httpsAgentFor(target.ca) } : {}) },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      },
+    );
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(undefined));
+  });
+}
+
 /** Runs one MinIO operation with a time bound and readable errors. */
 export async function minioCall<T>(what: string, target: MinioTarget, work: () => Promise<T>): Promise<T> {
   try {
@@ -137,6 +154,11 @@ export async function minioCall<T>(what: string, target: MinioTarget, work: () =
       // A certificate problem: say which and name the setting or file that fixes it.
       const peer = await tlsHandshake(target.endpoint, target.ca, 5_000).catch(() => undefined);
       throw providerError(tlsFailureMessage(target.endpoint, e?.code ?? "", e?.message ?? "", target.ca !== undefined, peer), e?.code);
+    }
+    if (e?.code === "ETIMEDOUT" && (await clusterHealth(target, 3_000)) === 503) {
+      // A distributed MinIO below its write quorum answers some writes (bucket create, DELETE) never at all:
+      // its cluster health says why, where "did not answer" would send the user looking for a stopped server.
+      throw providerError(quorumMessage(target.endpoint, `no answer within ${REQUEST_TIMEOUT_MS / 1000} s; /minio/health/cluster answers 503`), "SlowDownWrite");
     }
     throw describeFailure(what, target.endpoint, err);
   }
@@ -166,6 +188,9 @@ export function s3Client(target: MinioTarget, creds: AdminCredentials) {
     accessKey: creds.accessKey,
     secretKey: creds.secretKey,
     pathStyle: true,
+    // No SDK retries: a retried 503 comes back as "Retryable HTTP status: 503" without MinIO's error code
+    // (SlowDownWrite for a cluster below its write quorum), and the SDK prints a line for each retry.
+    retryOptions: { disableRetry: true },
     // The stack's CA is trusted by this client's agent only: no process-wide trust change.
     ...(useSSL && target.ca ? { transportAgent: httpsAgentFor(target.ca) } : {}),
   });

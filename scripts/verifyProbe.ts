@@ -107,6 +107,8 @@ function s3(endpoint: string, region: string, creds: Credentials, trusted: Trust
     accessKey: creds.accessKey,
     secretKey: creds.secretKey,
     pathStyle: true,
+    // No SDK retries: a retried 503 loses MinIO's error code (SlowDownWrite: a cluster below its write quorum).
+    retryOptions: { disableRetry: true },
     transportAgent: agentFor(endpoint, trusted),
   });
 }

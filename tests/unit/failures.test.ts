@@ -1,5 +1,6 @@
 // What a failed MinIO request tells the user (lib/failures.ts).
-import { failureKind, failureMessage, PeerCertificate, timeoutMessage, tlsFailureMessage } from "../../lib/failures";
+import { failureKind, failureMessage, PeerCertificate, QUORUM_FIX, quorumLoss, quorumMessage, timeoutMessage, tlsFailureMessage } from "../../lib/failures";
+import { judgeBuilderUpload } from "../../lib/verify";
 
 const ENDPOINT = "http://127.0.0.1:9000";
 
@@ -90,5 +91,36 @@ describe("TLS failures: which problem, what the certificate says, and the settin
       "MinIO's certificate at https://s3.homelab.local has expired (CERT_HAS_EXPIRED): renew it: replace public.crt and private.key in " +
         "MinIO's certs directory (its --certs-dir, by default ~/.minio/certs) with a current certificate for s3.homelab.local, then restart MinIO",
     );
+  });
+});
+
+describe("a distributed MinIO below its quorum: one sentence that says so, not a raw 503", () => {
+  test.each(["SlowDownWrite", "XMinioAdminConfigNoQuorum"])("%s: lost its write quorum, the same for every request, with the fix", (code) => {
+    expect(failureKind(code)).toBe("quorum");
+    const a = failureMessage("upload nix-cache/nix-cache-info", ENDPOINT, code, "Resource requested is unwritable, please reduce your request rate");
+    expect(a).toBe(failureMessage("MinIO admin PUT add-user", ENDPOINT, code, "Configuration update failed because server quorum was not met"));
+    expect(a).toBe(
+      `MinIO at ${ENDPOINT} lost its write quorum: too few of its nodes (drives) are online to write (an erasure set of 4 needs 3), ` +
+        `so it refuses every change; reads still work (${code}): bring the offline MinIO nodes back (\`mc admin info\` lists them), then run this again`,
+    );
+    expect(a).not.toMatch(/reduce your request rate|503/);
+  });
+
+  test("SlowDownRead: the read quorum; XMinioServerNotInitialized: waiting for its nodes", () => {
+    expect(failureMessage("read bucket b", ENDPOINT, "SlowDownRead", "unreadable")).toMatch(/^MinIO at \S+ lost its read quorum: .*\(SlowDownRead\): bring the offline MinIO nodes back/);
+    expect(failureMessage("read bucket b", ENDPOINT, "XMinioServerNotInitialized", "x")).toMatch(/^MinIO at \S+ is not initialized: it waits for enough of its nodes .*\(XMinioServerNotInitialized\)/);
+  });
+
+  test("what was seen instead of a code (a hung request, cluster health 503) reads as the write quorum", () => {
+    expect(quorumMessage(ENDPOINT, "no answer within 20 s; /minio/health/cluster answers 503")).toMatch(
+      /^MinIO at \S+ lost its write quorum: .* \(no answer within 20 s; \/minio\/health\/cluster answers 503\): bring/,
+    );
+  });
+
+  test("verify's builder-upload check says the same, with the fix instead of `pulumi up --refresh`", () => {
+    const r = judgeBuilderUpload({ ok: false, code: "SlowDownWrite", message: "Resource requested is unwritable, please reduce your request rate" }, "nixbuilder");
+    expect(r.ok).toBe(false);
+    expect(r.detail).toBe(`upload as the builder failed: MinIO ${quorumLoss("SlowDownWrite")} (SlowDownWrite)`);
+    expect(r.fix).toBe(QUORUM_FIX);
   });
 });
