@@ -5,6 +5,7 @@ import * as crypto from "crypto";
 import { fingerprint, parseNarinfo, verifySignatures } from "../../lib/narinfo";
 import { formatResignReport, headersToKeep, narKeyOf, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/resign";
 import { generateKeypair, signDetached } from "../../lib/signingKey";
+import { stackKeys } from "../../scripts/resign";
 
 const active = generateKeypair("homelab-2");
 const previous = generateKeypair("homelab-1");
@@ -196,5 +197,34 @@ describe("resignCache", () => {
     expect(narKeyOf("https://mirror.example/nar/x.nar.xz")).toBeUndefined();
     expect(narKeyOf("/nar/x.nar")).toBeUndefined();
     expect(narKeyOf("nar/../../x.nar")).toBeUndefined();
+  });
+});
+
+describe("stackKeys (the command's keys from the stack outputs)", () => {
+  const stack = (outputs: Record<string, unknown>) => ({ stackName: "homelab", outputs });
+
+  test("secretKeys, active first, with their public halves", () => {
+    const keys = stackKeys(stack({ secretKeys: [active.secretKey, previous.secretKey], secretKey: active.secretKey, publicKey: active.publicKey }));
+    expect(keys).toEqual([active, previous]);
+  });
+
+  test("a stack from before key sets: the one secretKey", () => {
+    expect(stackKeys(stack({ secretKey: previous.secretKey, publicKey: previous.publicKey }))).toEqual([previous]);
+  });
+
+  test("no key, a key that is not one, or a first key that is not publicKey: a SetupError that shows no secret", () => {
+    expect(() => stackKeys(stack({}))).toThrow(/has no output 'secretKeys' or 'secretKey': run `pulumi up` first/);
+    const bad = `${active.secretKey.slice(0, -8)}AAAA`;
+    let message = "";
+    try {
+      stackKeys(stack({ secretKeys: [active.secretKey, bad.slice(0, 30)] }));
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^key 2 of the stack's secretKeys is not a Nix secret key/);
+    expect(message).not.toContain(bad.slice(20, 30));
+    expect(() => stackKeys(stack({ secretKeys: [previous.secretKey, active.secretKey], publicKey: active.publicKey }))).toThrow(
+      /first secret key is not the active key/,
+    );
   });
 });
