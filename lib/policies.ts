@@ -2,6 +2,8 @@
 // (MinIO reorders actions and may turn single values into lists).
 
 export interface PolicyStatement {
+  /** The owner marker (lib/ownership.ts markPolicy); not part of what the policy grants. */
+  Sid?: string;
   Effect: "Allow" | "Deny";
   Principal?: { AWS: string[] };
   Action: string[];
@@ -9,6 +11,8 @@ export interface PolicyStatement {
 }
 
 export interface PolicyDocument {
+  /** The owning stack's name (lib/ownership.ts markPolicy); not part of what the policy grants. */
+  Id?: string;
   Version: "2012-10-17";
   Statement: PolicyStatement[];
 }

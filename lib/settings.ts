@@ -35,16 +35,16 @@ export interface CacheSettings {
 
 /**
  * Raw config values as strings, keyed by the names without namespace; undefined where unset.
- * `allowBucketRename` and `allowKeyDrop` are checked here too, but only the providers act on them (see
- * bucketRenameRefusal, lib/keyRing.ts keyChangeRefusal).
+ * `allowBucketRename`, `allowKeyDrop` and `adopt` are checked here too, but only the providers act on them (see
+ * bucketRenameRefusal, lib/keyRing.ts keyChangeRefusal, lib/ownership.ts claimRefusal).
  */
-export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename" | "allowKeyDrop", string>>;
+export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename" | "allowKeyDrop" | "adopt", string>>;
 
 /** Every setting the program reads from the stack config (besides the admin credentials). */
 export const SETTING_KEYS: readonly (keyof RawSettings)[] = [
   "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "previousKeyNames", "storeDir", "wantMassQuery", "priority",
   "expireDays", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
-  "allowKeyDrop",
+  "allowKeyDrop", "adopt",
 ];
 
 export const DEFAULTS = {
@@ -218,6 +218,7 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   };
   bool("allowBucketRename", false);
   bool("allowKeyDrop", false);
+  bool("adopt", false);
   if (problems.length > 0) throw new SettingsError(problems);
   return settings;
 }
