@@ -53,13 +53,35 @@ export function failureKind(code: string | undefined, message = ""): FailureKind
   if (NOT_TLS.test(message) || (code !== undefined && NOT_TLS.test(code))) return "tls";
   if (code && UNREACHABLE_CODES.includes(code)) return "unreachable";
   if (code && BAD_CREDENTIAL_CODES.includes(code)) return "credentials";
-  if (code && QUORUM_CODES.includes(code)) return "quorum";
+  if (isQuorumLoss(code)) return "quorum";
   return "other";
 }
 
 /** The sentence for a server that did not answer in time. */
 export function timeoutMessage(endpoint: string, seconds: number): string {
   return `MinIO at ${endpoint} did not answer within ${seconds} s: is the server running, and is nix-cache:endpoint right?`;
+}
+
+/**
+ * The status of an answer the MinIO JS SDK gave up on: for a status it would retry (500, 502, 503, 504, ...)
+ * it throws "Request failed after N retries: Error: Retryable HTTP status: 503", without MinIO's error code
+ * (so SlowDownWrite reads as a bare 503). Undefined for any other message.
+ */
+export function sdkRetryStatus(message: string): number | undefined {
+  const m = /Retryable HTTP status: (\d{3})/.exec(message);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Our code for a failed write while MinIO's /minio/health/cluster answered 503 (below its write quorum). */
+export const WRITE_QUORUM_LOST = "WriteQuorumLost";
+
+/** Is `code` one of MinIO's quorum answers, or ours for a write refused by a cluster below its quorum? */
+export const isQuorumLoss = (code: string | undefined) => code !== undefined && (QUORUM_CODES.includes(code) || code === WRITE_QUORUM_LOST);
+
+/** The sentence for an answer the SDK gave up on (sdkRetryStatus) from a MinIO whose cluster health is fine. */
+export function httpStatusMessage(what: string, endpoint: string, status: number): string {
+  const meaning = status === 503 ? "Service Unavailable: it is starting or overloaded" : "a server error";
+  return `${what} at ${endpoint}: MinIO answered HTTP ${status} (${meaning}); run this again, and see MinIO's log if it persists`;
 }
 
 /** What a quorum code (QUORUM_CODES) says about the cluster, e.g. "lost its write quorum: …". */
@@ -76,8 +98,8 @@ export const QUORUM_FIX = "bring the offline MinIO nodes back (`mc admin info` l
  * The sentence for a MinIO that lost its quorum: too few of its nodes (drives) are online to write, or, for
  * SlowDownRead, to read. The same for every request, naming the endpoint, the code (or what was seen) and the fix.
  */
-export function quorumMessage(endpoint: string, code: string): string {
-  return `MinIO at ${endpoint} ${quorumLoss(QUORUM_CODES.includes(code) ? code : "SlowDownWrite")} (${code}): ${QUORUM_FIX}`;
+export function quorumMessage(endpoint: string, code: string, seen = code): string {
+  return `MinIO at ${endpoint} ${quorumLoss(code)} (${seen}): ${QUORUM_FIX}`;
 }
 
 /**

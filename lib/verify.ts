@@ -2,7 +2,7 @@
 // answers that a CacheProbe fetches (the CLI's probe makes real requests; unit tests pass canned answers).
 // Each check gives one PASS/FAIL line and, on failure, the fix.
 import { parseCacheInfo, renderCacheInfo } from "./cacheInfo";
-import { QUORUM_CODES, QUORUM_FIX, quorumLoss } from "./failures";
+import { isQuorumLoss, QUORUM_FIX, quorumLoss, WRITE_QUORUM_LOST } from "./failures";
 import { readExpiryRules, wouldExpire } from "./lifecycle";
 import { parseS3StoreUrl } from "./pushTarget";
 import { CacheSettings } from "./settings";
@@ -241,9 +241,10 @@ export function judgeBuilderUpload(outcome: S3Outcome, builder: string): CheckRe
         : outcome.code === "AccessDenied"
           ? `the builder (${builder}) may not upload (user disabled or its policy detached or changed)`
           : `upload as the builder failed: ${outcome.code} ${outcome.message}`;
-  if (QUORUM_CODES.includes(outcome.code)) {
+  if (isQuorumLoss(outcome.code)) {
     // A distributed MinIO with too many nodes down: nothing in the stack to repair.
-    return { name, ok: false, detail: `upload as the builder failed: MinIO ${quorumLoss(outcome.code)} (${outcome.code})`, fix: QUORUM_FIX };
+    const seen = outcome.code === WRITE_QUORUM_LOST ? outcome.message : outcome.code;
+    return { name, ok: false, detail: `upload as the builder failed: MinIO ${quorumLoss(outcome.code)} (${seen})`, fix: QUORUM_FIX };
   }
   return {
     name,

@@ -6,7 +6,7 @@ import * as https from "https";
 import * as crypto from "crypto";
 import * as tls from "tls";
 import { encryptAdminBody } from "../lib/adminCrypto";
-import { failureKind, failureMessage, PeerCertificate, quorumMessage, timeoutMessage, tlsFailureMessage } from "../lib/failures";
+import { failureKind, failureMessage, httpStatusMessage, PeerCertificate, quorumMessage, sdkRetryStatus, timeoutMessage, tlsFailureMessage, WRITE_QUORUM_LOST } from "../lib/failures";
 
 /** Admin credentials read from the stack config (`nix-cache:adminUser`, `nix-cache:adminPassword`). */
 export interface AdminCredentials {
@@ -155,11 +155,15 @@ export async function minioCall<T>(what: string, target: MinioTarget, work: () =
       const peer = await tlsHandshake(target.endpoint, target.ca, 5_000).catch(() => undefined);
       throw providerError(tlsFailureMessage(target.endpoint, e?.code ?? "", e?.message ?? "", target.ca !== undefined, peer), e?.code);
     }
-    if (e?.code === "ETIMEDOUT" && (await clusterHealth(target, 3_000)) === 503) {
-      // A distributed MinIO below its write quorum answers some writes (bucket create, DELETE) never at all:
-      // its cluster health says why, where "did not answer" would send the user looking for a stopped server.
-      throw providerError(quorumMessage(target.endpoint, `no answer within ${REQUEST_TIMEOUT_MS / 1000} s; /minio/health/cluster answers 503`), "SlowDownWrite");
+    // A distributed MinIO below its write quorum answers writes 503 (the SDK drops MinIO's SlowDownWrite and
+    // keeps only the status) or, for some (bucket create, DELETE), never: its cluster health says why, where
+    // "503" or "did not answer" would send the user looking elsewhere.
+    const status = e?.described ? undefined : sdkRetryStatus(e?.message ?? "");
+    if ((e?.code === "ETIMEDOUT" || status === 503) && (await clusterHealth(target, 3_000)) === 503) {
+      const seen = status ? `HTTP ${status}` : `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+      throw providerError(quorumMessage(target.endpoint, WRITE_QUORUM_LOST, `${seen}; /minio/health/cluster answers 503`), WRITE_QUORUM_LOST);
     }
+    if (status !== undefined) throw providerError(httpStatusMessage(what, target.endpoint, status), `HTTP${status}`);
     throw describeFailure(what, target.endpoint, err);
   }
 }
@@ -188,8 +192,8 @@ export function s3Client(target: MinioTarget, creds: AdminCredentials) {
     accessKey: creds.accessKey,
     secretKey: creds.secretKey,
     pathStyle: true,
-    // No SDK retries: a retried 503 comes back as "Retryable HTTP status: 503" without MinIO's error code
-    // (SlowDownWrite for a cluster below its write quorum), and the SDK prints a line for each retry.
+    // No SDK retries: they would not bring back what a cluster below its write quorum refuses, and the SDK
+    // prints a line for each ("Retrying request ... Retryable HTTP status: 503") into Pulumi's diagnostics.
     retryOptions: { disableRetry: true },
     // The stack's CA is trusted by this client's agent only: no process-wide trust change.
     ...(useSSL && target.ca ? { transportAgent: httpsAgentFor(target.ca) } : {}),

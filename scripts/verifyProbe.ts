@@ -6,6 +6,7 @@ import * as http from "http";
 import * as https from "https";
 import * as tls from "tls";
 import { CacheProbe, HttpAnswer, S3Outcome, TlsAnswer } from "../lib/verify";
+import { sdkRetryStatus, WRITE_QUORUM_LOST } from "../lib/failures";
 import { tlsHandshake } from "../providers/minioClients";
 
 const TIMEOUT_MS = 20_000;
@@ -113,8 +114,9 @@ function s3(endpoint: string, region: string, creds: Credentials, trusted: Trust
   });
 }
 
-/** Runs an S3 call: MinIO's "no" becomes an outcome, an unreachable server an exception. */
-async function outcome(what: string, work: Promise<unknown>): Promise<S3Outcome> {
+/** Runs an S3 call: MinIO's "no" becomes an outcome, an unreachable server an exception. A 503 (the SDK keeps
+ *  only the status) while `endpoint`'s /minio/health/cluster answers 503 is a cluster below its write quorum. */
+async function outcome(what: string, work: Promise<unknown>, endpoint?: string, trusted?: TrustedCa): Promise<S3Outcome> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(Object.assign(new Error(`${what} timed out`), { code: "ETIMEDOUT" })), TIMEOUT_MS);
@@ -125,6 +127,12 @@ async function outcome(what: string, work: Promise<unknown>): Promise<S3Outcome>
   } catch (err) {
     const e = err as { code?: string; message?: string };
     if (e.code && UNREACHABLE.has(e.code)) throw new Error(`${what}: cannot reach MinIO (${e.code})`);
+    const status = sdkRetryStatus(e.message ?? "");
+    if (status === 503 && endpoint && trusted) {
+      const health = await anonymousRequest("GET", `${endpoint}/minio/health/cluster`, trusted).catch(() => undefined);
+      if (health?.status === 503) return { ok: false, code: WRITE_QUORUM_LOST, message: "HTTP 503; /minio/health/cluster answers 503" };
+    }
+    if (status !== undefined) return { ok: false, code: `HTTP${status}`, message: `MinIO answered HTTP ${status}` };
     return { ok: false, code: e.code ?? "Error", message: e.message ?? String(err) };
   } finally {
     if (timer) clearTimeout(timer);
@@ -136,7 +144,7 @@ export function networkProbe(t: ProbeTargets, trusted: TrustedCa = trustedCa()):
   const admin = () => s3(t.adminEndpoint, t.region, t.admin, trusted);
   return {
     anonymous: (method, url, body) => anonymousRequest(method, url, trusted, body),
-    builderPut: (key, body) => outcome(`upload as the builder`, builder().putObject(t.bucket, key, Buffer.from(body))),
+    builderPut: (key, body) => outcome(`upload as the builder`, builder().putObject(t.bucket, key, Buffer.from(body)), t.builderEndpoint, trusted),
     builderDelete: (key) => outcome(`delete as the builder`, builder().removeObject(t.bucket, key)),
     adminPut: (key, body) => outcome(`upload as the admin`, admin().putObject(t.bucket, key, Buffer.from(body))),
     adminDelete: (key) => outcome(`delete as the admin`, admin().removeObject(t.bucket, key)),

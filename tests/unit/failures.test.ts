@@ -1,5 +1,18 @@
 // What a failed MinIO request tells the user (lib/failures.ts).
-import { failureKind, failureMessage, PeerCertificate, QUORUM_FIX, quorumLoss, quorumMessage, timeoutMessage, tlsFailureMessage } from "../../lib/failures";
+import {
+  failureKind,
+  failureMessage,
+  httpStatusMessage,
+  isQuorumLoss,
+  PeerCertificate,
+  QUORUM_FIX,
+  quorumLoss,
+  quorumMessage,
+  sdkRetryStatus,
+  timeoutMessage,
+  tlsFailureMessage,
+  WRITE_QUORUM_LOST,
+} from "../../lib/failures";
 import { judgeBuilderUpload } from "../../lib/verify";
 
 const ENDPOINT = "http://127.0.0.1:9000";
@@ -111,9 +124,19 @@ describe("a distributed MinIO below its quorum: one sentence that says so, not a
     expect(failureMessage("read bucket b", ENDPOINT, "XMinioServerNotInitialized", "x")).toMatch(/^MinIO at \S+ is not initialized: it waits for enough of its nodes .*\(XMinioServerNotInitialized\)/);
   });
 
-  test("what was seen instead of a code (a hung request, cluster health 503) reads as the write quorum", () => {
-    expect(quorumMessage(ENDPOINT, "no answer within 20 s; /minio/health/cluster answers 503")).toMatch(
+  test("our code for a write refused while /minio/health/cluster answers 503 reads as the write quorum, with what was seen", () => {
+    expect(isQuorumLoss(WRITE_QUORUM_LOST)).toBe(true);
+    expect(failureKind(WRITE_QUORUM_LOST)).toBe("quorum");
+    expect(quorumMessage(ENDPOINT, WRITE_QUORUM_LOST, "no answer within 20 s; /minio/health/cluster answers 503")).toMatch(
       /^MinIO at \S+ lost its write quorum: .* \(no answer within 20 s; \/minio\/health\/cluster answers 503\): bring/,
+    );
+  });
+
+  test("the SDK's 'Retryable HTTP status' message gives the status; elsewhere a plain sentence, not the SDK's words", () => {
+    expect(sdkRetryStatus("Request failed after 0 retries: Error: Retryable HTTP status: 503")).toBe(503);
+    expect(sdkRetryStatus("Access Denied.")).toBeUndefined();
+    expect(httpStatusMessage("upload nix-cache/x", ENDPOINT, 503)).toBe(
+      `upload nix-cache/x at ${ENDPOINT}: MinIO answered HTTP 503 (Service Unavailable: it is starting or overloaded); run this again, and see MinIO's log if it persists`,
     );
   });
 
@@ -122,5 +145,7 @@ describe("a distributed MinIO below its quorum: one sentence that says so, not a
     expect(r.ok).toBe(false);
     expect(r.detail).toBe(`upload as the builder failed: MinIO ${quorumLoss("SlowDownWrite")} (SlowDownWrite)`);
     expect(r.fix).toBe(QUORUM_FIX);
+    const seen = judgeBuilderUpload({ ok: false, code: WRITE_QUORUM_LOST, message: "HTTP 503; /minio/health/cluster answers 503" }, "nixbuilder");
+    expect(seen.detail).toBe(`upload as the builder failed: MinIO ${quorumLoss("SlowDownWrite")} (HTTP 503; /minio/health/cluster answers 503)`);
   });
 });
