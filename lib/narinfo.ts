@@ -241,6 +241,23 @@ export interface SigningKey {
   publicKey: string;
 }
 
+/** Key lists already checked (resign passes the same list for every narinfo: derive each public key once). */
+const checkedKeyLists = new WeakSet<readonly SigningKey[]>();
+
+/** Our keys must be usable together: at least one, each public key the half of its secret key, distinct names. */
+function checkOurKeys(ourKeys: readonly SigningKey[]): void {
+  if (checkedKeyLists.has(ourKeys)) return;
+  if (ourKeys.length === 0) throw new Error("resignDecision needs at least one key");
+  const names = new Set<string>();
+  for (const k of ourKeys) {
+    const name = keyName(k.publicKey);
+    if (publicKeyOf(k.secretKey) !== k.publicKey) throw new Error(`key ${name}: the public key is not the public half of the secret key`);
+    if (names.has(name)) throw new Error(`two of our keys are named ${name}: Nix would only trust one of them`);
+    names.add(name);
+  }
+  checkedKeyLists.add(ourKeys);
+}
+
 export type ResignDecision =
   | { kind: "already-signed" }
   | { kind: "sign"; newText: string; added: string[] }
@@ -254,14 +271,7 @@ export type ResignDecision =
  * for it.
  */
 export function resignDecision(raw: string, ourKeys: readonly SigningKey[]): ResignDecision {
-  if (ourKeys.length === 0) throw new Error("resignDecision needs at least one key");
-  const names = new Set<string>();
-  for (const k of ourKeys) {
-    const name = keyName(k.publicKey);
-    if (publicKeyOf(k.secretKey) !== k.publicKey) throw new Error(`key ${name}: the public key is not the public half of the secret key`);
-    if (names.has(name)) throw new Error(`two of our keys are named ${name}: Nix would only trust one of them`);
-    names.add(name);
-  }
+  checkOurKeys(ourKeys);
   let info: Narinfo;
   let fp: string;
   let check: SignatureCheck;

@@ -349,6 +349,20 @@ describe("npm run resign over 2,000 narinfos", () => {
     expect(summary(again)).toBe("resign: 0 signed, 1670 already signed, 330 refused, 3 realisations not handled");
   });
 
+  test("on a terminal a progress line counts up on stderr; off a terminal stderr stays empty", async () => {
+    // script(1) gives the command a pseudo-terminal, as an operator's shell does.
+    const line = `npm run --silent resign -- --stack ${t.stack.name} --dry-run`;
+    const run = await new Promise<CliRun>((resolve) => {
+      const c = spawn("script", ["-qec", line, "/dev/null"], { cwd: PROJECT_DIR, env: { ...process.env, ...t.env } });
+      let stdout = "";
+      c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      c.on("close", (status, signal) => resolve({ status, signal, stdout, stderr: "" }));
+    });
+    expect(run.stdout).toMatch(/\rresign: 2000\/2000 narinfos \(0 would be signed, 1670 already signed, 330 refused\)/);
+    const plain = await runResign(["--dry-run"]);
+    expect(plain.stderr).toBe("");
+  });
+
   test("the stack shows no drift: preview --refresh --expect-no-changes is clean", async () => {
     const preview = await driftPreview(t.stack);
     expect(preview.changes).toEqual({});
