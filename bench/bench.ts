@@ -1,17 +1,23 @@
 // `npm run bench`: the speeds users feel, each against its floor, measured side by side in one run (this
 // machine is noisy: the ratios are the figures to trust, not the absolute times). Starts its own MinIO.
-//   deploy: `pulumi up` from empty vs the same API calls made directly (bench/floor.ts); no-op preview time
+//   deploy: `pulumi up` from empty against two floors, interleaved run by run: the engine's (`up` of
+//           bench/noopProgram with our stack's shape and a provider that does nothing, bench/engineFloor.ts)
+//           and the direct calls' (bench/floor.ts, the same MinIO calls from one node process); our share of
+//           `up` is up − engine floor, and its ratio to the direct calls is the one to watch. The same split
+//           for destroy and for the no-op `preview --refresh`.
 //   scale:  no-op `preview --refresh` with 0 vs N objects in the bucket (must stay ~1)
 //   push / pull: see bench/nixBench.ts
 // Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200),
 // --only deploy,scale,push,pull; --help prints them. A bad option exits 2 before anything starts.
 import * as os from "os";
 import * as path from "path";
+import { Stack } from "@pulumi/pulumi/automation";
 import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf } from "../lib/cli";
 import { minioAdmin, s3Client } from "../providers/minioClients";
 import { MinioServer, startMinio } from "../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness/stack";
-import { fmt, median, report, timed } from "./measure";
+import { createEngineFloor, describeShape, EngineFloor, shortShape } from "./engineFloor";
+import { fmt, median, pairedDifference, report, timed } from "./measure";
 import { runNixBench } from "./nixBench";
 
 const PARTS = ["deploy", "scale", "push", "pull"] as const;
@@ -53,9 +59,16 @@ function parseOptions(argv: readonly string[]): Options | "help" {
   };
 }
 
-async function benchDeploy(t: TestStack, minio: MinioServer, opts: Options): Promise<void> {
-  const env = { ...process.env, ...t.env };
-  const stackArgs = ["--stack", t.stack.name, "--non-interactive"];
+/** Runs the pulumi CLI on a stack, in its program's directory, with the bench backend's environment. */
+const pulumiOn = (t: TestStack, s: Stack, ...args: string[]) =>
+  timed("pulumi", [...args, "--stack", s.name, "--non-interactive"], { ...process.env, ...t.env }, s.workspace.workDir);
+
+interface DeployFigures {
+  /** What the engine floor holds, for the labels. */
+  shape: string;
+}
+
+async function benchDeploy(t: TestStack, noop: EngineFloor, minio: MinioServer, opts: Options): Promise<DeployFigures> {
   const target = { endpoint: minio.endpoint, region: "us-east-1" };
   const admin = { accessKey: minio.rootUser, secretKey: minio.rootPassword };
   const floorEnv = { ...process.env, BENCH_ENDPOINT: minio.endpoint, BENCH_ADMIN_USER: minio.rootUser, BENCH_ADMIN_PASSWORD: minio.rootPassword };
@@ -69,31 +82,71 @@ async function benchDeploy(t: TestStack, minio: MinioServer, opts: Options): Pro
     await s3.removeBucket("nix-cache");
   };
   const up: number[] = [];
+  const down: number[] = [];
+  const engineUp: number[] = [];
+  const engineDown: number[] = [];
   const floorProcess: number[] = [];
   const floorCalls: number[] = [];
-  // A B A B …, so drift of the machine's speed hits both alike; one warm-up pair first.
+  const floorDown: number[] = [];
+  let shape = "";
+  // A B C A B C …, so drift of the machine's speed hits all three alike; one warm-up round first, in which the
+  // no-op stack takes the shape of ours as just deployed.
   for (let i = 0; i <= opts.runs; i++) {
-    const u = await timed("pulumi", ["up", "--yes", "--skip-preview", ...stackArgs], env);
-    await timed("pulumi", ["destroy", "--yes", "--skip-preview", ...stackArgs], env);
+    const u = await pulumiOn(t, t.stack, "up", "--yes", "--skip-preview");
+    const blueprint = i === 0 ? await noop.mirror(t.stack) : undefined;
+    const d = await pulumiOn(t, t.stack, "destroy", "--yes", "--skip-preview");
+    const nu = await pulumiOn(t, noop.stack, "up", "--yes", "--skip-preview");
+    if (blueprint) {
+      await noop.checkMirror(blueprint);
+      shape = shortShape(blueprint);
+      console.log(`deploy: the engine floor (bench/noopProgram) has our stack's shape: ${describeShape(blueprint)}`);
+    }
+    const nd = await pulumiOn(t, noop.stack, "destroy", "--yes", "--skip-preview");
     const f = await timed("node", ["-r", "ts-node/register/transpile-only", floorScript], floorEnv);
+    const cleanStarted = process.hrtime.bigint();
     await cleanFloor();
+    const clean = Number(process.hrtime.bigint() - cleanStarted) / 1e9;
     if (i === 0) continue;
     up.push(u.seconds);
+    down.push(d.seconds);
+    engineUp.push(nu.seconds);
+    engineDown.push(nd.seconds);
     floorProcess.push(f.seconds);
     floorCalls.push(Number(f.stdout.trim()) / 1000);
+    floorDown.push(clean);
   }
-  report("deploy (up from empty vs direct calls, whole process)", "pulumi up", up, "floor", floorProcess);
+  const engine = `engine floor (same ${shape}, no-op)`;
+  const direct = median(floorProcess);
+  console.log(`deploy (up from empty): pulumi up ${fmt(median(up))} | ${engine} ${fmt(median(engineUp))} | direct calls ${fmt(direct)}`);
+  const share = pairedDifference(up, engineUp);
+  console.log(`deploy: our share of up (up − engine floor) ${fmt(share)} | direct calls ${fmt(direct)} | ratio ${(share / direct).toFixed(2)}`);
   report("deploy (up from empty vs the API calls alone)", "pulumi up", up, "calls", floorCalls);
+  const downShare = pairedDifference(down, engineDown);
+  console.log(
+    [
+      `destroy: pulumi destroy ${fmt(median(down))}`,
+      `${engine} ${fmt(median(engineDown))}`,
+      `our share ${fmt(downShare)}`,
+      `the API calls alone ${fmt(median(floorDown))}`,
+    ].join(" | "),
+  );
+  return { shape };
 }
 
-async function previewTimes(t: TestStack, runs: number): Promise<number[]> {
-  const env = { ...process.env, ...t.env };
-  const times: number[] = [];
+/** Times of the no-op `preview --refresh --expect-no-changes` of our stack, and of the no-op program's stack
+ *  run by run beside it when given. */
+async function previewTimes(t: TestStack, runs: number, noop?: EngineFloor): Promise<{ ours: number[]; engine: number[] }> {
+  const ours: number[] = [];
+  const engine: number[] = [];
+  const preview = ["preview", "--refresh", "--expect-no-changes"];
   for (let i = 0; i <= runs; i++) {
-    const r = await timed("pulumi", ["preview", "--refresh", "--expect-no-changes", "--stack", t.stack.name, "--non-interactive"], env);
-    if (i > 0) times.push(r.seconds);
+    const r = await pulumiOn(t, t.stack, ...preview);
+    const n = noop ? await pulumiOn(t, noop.stack, ...preview) : undefined;
+    if (i === 0) continue;
+    ours.push(r.seconds);
+    if (n) engine.push(n.seconds);
   }
-  return times;
+  return { ours, engine };
 }
 
 async function fillBucket(minio: MinioServer, count: number): Promise<void> {
@@ -120,22 +173,35 @@ async function main(): Promise<ExitCode> {
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; median of ${opts.runs} runs`);
   const minio = await startMinio();
   const t = await createTestStack("bench", minioConfig(minio, { forceDestroy: "true" }));
+  const deploy = opts.only.has("deploy");
+  let noop: EngineFloor | undefined;
   try {
-    if (opts.only.has("deploy")) await benchDeploy(t, minio, opts);
+    if (deploy) noop = await createEngineFloor(t.env);
+    const figures = noop ? await benchDeploy(t, noop, minio, opts) : undefined;
     await t.stack.up();
-    if (opts.only.has("deploy") || opts.only.has("scale")) {
-      const empty = await previewTimes(t, opts.runs);
-      console.log(`deploy: no-op preview --refresh ${fmt(median(empty))}`);
+    if (noop) await noop.stack.up();
+    if (deploy || opts.only.has("scale")) {
+      const empty = await previewTimes(t, opts.runs, noop);
+      if (figures) {
+        console.log(
+          [
+            `deploy (no-op preview --refresh): ours ${fmt(median(empty.ours))}`,
+            `engine floor (same ${figures.shape}, no-op) ${fmt(median(empty.engine))}`,
+            `our share ${fmt(pairedDifference(empty.ours, empty.engine))}`,
+          ].join(" | "),
+        );
+      }
       if (opts.only.has("scale")) {
         await fillBucket(minio, opts.objects);
-        const full = await previewTimes(t, opts.runs);
-        report(`scale (no-op preview --refresh, ${opts.objects} vs 0 objects)`, `${opts.objects} objects`, full, "0 objects", empty);
+        const full = (await previewTimes(t, opts.runs)).ours;
+        report(`scale (no-op preview --refresh, ${opts.objects} vs 0 objects)`, `${opts.objects} objects`, full, "0 objects", empty.ours);
       }
     }
     if (opts.only.has("push") || opts.only.has("pull")) {
       await runNixBench(t, minio, { runs: Math.min(opts.runs, 3), closureMb: opts.closureMb, only: opts.only });
     }
   } finally {
+    await noop?.remove();
     await t.stack.destroy().catch(() => undefined);
     await t.remove();
     await minio.destroy();

@@ -21,6 +21,15 @@ export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd =
 
 export const fmt = (s: number) => `${s.toFixed(2)} s`;
 
+export const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** The median of the per-run differences a[i] − b[i] of two series measured side by side (run i of each
+ *  next to the other), which cancels more of the machine's drift than the difference of the medians. */
+export function pairedDifference(a: number[], b: number[]): number {
+  if (a.length !== b.length) throw new Error(`paired series differ in length: ${a.length} vs ${b.length}`);
+  return median(a.map((x, i) => x - b[i]));
+}
+
 /** One figure: name, the two medians, the ratio last. */
 export function report(name: string, a: string, aSec: number[], b: string, bSec: number[]): void {
   const ratio = median(aSec) / median(bSec);
