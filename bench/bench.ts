@@ -7,27 +7,29 @@
 //           for destroy and for the no-op `preview --refresh`.
 //   scale:  no-op `preview --refresh` with 0 vs N objects in the bucket (must stay ~1)
 //   push / pull: see bench/nixBench.ts
-// Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200),
+// Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200), --zstd-levels L,…,
 // --only deploy,scale,push,pull; --help prints them. A bad option exits 2 before anything starts.
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf } from "../lib/cli";
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf, UsageError } from "../lib/cli";
 import { minioAdmin, s3Client } from "../providers/minioClients";
 import { MinioServer, startMinio } from "../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness/stack";
 import { createEngineFloor, describeShape, EngineFloor, shortShape } from "./engineFloor";
 import { fmt, median, pairedDifference, report, timed } from "./measure";
-import { runNixBench } from "./nixBench";
+import { DEFAULT_ZSTD_LEVELS, runNixBench } from "./nixBench";
 
 const PARTS = ["deploy", "scale", "push", "pull"] as const;
 
-const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--only PARTS]]
+const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--zstd-levels L,…] [--only PARTS]]
 
 Measures the speeds users feel against their floors, side by side, on a MinIO of its own (minutes).
   --runs N         measured runs per figure, after one warm-up (default 5; push and pull use at most 3)
   --objects N      objects in the bucket for the scale figure (default 10000)
   --closure-mb N   size of the closure pushed and pulled, in MiB (default 200)
+  --zstd-levels L  zstd compression levels the push sweeps, comma-separated, each 1-22
+                   (default ${DEFAULT_ZSTD_LEVELS.join(",")}; pushUrl's level is always measured)
   --only PARTS     which figures, comma-separated: ${PARTS.join(",")} (default all)
   --help, -h       this text
 Exit status: 0 measured, 2 could not run (bad arguments, a tool or a step failed).`;
@@ -36,6 +38,7 @@ const OPTIONS = {
   runs: { type: "string", valueName: "N" },
   objects: { type: "string", valueName: "N" },
   "closure-mb": { type: "string", valueName: "N" },
+  "zstd-levels": { type: "string", valueName: "L,…" },
   only: { type: "string", valueName: PARTS.join(",") },
 } as const satisfies OptionSpecs;
 
@@ -44,6 +47,15 @@ interface Options {
   objects: number;
   only: Set<string>;
   closureMb: number;
+  zstdLevels: number[];
+}
+
+/** The value of --zstd-levels: distinct zstd levels 1-22 (what libzstd accepts through Nix), in the order given. */
+function zstdLevels(value: string): number[] {
+  const levels = value.split(",").map((p) => positiveInteger("--zstd-levels", p.trim()));
+  const bad = levels.find((l) => l > 22);
+  if (bad !== undefined) throw new UsageError(`--zstd-levels takes levels from 1 to 22, not ${bad} in '${value}'`);
+  return [...new Set(levels)];
 }
 
 /** The bench's options, defaults filled in; a UsageError for anything else than positive counts and known parts. */
@@ -55,6 +67,7 @@ function parseOptions(argv: readonly string[]): Options | "help" {
     runs: v.runs === undefined ? 5 : positiveInteger("--runs", v.runs),
     objects: v.objects === undefined ? 10_000 : positiveInteger("--objects", v.objects),
     closureMb: v["closure-mb"] === undefined ? 200 : positiveInteger("--closure-mb", v["closure-mb"]),
+    zstdLevels: v["zstd-levels"] === undefined ? [...DEFAULT_ZSTD_LEVELS] : zstdLevels(v["zstd-levels"]),
     only: new Set(v.only === undefined ? PARTS : subsetOf("--only", v.only, PARTS)),
   };
 }
@@ -198,7 +211,7 @@ async function main(): Promise<ExitCode> {
       }
     }
     if (opts.only.has("push") || opts.only.has("pull")) {
-      await runNixBench(t, minio, { runs: Math.min(opts.runs, 3), closureMb: opts.closureMb, only: opts.only });
+      await runNixBench(t, minio, { runs: Math.min(opts.runs, 3), closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only: opts.only });
     }
   } finally {
     await noop?.remove();
