@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/settings";
+import { markPolicy, StackOwner } from "../lib/ownership";
 import { anonymousPolicy } from "../lib/policies";
 import { MinioBucketPolicy } from "../providers/s3";
 
@@ -12,6 +13,8 @@ export interface AnonymousAccessArgs {
   bucket: pulumi.Input<string>;
   /** Also let anonymous clients list the bucket. Default false (Nix never needs it). */
   allowList?: pulumi.Input<boolean>;
+  /** The owning stack, marked in the policy's Sids (lib/ownership.ts). Default: unmarked. */
+  owner?: pulumi.Input<StackOwner | undefined>;
 }
 
 /** Anonymous download: anyone may read the cache's objects, and nothing else. */
@@ -22,8 +25,8 @@ export class AnonymousAccess extends pulumi.ComponentResource {
   constructor(name: string, args: AnonymousAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:AnonymousAccess", name, {}, opts);
     this.policy = pulumi
-      .all([args.bucket, args.allowList ?? DEFAULTS.anonymousList])
-      .apply(([bucket, allowList]) => JSON.stringify(anonymousPolicy(bucket, allowList)));
+      .all([args.bucket, args.allowList ?? DEFAULTS.anonymousList, args.owner])
+      .apply(([bucket, allowList, owner]) => JSON.stringify(markPolicy(anonymousPolicy(bucket, allowList), owner, ["Objects", "List"])));
     new MinioBucketPolicy(
       `${name}-policy`,
       { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, policy: this.policy },

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/settings";
+import { markPolicy, StackOwner } from "../lib/ownership";
 import { builderPolicy } from "../lib/policies";
 import { MinioPolicy, MinioPolicyAttachment, MinioUser } from "../providers/admin";
 import { RandomPassword } from "../providers/secrets";
@@ -15,6 +16,8 @@ export interface BuilderAccessArgs {
   user?: pulumi.Input<string>;
   /** Length of the generated password. Default 40. */
   passwordLength?: pulumi.Input<number>;
+  /** The owning stack: marked in the policy's Sids, and what the user's check knows it by (lib/ownership.ts). */
+  owner?: pulumi.Input<StackOwner | undefined>;
 }
 
 /** The builder user with a generated password and a write-only-to-this-bucket policy (no delete, no admin). */
@@ -32,7 +35,7 @@ export class BuilderAccess extends pulumi.ComponentResource {
     const password = new RandomPassword(`${name}-password`, { length: args.passwordLength ?? 40 }, { parent: this });
     const user = new MinioUser(
       `${name}-user`,
-      { endpoint: args.endpoint, region, user: args.user ?? DEFAULTS.builderUser, secretKey: password.result },
+      { endpoint: args.endpoint, region, user: args.user ?? DEFAULTS.builderUser, secretKey: password.result, owner: args.owner },
       { parent: this },
     );
     const policy = new MinioPolicy(
@@ -41,7 +44,7 @@ export class BuilderAccess extends pulumi.ComponentResource {
         endpoint: args.endpoint,
         region,
         name: pulumi.output(args.bucket).apply((b) => `${b}-write`),
-        document: pulumi.output(args.bucket).apply((b) => JSON.stringify(builderPolicy(b))),
+        document: pulumi.all([args.bucket, args.owner]).apply(([b, owner]) => JSON.stringify(markPolicy(builderPolicy(b), owner, ["Bucket", "Objects"]))),
       },
       { parent: this },
     );

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/settings";
 import { CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY, renderCacheInfo } from "../lib/cacheInfo";
+import { StackOwner } from "../lib/ownership";
 import { MinioBucket, MinioObject } from "../providers/s3";
 
 export interface CacheBucketArgs {
@@ -18,6 +19,8 @@ export interface CacheBucketArgs {
   priority?: pulumi.Input<number>;
   /** Delete cached objects with the bucket on destroy. Default false: destroy refuses a non-empty bucket. */
   forceDestroy?: pulumi.Input<boolean>;
+  /** The owning stack, written as the bucket's tags (lib/ownership.ts). Default: unmarked. */
+  owner?: pulumi.Input<StackOwner | undefined>;
 }
 
 /** The cache bucket and its `nix-cache-info` object, which makes Nix accept the bucket as a binary cache. */
@@ -32,7 +35,13 @@ export class CacheBucket extends pulumi.ComponentResource {
     const region = args.region ?? DEFAULTS.region;
     const bucket = new MinioBucket(
       `${name}-bucket`,
-      { endpoint: args.endpoint, region, bucket: args.bucket ?? DEFAULTS.bucket, forceDestroy: args.forceDestroy ?? DEFAULTS.forceDestroy },
+      {
+        endpoint: args.endpoint,
+        region,
+        bucket: args.bucket ?? DEFAULTS.bucket,
+        forceDestroy: args.forceDestroy ?? DEFAULTS.forceDestroy,
+        owner: args.owner,
+      },
       { parent: this },
     );
     this.cacheInfo = pulumi

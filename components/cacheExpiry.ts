@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/settings";
 import { expiryRule } from "../lib/lifecycle";
+import { expiryRuleId, StackOwner } from "../lib/ownership";
 import { MinioLifecycle } from "../providers/s3";
 
 export interface CacheExpiryArgs {
@@ -14,6 +15,8 @@ export interface CacheExpiryArgs {
   expireDays?: pulumi.Input<number>;
   /** The nix-cache-info text: objects no larger than it never expire, so it is always kept. */
   cacheInfo: pulumi.Input<string>;
+  /** The owning stack, marked in the rule's ID (lib/ownership.ts). Default: unmarked. */
+  owner?: pulumi.Input<StackOwner | undefined>;
 }
 
 /** The lifecycle rule that expires old cache objects and never `nix-cache-info`. */
@@ -23,7 +26,9 @@ export class CacheExpiry extends pulumi.ComponentResource {
 
   constructor(name: string, args: CacheExpiryArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:CacheExpiry", name, {}, opts);
-    const rule = pulumi.all([args.expireDays ?? DEFAULTS.expireDays, args.cacheInfo]).apply(([days, info]) => expiryRule(days, info));
+    const rule = pulumi
+      .all([args.expireDays ?? DEFAULTS.expireDays, args.cacheInfo, args.owner])
+      .apply(([days, info, owner]) => ({ ...expiryRule(days, info), id: expiryRuleId(owner?.id) }));
     new MinioLifecycle(
       `${name}-lifecycle`,
       { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, rules: rule.apply((r) => [r]) },

@@ -6,6 +6,8 @@ import { BuilderAccess } from "./builderAccess";
 import { CacheBucket } from "./cacheBucket";
 import { CacheExpiry } from "./cacheExpiry";
 import { SigningKey } from "./signingKey";
+import { StackOwner } from "../lib/ownership";
+import { NixCacheOwner } from "../providers/owner";
 
 export interface NixCacheArgs {
   /** MinIO S3 API URL the deployment and the builder use (scheme://host[:port]). Required. */
@@ -75,6 +77,27 @@ export class NixCache extends pulumi.ComponentResource {
     const region = args.region ?? DEFAULTS.region;
     const child = { parent: this };
 
+    // This stack's owner id (random, kept in the state, so it survives a stack rename): everything below is
+    // marked with it on MinIO, and a bucket, user or policy marked as another stack's (or by nobody) is refused
+    // unless nix-cache:adopt is set (lib/ownership.ts).
+    const project = pulumi.getProject();
+    const stack = pulumi.getStack();
+    const bucketName = pulumi.output(args.bucket ?? DEFAULTS.bucket);
+    const ownerResource = new NixCacheOwner(
+      `${name}-owner`,
+      {
+        project,
+        stack,
+        endpoint: args.endpoint,
+        region,
+        bucket: bucketName,
+        user: args.builderUser ?? DEFAULTS.builderUser,
+        policy: bucketName.apply((b) => `${b}-write`),
+      },
+      child,
+    );
+    const owner: pulumi.Output<StackOwner> = ownerResource.ownerId.apply((id) => ({ id, project, stack }));
+
     const store = new CacheBucket(
       `${name}-store`,
       {
@@ -85,12 +108,13 @@ export class NixCache extends pulumi.ComponentResource {
         wantMassQuery: args.wantMassQuery,
         priority: args.priority,
         forceDestroy: args.forceDestroy,
+        owner,
       },
       child,
     );
     const anonymous = new AnonymousAccess(
       `${name}-anonymous`,
-      { endpoint: args.endpoint, region, bucket: store.bucket, allowList: args.anonymousList },
+      { endpoint: args.endpoint, region, bucket: store.bucket, allowList: args.anonymousList, owner },
       child,
     );
     // One bucket-config write at a time: MinIO saves a bucket's policy and lifecycle by read-modify-write of
@@ -98,12 +122,12 @@ export class NixCache extends pulumi.ComponentResource {
     // lifecycle written at once can lose one of the two.
     new CacheExpiry(
       `${name}-expiry`,
-      { endpoint: args.endpoint, region, bucket: store.bucket, expireDays: args.expireDays, cacheInfo: store.cacheInfo },
+      { endpoint: args.endpoint, region, bucket: store.bucket, expireDays: args.expireDays, cacheInfo: store.cacheInfo, owner },
       { parent: this, dependsOn: [anonymous] },
     );
     const builder = new BuilderAccess(
       `${name}-builder`,
-      { endpoint: args.endpoint, region, bucket: store.bucket, user: args.builderUser },
+      { endpoint: args.endpoint, region, bucket: store.bucket, user: args.builderUser, owner },
       child,
     );
     const key = new SigningKey(`${name}-signing`, { keyName: args.keyName, previousKeyNames: args.previousKeyNames }, child);

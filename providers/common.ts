@@ -2,6 +2,7 @@
 // says which changed properties update in place and which replace.
 import * as pulumi from "@pulumi/pulumi";
 import { CA_CERTIFICATE_KEY, parseCaCertificate } from "../lib/caCertificate";
+import { ADOPT_KEY, claimRefusal, ClaimArgs, isOwnerId, readAdopt, takenOverRefusal } from "../lib/ownership";
 import { AdminCredentials, adminCredentialsFrom, MinioTarget, providerError } from "./minioClients";
 
 /** Properties every MinIO-backed resource carries: where the server is. */
@@ -15,6 +16,20 @@ export interface ConfiguredProvider {
   admin?: AdminCredentials;
   /** nix-cache:caCertificate, normalized; undefined when unset. */
   ca?: string;
+  /** nix-cache:adopt: take over a bucket, user or policy this stack did not make (lib/ownership.ts). */
+  adopt?: ReturnType<typeof readAdopt>;
+}
+
+/**
+ * The owner marker a resource carries (lib/ownership.ts): this stack's id and name as inputs; after a read,
+ * the id (and the name, when the marker says) of whoever the live marker names.
+ */
+export interface OwnerMark {
+  id: string;
+  project?: string;
+  stack?: string;
+  /** "project/stack" of another owner, as its marker says (read back only). */
+  label?: string;
 }
 
 /**
@@ -23,6 +38,7 @@ export interface ConfiguredProvider {
  */
 export async function configureAdmin(this: ConfiguredProvider, req: pulumi.dynamic.ConfigureRequest): Promise<void> {
   this.admin = adminCredentialsFrom(req.config);
+  this.adopt = readAdopt(req.config.get(ADOPT_KEY));
   const ca = req.config.get(CA_CERTIFICATE_KEY);
   if (ca !== undefined && ca.trim() !== "") {
     const parsed = parseCaCertificate(ca);
@@ -71,3 +87,39 @@ export function diffProps<T extends object>(
   const updates = updateOn.filter((k) => !same(k));
   return { changes: replaces.length + updates.length > 0, replaces, deleteBeforeReplace: false };
 }
+
+/** This stack's owner id from a resource's owner input, or undefined while unknown (a first preview) or unset. */
+export const ownerIdOf = (owner: OwnerMark | undefined): string | undefined => (isOwnerId(owner?.id) ? owner?.id : undefined);
+
+/** The adopt opt-in, or a thrown error naming the bad value. */
+function adoptOf(provider: ConfiguredProvider): boolean {
+  if (provider.adopt?.problem) throw Object.assign(providerError(provider.adopt.problem), { ownership: true });
+  return provider.adopt?.allowed ?? false;
+}
+
+/** Throws the refusal when this stack may not write the thing (lib/ownership.ts claimRefusal). */
+export function enforceClaim(provider: ConfiguredProvider, args: Omit<ClaimArgs, "adopt">): void {
+  const refusal = claimRefusal({ ...args, adopt: adoptOf(provider) });
+  if (refusal) throw Object.assign(providerError(refusal), { ownership: true });
+}
+
+/** Throws when a thing of this stack's state now carries another stack's marker (lib/ownership.ts takenOverRefusal). */
+export function enforceNotTakenOver(provider: ConfiguredProvider, kind: ClaimArgs["kind"], name: string, live: OwnerMark | undefined, us: string | undefined): void {
+  const refusal = takenOverRefusal(kind, name, live && isOwnerId(live.id) ? { id: live.id, label: live.label } : undefined, us, adoptOf(provider));
+  if (refusal) throw Object.assign(providerError(refusal), { ownership: true });
+}
+
+/**
+ * Runs an ownership look-up for `check` (the preview): a refusal is thrown, anything else (MinIO unreachable,
+ * wrong credentials) is left for the create or update, which reports it as every other call does.
+ */
+export async function checkClaim(work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    if ((err as { ownership?: boolean }).ownership) throw err;
+  }
+}
+
+/** A value known in this step (not a preview placeholder, not empty). */
+export const known = (v: unknown): boolean => typeof v === "string" && v !== "" && v !== UNKNOWN_INPUT;

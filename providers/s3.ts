@@ -3,9 +3,24 @@
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalPolicy } from "../lib/policies";
 import { canonicalRules, ExpiryRule, lifecycleConfiguration, readExpiryRules } from "../lib/lifecycle";
+import { bucketOwner, Found, mayDelete, ownerOfPolicy, ownerOfRules, ownerOfTags, withOwnerTags } from "../lib/ownership";
 import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/settings";
 import { bucketExists, errorCode, minioCall, providerError, readTextObject, s3Client } from "./minioClients";
-import { adminOf, configureAdmin, ConfiguredProvider, diffProps, TargetProps, targetOf, UNKNOWN_INPUT } from "./common";
+import {
+  adminOf,
+  checkClaim,
+  configureAdmin,
+  ConfiguredProvider,
+  diffProps,
+  enforceClaim,
+  enforceNotTakenOver,
+  known,
+  OwnerMark,
+  ownerIdOf,
+  TargetProps,
+  targetOf,
+  UNKNOWN_INPUT,
+} from "./common";
 
 
 // ---------------------------------------------------------------------------------------------- bucket
@@ -14,6 +29,52 @@ export interface BucketProps extends TargetProps {
   bucket: string;
   /** Delete the cached objects with the bucket on destroy. */
   forceDestroy: boolean;
+  /** This stack's owner marker, written as the bucket's tags (lib/ownership.ts); after a read, the live one. */
+  owner?: OwnerMark;
+}
+
+type S3 = ReturnType<typeof s3Client>;
+
+/** Reads a bucket setting, or `none` when the bucket has none (or is gone). */
+async function orNone<T>(read: Promise<T>, none: T, codes: string[]): Promise<T> {
+  try {
+    return await read;
+  } catch (err) {
+    if ([...codes, "NoSuchBucket"].includes(errorCode(err))) return none;
+    throw err;
+  }
+}
+
+const bucketTags = (client: S3, bucket: string) => orNone(client.getBucketTagging(bucket), [], ["NoSuchTagSet"]);
+const bucketPolicyText = (client: S3, bucket: string) => orNone(client.getBucketPolicy(bucket), "", ["NoSuchBucketPolicy"]);
+const bucketRules = async (client: S3, bucket: string) =>
+  readExpiryRules(await orNone<unknown>(client.getBucketLifecycle(bucket), null, ["NoSuchLifecycleConfiguration"]));
+
+/** The bucket as MinIO has it: absent, or present with the owner its markers name (lib/ownership.ts). */
+export async function liveBucket(client: S3, bucket: string): Promise<Found> {
+  if (!(await bucketExists(client, bucket))) return { exists: false };
+  const tags = await bucketTags(client, bucket);
+  if (ownerOfTags(tags)) return { exists: true, owner: ownerOfTags(tags) };
+  return { exists: true, owner: bucketOwner(tags, await bucketPolicyText(client, bucket), await bucketRules(client, bucket)) };
+}
+
+/**
+ * Makes the bucket (or takes the existing one, when this stack may: lib/ownership.ts) and marks it as this
+ * stack's. `inState`: the bucket is already this stack's by its state (a stack from before markers).
+ */
+async function claimBucket(provider: ConfiguredProvider, props: BucketProps, inState: boolean): Promise<void> {
+  const client = s3Client(targetOf(props, provider), adminOf(provider));
+  await minioCall(`create bucket ${props.bucket}`, targetOf(props, provider), async () => {
+    const found = await liveBucket(client, props.bucket);
+    enforceClaim(provider, { kind: "bucket", name: props.bucket, found, us: ownerIdOf(props.owner), inState });
+    // An existing bucket is adopted, never emptied: it may already hold someone's cache.
+    if (!found.exists) await client.makeBucket(props.bucket, props.region);
+    const us = ownerIdOf(props.owner);
+    if (us && (!found.exists || found.owner?.id !== us || inState)) {
+      const owner = { id: us, project: props.owner?.project ?? "", stack: props.owner?.stack ?? "" };
+      await client.setBucketTagging(props.bucket, withOwnerTags(found.exists ? await bucketTags(client, props.bucket) : [], owner));
+    }
+  });
 }
 
 /** Lists up to `limit` object keys (to report, or to delete in batches). */
@@ -31,19 +92,33 @@ const bucketProvider: BucketProvider = {
     await configureAdmin.call(this, req);
     this.rename = readAllowBucketRename(req.config.get(ALLOW_BUCKET_RENAME_KEY));
   },
+  async check(olds, news) {
+    // A bucket new to this stack (a first up, an opted-in rename) that exists and is another stack's or
+    // nobody's is refused here, in the preview, before anything changes (lib/ownership.ts).
+    if (olds?.bucket !== news.bucket && known(news.bucket) && known(news.endpoint)) {
+      await checkClaim(async () => {
+        const client = s3Client(targetOf(news, this), adminOf(this));
+        const found = await minioCall(`read bucket ${news.bucket}`, targetOf(news, this), () => liveBucket(client, news.bucket));
+        enforceClaim(this, { kind: "bucket", name: news.bucket, found, us: ownerIdOf(news.owner), inState: false });
+      });
+    }
+    return { inputs: news };
+  },
   async create(inputs) {
-    const client = s3Client(targetOf(inputs, this), adminOf(this));
-    await minioCall(`create bucket ${inputs.bucket}`, targetOf(inputs, this), async () => {
-      // An existing bucket is adopted, never emptied: it may already hold someone's cache.
-      if (!(await bucketExists(client, inputs.bucket))) await client.makeBucket(inputs.bucket, inputs.region);
-    });
+    await claimBucket(this, inputs, false);
     return { id: inputs.bucket, outs: inputs };
   },
   async read(id, props) {
     if (!props) return { id: "" };
     const client = s3Client(targetOf(props, this), adminOf(this));
-    const exists = await minioCall(`read bucket ${props.bucket}`, targetOf(props, this), () => bucketExists(client, props.bucket));
-    return exists ? { id, props } : { id: "" };
+    const live = await minioCall(`read bucket ${props.bucket}`, targetOf(props, this), async () =>
+      (await bucketExists(client, props.bucket)) ? { owner: ownerOfTags(await bucketTags(client, props.bucket)) } : undefined,
+    );
+    if (!live) return { id: "" };
+    // The marker as MinIO has it: ours (kept as it is), gone (an update puts it back), or another stack's.
+    const owner = live.owner && live.owner.id === props.owner?.id ? props.owner : live.owner;
+    const { owner: _stateOwner, ...rest } = props;
+    return { id, props: owner ? { ...rest, owner } : rest };
   },
   async diff(_id, olds, news) {
     // A rename is never a silent replacement: refused (the preview fails saying why), or with the opt-in an
@@ -52,22 +127,25 @@ const bucketProvider: BucketProvider = {
     const allowed = this.rename?.allowed ?? false;
     const refusal = news.bucket === UNKNOWN_INPUT ? undefined : bucketRenameRefusal(olds.bucket, news.bucket, allowed);
     if (refusal) throw providerError(refusal);
-    return diffProps(olds, news, ["endpoint"], ["bucket", "forceDestroy", "region"]);
+    // Another stack took the bucket over since (it adopted it): leave it alone instead of fighting over it.
+    enforceNotTakenOver(this, "bucket", olds.bucket, olds.owner, ownerIdOf(news.owner));
+    const diff = diffProps(olds, news, ["endpoint"], ["bucket", "forceDestroy", "region"]);
+    // Only the owner id counts: a stack rename changes the name beside it, and nothing on MinIO.
+    const owner = JSON.stringify(news.owner?.id ?? null).includes(UNKNOWN_INPUT) || (olds.owner?.id ?? "") !== (news.owner?.id ?? "");
+    return { ...diff, changes: diff.changes || owner };
   },
   async update(_id, olds, news) {
-    if (olds.bucket !== news.bucket) {
-      // The id keeps the first bucket's name; every call uses the `bucket` property.
-      const client = s3Client(targetOf(news, this), adminOf(this));
-      await minioCall(`create bucket ${news.bucket}`, targetOf(news, this), async () => {
-        if (!(await bucketExists(client, news.bucket))) await client.makeBucket(news.bucket, news.region);
-      });
-    }
+    // The id keeps the first bucket's name; every call uses the `bucket` property. A new bucket (an
+    // opted-in rename) is claimed as on create; the same bucket only gets its marker (back).
+    if (olds.bucket !== news.bucket || (olds.owner?.id ?? "") !== (news.owner?.id ?? "")) await claimBucket(this, news, olds.bucket === news.bucket);
     return { outs: news };
   },
   async delete(_id, props) {
     const client = s3Client(targetOf(props, this), adminOf(this));
     await minioCall(`delete bucket ${props.bucket}`, targetOf(props, this), async () => {
       if (!(await bucketExists(client, props.bucket))) return;
+      // Another stack took it over (adopted it): it is that stack's to delete.
+      if (!mayDelete(ownerOfTags(await bucketTags(client, props.bucket)), ownerIdOf(props.owner))) return;
       for (;;) {
         const keys = await someKeys(client, props.bucket, 1000);
         if (keys.length === 0) break;
@@ -152,6 +230,9 @@ export class MinioObject extends pulumi.dynamic.Resource {
 
 // ---------------------------------------------------------------------------------------------- bucket policy
 
+/** What a bucket policy grants, and whose marker it carries (the Sids; not the Id, which only names the stack). */
+const markedPolicy = (doc: unknown): string => `${canonicalPolicy(doc)} owner=${ownerOfPolicy(doc)?.id ?? ""}`;
+
 export interface BucketPolicyProps extends TargetProps {
   bucket: string;
   /** The policy document as JSON text. */
@@ -180,12 +261,12 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
     });
     if (live.trim() === "") return { id: "" };
     // Keep our own text when MinIO's differs only in form, so an unchanged policy shows no diff.
-    const same = canonicalPolicy(live) === canonicalPolicy(props.policy);
+    const same = markedPolicy(live) === markedPolicy(props.policy);
     return { id, props: { ...props, policy: same ? props.policy : live } };
   },
   async diff(_id, olds, news) {
     // A new bucket (an opted-in rename) is an update: set it there, leave the old bucket's policy alone.
-    return diffProps(olds, news, ["endpoint"], ["bucket", "policy", "region"], { policy: canonicalPolicy });
+    return diffProps(olds, news, ["endpoint"], ["bucket", "policy", "region"], { policy: markedPolicy });
   },
   async update(_id, _olds, news) {
     await this.create(news);
@@ -194,6 +275,8 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
   async delete(_id, props) {
     const client = s3Client(targetOf(props, this), adminOf(this));
     await minioCall(`remove the policy of bucket ${props.bucket}`, targetOf(props, this), async () => {
+      // Another stack's policy now (it adopted the bucket): that stack's to remove.
+      if (!mayDelete(ownerOfPolicy(await bucketPolicyText(client, props.bucket)), ownerOfPolicy(props.policy)?.id)) return;
       try {
         await client.setBucketPolicy(props.bucket, "");
       } catch (err) {
@@ -256,6 +339,8 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
   async delete(_id, props) {
     const client = s3Client(targetOf(props, this), adminOf(this));
     await minioCall(`remove the lifecycle of bucket ${props.bucket}`, targetOf(props, this), async () => {
+      // Another stack's rule now (it adopted the bucket): that stack's to remove.
+      if (!mayDelete(ownerOfRules(await bucketRules(client, props.bucket)), ownerOfRules(props.rules)?.id)) return;
       try {
         await client.removeBucketLifecycle(props.bucket);
       } catch (err) {

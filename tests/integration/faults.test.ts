@@ -61,7 +61,7 @@ const ourErrors = (text: string) =>
 async function expectConverged(): Promise<void> {
   expect(await serverInventory(minio)).toEqual({ buckets: [BUCKET], users: [BUILDER], policies: [`${BUCKET}-write`] });
   const state = (await t.stack.exportStack()).deployment as { resources?: { type: string }[]; pending_operations?: unknown[] };
-  expect((state.resources ?? []).filter((r) => r.type.startsWith("pulumi-nodejs:dynamic:"))).toHaveLength(9);
+  expect((state.resources ?? []).filter((r) => r.type.startsWith("pulumi-nodejs:dynamic:"))).toHaveLength(10);
   expect(state.pending_operations ?? []).toEqual([]);
   const check = await driftPreview(t.stack);
   expect(check.changes).toEqual({});

@@ -31,6 +31,9 @@ beforeAll(async () => {
           const names = inputs.keyNames as string[];
           return { id: "k", state: { ...inputs, publicKeys: names.map((n) => `${n}:pub`), secretKeys: names.map((n) => `${n}:sec`) } };
         }
+        if (args.type === "pulumi-nodejs:dynamic:NixCacheOwner") {
+          return { id: "o", state: { ...inputs, ownerId: "0123456789abcdef0123456789abcdef" } };
+        }
         if (args.type === "pulumi-nodejs:dynamic:RandomPassword") {
           return { id: "p", state: { ...inputs, result: "x".repeat(Number(inputs.length)) } };
         }
@@ -65,6 +68,10 @@ test("exports every output, built from the stack config", async () => {
   expect(await valueOf(program.pushUrl)).toContain("s3://team-cache?profile=ci-builder&endpoint=http://127.0.0.1:9000&");
   for (const name of ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials"]) {
     expect([name, await pulumi.isSecret(outputs[name])]).toEqual([name, true]);
+  }
+  // The lifecycle registers last (after the owner id, the bucket policy and nix-cache-info): wait for it.
+  for (let i = 0; i < 100 && !registrations.some((r) => r.type === "pulumi-nodejs:dynamic:MinioLifecycle"); i++) {
+    await new Promise((r) => setTimeout(r, 20));
   }
   const lifecycle = registrations.find((r) => r.type === "pulumi-nodejs:dynamic:MinioLifecycle");
   expect((lifecycle?.inputs.rules as { days: number }[])[0].days).toBe(14);

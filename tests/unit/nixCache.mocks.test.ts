@@ -3,7 +3,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { CacheInfo, renderCacheInfo } from "../../lib/cacheInfo";
 import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand } from "../../lib/hostConfig";
-import { expiryRule } from "../../lib/lifecycle";
+import { ExpiryRule, expiryRule } from "../../lib/lifecycle";
+import { expiryRuleId, ownerOfPolicy, ownerOfRules } from "../../lib/ownership";
 import { anonymousPolicy, builderPolicy, canonicalPolicy } from "../../lib/policies";
 import { keypairFromSeed } from "../../lib/signingKey";
 import type { NixCache as NixCacheType, NixCacheArgs } from "../../components/nixCache";
@@ -18,6 +19,7 @@ interface Registration {
 const KEYPAIR = keypairFromSeed("cache.example.org-1", Buffer.alloc(32, 7));
 const PASSWORD = "MockPassw0rdMockPassw0rdMockPassw0rdMock";
 const ADMIN_PASSWORD = "mock-admin-Secret-4711";
+const OWNER_ID = "0123456789abcdef0123456789abcdef";
 const registrations: Registration[] = [];
 
 /** What the program's transformations saw: each resource with its parent. */
@@ -90,6 +92,8 @@ beforeAll(async () => {
           }
           case "pulumi-nodejs:dynamic:RandomPassword":
             return { id: `${args.name}-id`, state: { ...inputs, result: PASSWORD.slice(0, Number(inputs.length)) } };
+          case "pulumi-nodejs:dynamic:NixCacheOwner":
+            return { id: OWNER_ID, state: { ...inputs, ownerId: OWNER_ID } };
           default:
             return { id: args.custom ? `${args.name}-id` : undefined, state: inputs };
         }
@@ -116,6 +120,7 @@ describe("resource tree", () => {
     const tree = Object.fromEntries(seen.map((s) => [s.name, `${s.type} < ${nameOf(s.parent) ?? "(root)"}`]));
     expect(tree).toEqual({
       cache: "nix-cache:index:NixCache < (root)",
+      "cache-owner": "pulumi-nodejs:dynamic:NixCacheOwner < cache",
       "cache-store": "nix-cache:index:CacheBucket < cache",
       "cache-store-bucket": "pulumi-nodejs:dynamic:MinioBucket < cache-store",
       "cache-store-nix-cache-info": "pulumi-nodejs:dynamic:MinioObject < cache-store",
@@ -148,7 +153,7 @@ describe("resource tree", () => {
   test("components are not registered as custom resources; only the dynamic ones are", () => {
     const custom = seen.filter((s) => s.resource instanceof pulumi.CustomResource).map((s) => s.name);
     expect(custom.every((n) => seen.find((s) => s.name === n)?.type.startsWith("pulumi-nodejs:dynamic:"))).toBe(true);
-    expect(custom).toHaveLength(9);
+    expect(custom).toHaveLength(10);
   });
 });
 
@@ -182,8 +187,24 @@ describe("inputs flow between resources", () => {
     const anonymous = inputsOf("cache-anonymous-policy");
     expect(anonymous.bucket).toBe("my-cache");
     expect(canonicalPolicy(anonymous.policy)).toBe(canonicalPolicy(anonymousPolicy("my-cache", true)));
-    expect(inputsOf("cache-expiry-lifecycle")).toMatchObject({ bucket: "my-cache", rules: [expiryRule(3, renderCacheInfo(info))] });
+    expect(inputsOf("cache-expiry-lifecycle")).toMatchObject({
+      bucket: "my-cache",
+      rules: [{ ...expiryRule(3, renderCacheInfo(info)), id: expiryRuleId(OWNER_ID) }],
+    });
     expect(inputsOf("cache-signing-keypair").keyNames).toEqual(["cache.example.org-1"]);
+  });
+
+  test("everything on MinIO is marked with the stack's owner id; the project and stack name ride along", () => {
+    const owner = { id: OWNER_ID, project: "nix-cache", stack: "unit" };
+    expect(inputsOf("cache-owner")).toMatchObject({ project: "nix-cache", stack: "unit" });
+    expect(inputsOf("cache-store-bucket").owner).toEqual(owner);
+    expect(inputsOf("cache-builder-user").owner).toEqual(owner);
+    expect(ownerOfPolicy(inputsOf("cache-builder-policy").document)).toEqual({ id: OWNER_ID, label: "nix-cache/unit" });
+    expect(ownerOfPolicy(inputsOf("cache-anonymous-policy").policy)).toEqual({ id: OWNER_ID, label: "nix-cache/unit" });
+    expect(ownerOfRules(inputsOf("cache-expiry-lifecycle").rules as ExpiryRule[])).toEqual({ id: OWNER_ID });
+    // The object and the attachment live in a marked bucket and on a marked user: no marker of their own.
+    expect(inputsOf("cache-store-nix-cache-info").owner).toBeUndefined();
+    expect(inputsOf("cache-builder-attachment").owner).toBeUndefined();
   });
 
   test("every MinIO resource gets the endpoint and region, never the admin credentials", () => {

@@ -1,0 +1,63 @@
+// The stack's owner id (lib/ownership.ts): a dynamic resource made once, first, and kept in the state, so it
+// survives `pulumi stack rename`. Everything the stack makes on MinIO waits for it and is marked with it.
+// Its create is also the first look at MinIO: a bucket, user or policy the stack is about to make that is
+// marked as another stack's is refused there, before anything at all is written (also for `up --skip-preview`,
+// where the resources' own checks run side by side with the first writes).
+import * as pulumi from "@pulumi/pulumi";
+import { claimRefusal, Found, Kind, newOwnerId } from "../lib/ownership";
+import { liveUser, livePolicy } from "./admin";
+import { adminOf, configureAdmin, ConfiguredProvider, known, TargetProps, targetOf } from "./common";
+import { minioCall, providerError, s3Client } from "./minioClients";
+import { liveBucket } from "./s3";
+
+export interface OwnerProps extends Partial<TargetProps> {
+  /** The stack's project and name when the id was made (the markers carry the current ones). */
+  project: string;
+  stack: string;
+  /** What the stack is about to make, looked at before the first write. */
+  bucket?: string;
+  user?: string;
+  policy?: string;
+  ownerId?: string;
+}
+
+const ownerProvider: pulumi.dynamic.ResourceProvider<OwnerProps, OwnerProps> & ConfiguredProvider = {
+  configure: configureAdmin,
+  async create(inputs) {
+    const ownerId = newOwnerId();
+    if (known(inputs.endpoint) && inputs.region) {
+      const target = targetOf(inputs as TargetProps, this);
+      const admin = adminOf(this);
+      const look: [Kind, string | undefined, () => Promise<Found>][] = [
+        ["bucket", inputs.bucket, () => liveBucket(s3Client(target, admin), inputs.bucket ?? "")],
+        ["user", inputs.user, () => liveUser(target, admin, inputs.user ?? "", undefined, ownerId)],
+        ["policy", inputs.policy, () => livePolicy(target, admin, inputs.policy ?? "")],
+      ];
+      for (const [kind, name, read] of look) {
+        if (!known(name)) continue;
+        const found = await minioCall(`read ${kind} ${name}`, target, read);
+        // Only another stack's marker is refused here: an unmarked thing may be this stack's own from before
+        // markers (its state holds it), which only the resource itself can tell; it refuses the others.
+        const refusal = claimRefusal({ kind, name: name ?? "", found, us: ownerId, adopt: this.adopt?.allowed ?? false, inState: true });
+        if (refusal) throw providerError(refusal);
+      }
+    }
+    return { id: ownerId, outs: { ...inputs, ownerId } };
+  },
+  async read(id, props) {
+    return props ? { id, props } : { id: "" };
+  },
+  async diff() {
+    // Made once and never changed: a new project or stack name (pulumi stack rename) keeps the id, which is
+    // what the markers on MinIO are compared by. New names are looked at by their resources.
+    return { changes: false };
+  },
+};
+
+/** This stack's owner id: random, made on the first `up` and kept in the state. */
+export class NixCacheOwner extends pulumi.dynamic.Resource {
+  declare readonly ownerId: pulumi.Output<string>;
+  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
+    super(ownerProvider, name, { ...args, ownerId: undefined }, opts, undefined, "NixCacheOwner");
+  }
+}
