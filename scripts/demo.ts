@@ -10,6 +10,10 @@
 // MinIO's certificate in .local/tls (scripts/demoTls.ts), MinIO on https://localhost:9443 with its data in
 // .local/tls/minio-data, stack `local-tls` with nix-cache:caCertificate set to that CA. It shares the backend,
 // passphrase and MinIO credentials with the http demo, and never touches the http demo's resources.
+// --nodes N (2 to 16, e.g. 4) is the distributed demo, a third world: N MinIO processes on 127.0.0.1 forming one
+// erasure-coded cluster (harness/minio.ts `nodes`), node i on port 9100 + 2(i-1) with its console on the next port,
+// their drives in .local/cluster/minio-data/nodeI, their pids in .local/cluster/minio.pid, stack `local-cluster`
+// on node 1. Same backend, passphrase and MinIO credentials; http only.
 // NIX_CACHE_DEMO_DIR moves .local/ elsewhere and NIX_CACHE_DEMO_STACK renames stack `local` (the https one is
 // NAME-tls): the tests use them to leave a developer's own demo and its Pulumi.local.yaml alone.
 import { execFileSync, spawnSync } from "child_process";
@@ -23,13 +27,16 @@ import { backendEnv, openStack, PROJECT_DIR } from "../harness/stack";
 import { writeFileAtomic } from "../lib/writeFile";
 import { ensureDemoCerts } from "./demoTls";
 
-const USAGE = `usage: npm run demo [-- --tls]                 start MinIO if needed, pulumi up, print the outputs
-       npm run demo:down                          stop the demo's MinIO servers (their data stays)
-       npm run demo:pulumi -- [--tls] ARGS...     any pulumi command on the demo stack
-       eval "$(npm run -s demo:env)"              this shell's pulumi, verify, host-config and resign on the demo
+const USAGE = `usage: npm run demo [-- --tls | --nodes N]                 start MinIO if needed, pulumi up, print the outputs
+       npm run demo:down                                     stop the demo's MinIO servers (their data stays)
+       npm run demo:pulumi -- [--tls | --nodes N] ARGS...    any pulumi command on the demo stack
+       eval "$(npm run -s demo:env)"                         this shell's pulumi, verify, host-config and resign on the demo
 
   --tls        the HTTPS demo (stack local-tls, MinIO on https://localhost:9443 with a throwaway CA)
-Environment: NIX_CACHE_DEMO_PORT (default 9000, 9443 with --tls; MinIO's console takes the port + 1),
+  --nodes N    the distributed demo (stack local-cluster): N MinIO processes (2 to 16; 4 survives one down) as
+               one erasure-coded cluster on 127.0.0.1:9100, 9102, ... (consoles on 9101, 9103, ...)
+Environment: NIX_CACHE_DEMO_PORT (default 9000, 9443 with --tls, 9100 with --nodes: node 1's port; MinIO's
+console takes the port + 1, node i the port + 2(i-1)),
 NIX_CACHE_DEMO_TLS=1 (as --tls), NIX_CACHE_DEMO_DIR (default .local), NIX_CACHE_DEMO_STACK (default local).
 Exit status: 0 done, 2 could not run (bad arguments, the port is taken, MinIO or pulumi failed);
 demo:pulumi exits with pulumi's own status.`;
@@ -37,6 +44,7 @@ demo:pulumi exits with pulumi's own status.`;
 const state = process.env.NIX_CACHE_DEMO_DIR || path.join(PROJECT_DIR, ".local");
 const stackName = process.env.NIX_CACHE_DEMO_STACK || "local";
 const tlsDir = path.join(state, "tls");
+const clusterDir = path.join(state, "cluster");
 const credentialsFile = path.join(state, "minio-credentials");
 
 const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
@@ -46,6 +54,8 @@ const shown = (file: string) => (file.startsWith(`${PROJECT_DIR}/`) ? path.relat
 /** Where one mode's server, data and stack are. */
 interface Mode {
   tls: boolean;
+  /** The cluster's size (--nodes); undefined for the one-server demos. */
+  nodes?: number;
   stack: string;
   port: number;
   endpoint: string;
@@ -62,7 +72,12 @@ function demoPort(fallback: number): number {
   return port;
 }
 
-function modeOf(tls: boolean): Mode {
+function modeOf(tls: boolean, nodes?: number): Mode {
+  if (nodes !== undefined) {
+    const port = demoPort(9100);
+    const dir = clusterDir;
+    return { tls, nodes, stack: `${stackName}-cluster`, port, endpoint: `http://127.0.0.1:${port}`, dataDir: path.join(dir, "minio-data"), pidFile: path.join(dir, "minio.pid"), logFile: path.join(dir, "minio.log") };
+  }
   if (tls) {
     const port = demoPort(9443);
     const dir = tlsDir;
@@ -72,16 +87,27 @@ function modeOf(tls: boolean): Mode {
   return { tls, stack: stackName, port, endpoint: `http://127.0.0.1:${port}`, dataDir: path.join(state, "minio-data"), pidFile: path.join(state, "minio.pid"), logFile: path.join(state, "minio.log") };
 }
 
-/** The pid of this mode's demo MinIO when it is running. */
-function runningPid(mode: Mode): number | undefined {
-  let pid: number;
+/** The pids in this mode's pid file (one per line, node 1 first), running or not. */
+function pidsOf(mode: Mode): number[] {
+  let text: string;
   try {
-    pid = Number(fs.readFileSync(mode.pidFile, "utf8").trim());
+    text = fs.readFileSync(mode.pidFile, "utf8");
   } catch {
-    return undefined;
+    return [];
   }
-  return Number.isSafeInteger(pid) && pid > 0 && isRunning(pid) ? pid : undefined;
+  return text
+    .split("\n")
+    .map((line) => Number(line.trim()))
+    .filter((pid) => Number.isSafeInteger(pid) && pid > 0);
 }
+
+/** The pid of this mode's demo MinIO when it is running (a cluster's first running node). */
+function runningPid(mode: Mode): number | undefined {
+  return pidsOf(mode).find(isRunning);
+}
+
+/** The ports a mode's servers listen on: each node's S3 port and its console port next to it. */
+const portsOf = (mode: Mode): number[] => Array.from({ length: mode.nodes ?? 1 }, (_, i) => [mode.port + 2 * i, mode.port + 2 * i + 1]).flat();
 
 /** Does process `pid` run? A zombie (exited, not yet reaped by whoever adopted the detached server) does not. */
 export function isRunning(pid: number): boolean {
@@ -139,18 +165,30 @@ function portHolder(port: number): string | undefined {
  *  anything but this checkout's own demo MinIO: otherwise the demo would talk to a stranger, which answers
  *  with "rejected the admin credentials" at best. */
 async function checkPort(mode: Mode): Promise<boolean> {
-  const again = `NIX_CACHE_DEMO_PORT=${mode.port + 100} npm run demo${mode.tls ? " -- --tls" : ""}`;
+  const flag = mode.nodes !== undefined ? ` -- --nodes ${mode.nodes}` : mode.tls ? " -- --tls" : "";
+  const again = `NIX_CACHE_DEMO_PORT=${mode.port + 100} npm run demo${flag}`;
   const pid = runningPid(mode);
   if (pid !== undefined) {
     const args = commandLineOf(pid);
-    if (args.includes(`127.0.0.1:${mode.port}`)) return true;
-    say(`this checkout's demo MinIO (pid ${pid}) is running, but not on port ${mode.port} (it runs: ${args.join(" ")}); nothing was changed.`);
-    say("Use the port it runs on (unset NIX_CACHE_DEMO_PORT or set it to that port), or stop it first: npm run demo:down");
+    // A cluster's node lists every node's drive URL on its command line: that many, from node 1's port on.
+    const drives = args.filter((a) => /^https?:\/\/127\.0\.0\.1:\d+\//.test(a));
+    const layout = mode.nodes === undefined || (drives.length === mode.nodes && drives[0].startsWith(`http://127.0.0.1:${mode.port}/`));
+    if (layout && args.some((a) => portsOf(mode).some((p) => a === `127.0.0.1:${p}`))) return true;
+    const what = mode.nodes === undefined ? `not on port ${mode.port}` : `not as ${mode.nodes} nodes from port ${mode.port} on`;
+    say(`this checkout's demo MinIO (pid ${pid}) is running, but ${what} (it runs: ${args.join(" ")}); nothing was changed.`);
+    say(`Use the ${mode.nodes === undefined ? "port" : "port and node count"} it runs with (unset NIX_CACHE_DEMO_PORT or set it to that port), or stop it first: npm run demo:down`);
     return false;
   }
-  for (const port of [mode.port, mode.port + 1]) {
+  for (const port of portsOf(mode)) {
     if (!(await portOpen(port))) continue;
-    const what = port === mode.port ? `port ${port}` : `port ${port} (MinIO's console port, the demo port + 1)`;
+    const node = (port - mode.port) >> 1;
+    const isConsole = (port - mode.port) % 2 === 1;
+    const what =
+      mode.nodes === undefined
+        ? port === mode.port
+          ? `port ${port}`
+          : `port ${port} (MinIO's console port, the demo port + 1)`
+        : `port ${port} (node ${node + 1}'s ${isConsole ? "console port" : "port"}, the demo port + ${port - mode.port})`;
     const holder = portHolder(port);
     say(
       `${what} on 127.0.0.1 is taken by ${holder ?? `a process this script cannot name (ss shows it: ss -ltnp 'sport = :${port}')`}, ` +
@@ -185,21 +223,31 @@ function rootCredentials(): { user: string; password: string } {
 /** Starts this mode's MinIO unless it runs already, and waits until it is ready. */
 async function ensureMinio(mode: Mode, root: { user: string; password: string }, caPem: string | undefined, tls?: Awaited<ReturnType<typeof ensureDemoCerts>>): Promise<void> {
   const pid = runningPid(mode);
+  const logs = mode.nodes === undefined ? shown(mode.logFile) : `${shown(path.dirname(mode.logFile))}/minio-node*.log`;
   if (pid === undefined) {
-    say(`starting MinIO at ${mode.endpoint} (data in ${shown(mode.dataDir)})`);
+    const what = mode.nodes === undefined ? `MinIO at ${mode.endpoint}` : `a MinIO cluster of ${mode.nodes} nodes at ${portsOf(mode).filter((_, i) => i % 2 === 0).map((p) => `127.0.0.1:${p}`).join(", ")}`;
+    say(`starting ${what} (data in ${shown(mode.dataDir)})`);
     try {
-      await startMinio({ baseDir: path.dirname(mode.dataDir), dataDir: mode.dataDir, logFile: mode.logFile, port: mode.port, consolePort: mode.port + 1, root, tls, detached: { pidFile: mode.pidFile } });
+      await startMinio({ baseDir: path.dirname(mode.dataDir), dataDir: mode.dataDir, logFile: mode.logFile, port: mode.port, consolePort: mode.port + 1, root, tls, detached: { pidFile: mode.pidFile }, nodes: mode.nodes });
     } catch (err) {
-      throw new SetupError(`MinIO did not start at ${mode.endpoint}; see ${shown(mode.logFile)}: ${(err as Error).message}`);
+      throw new SetupError(`MinIO did not start at ${mode.endpoint}; see ${logs}: ${(err as Error).message}`);
     }
     return;
   }
-  say(`MinIO already running at ${mode.endpoint} (pid ${pid})`);
+  const pids = pidsOf(mode);
+  if (mode.nodes !== undefined) {
+    const down = pids.map((p, i) => (isRunning(p) ? undefined : i + 1)).filter((i) => i !== undefined);
+    say(`MinIO cluster already running at ${mode.endpoint} (pids ${pids.filter(isRunning).join(", ")})${down.length ? `; node ${down.join(", ")} not running` : ""}`);
+  } else {
+    say(`MinIO already running at ${mode.endpoint} (pid ${pid})`);
+  }
+  // A cluster is ready when node 1 sees enough of its nodes to write.
+  const health = mode.nodes === undefined ? "ready" : "cluster";
   for (let i = 0; i < 150; i++) {
-    if ((await healthStatus(`${mode.endpoint}/minio/health/ready`, caPem)) === 200) return;
+    if ((await healthStatus(`${mode.endpoint}/minio/health/${health}`, caPem)) === 200) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new SetupError(`MinIO (pid ${pid}) did not become ready at ${mode.endpoint} in 30 s; see ${shown(mode.logFile)}`);
+  throw new SetupError(`MinIO (pid ${pid}) did not become ready at ${mode.endpoint} in 30 s; see ${logs}${mode.nodes ? " (npm run demo:down, then again, restarts every node)" : ""}`);
 }
 
 /** The demo backend's environment (made on the first run): the stack helper's, with the passphrase in a file. */
@@ -244,7 +292,7 @@ async function up(mode: Mode): Promise<ExitCode> {
   console.log();
   pulumiCli(["stack", "output", "--stack", mode.stack], env);
   console.log();
-  const flag = mode.tls ? "--tls " : "";
+  const flag = mode.nodes !== undefined ? `--nodes ${mode.nodes} ` : mode.tls ? "--tls " : "";
   console.log(`Secrets are hidden above. To see them: npm run demo:pulumi -- ${flag}stack output --show-secrets`);
   console.log(`Check for drift: npm run demo:pulumi -- ${flag}preview --refresh --expect-no-changes`);
   if (certs) {
@@ -253,20 +301,37 @@ async function up(mode: Mode): Promise<ExitCode> {
     const substituter = outputs.substituterUrl?.value;
     if (typeof substituter === "string") console.log(`Fetch over HTTPS: curl --cacert ${shown(tlsDir)}/ca.pem ${substituter}/nix-cache-info`);
   }
+  if (mode.nodes !== undefined) {
+    const nodes = portsOf(mode).filter((_, i) => i % 2 === 0);
+    console.log(`The cluster's nodes (the stack uses node 1): ${nodes.map((p) => `http://127.0.0.1:${p}`).join(" ")}`);
+    console.log(`Each serves the cache: curl http://127.0.0.1:${nodes[nodes.length - 1]}/nix-cache/nix-cache-info`);
+    console.log("Stop the servers: npm run demo:down");
+    return EXIT.ok;
+  }
   console.log("Stop the server: npm run demo:down");
   return EXIT.ok;
 }
 
 /** Stops one mode's server, waiting (up to 10 s) until it is gone; whether one was running. */
 async function stop(mode: Mode, name: string): Promise<boolean> {
-  const pid = runningPid(mode);
-  if (pid !== undefined) {
-    process.kill(pid, "SIGTERM");
+  const pids = pidsOf(mode).filter(isRunning);
+  if (pids.length > 0) {
+    for (const pid of pids) process.kill(pid, "SIGTERM");
     for (let i = 0; i < 50 && runningPid(mode) !== undefined; i++) await new Promise((r) => setTimeout(r, 200));
-    say(`stopped the ${name} MinIO server (data kept in ${shown(mode.dataDir)})`);
+    say(`stopped the ${name} MinIO ${pids.length > 1 ? `servers (${pids.length} nodes)` : "server"} (data kept in ${shown(mode.dataDir)})`);
   }
   fs.rmSync(mode.pidFile, { force: true });
-  return pid !== undefined;
+  return pids.length > 0;
+}
+
+/** `--nodes N` (or `--nodes=N`) at the start of `rest`, taken out of it; undefined when absent. */
+function nodesOption(rest: string[]): number | undefined {
+  const m = /^--nodes(?:=(.*))?$/.exec(rest[0] ?? "");
+  if (!m) return undefined;
+  rest.shift();
+  const given = m[1] ?? rest.shift() ?? "";
+  if (!/^[0-9]+$/.test(given) || Number(given) < 2 || Number(given) > 16) throw new UsageError(`--nodes '${given}' (allowed: a number of nodes from 2 to 16, e.g. 4)`);
+  return Number(given);
 }
 
 function tlsFromEnvironment(): boolean {
@@ -288,15 +353,19 @@ async function main(): Promise<ExitCode> {
     tls = true;
     rest.shift();
   }
+  const nodes = command === "up" || command === "pulumi" ? nodesOption(rest) : undefined;
+  if (nodes !== undefined && (tls || rest[0] === "--tls")) throw new UsageError("--nodes and --tls together (the distributed demo is http only)");
   switch (command) {
     case "up":
-      if (rest.length) throw new UsageError(`unknown argument '${rest[0]}' to up (allowed: --tls)`);
-      return up(modeOf(tls));
+      if (rest.length) throw new UsageError(`unknown argument '${rest[0]}' to up (allowed: --tls, --nodes N)`);
+      return up(modeOf(tls, nodes));
     case "down": {
-      if (rest.length) throw new UsageError(`unknown argument '${rest[0]}' to down (it stops both the http and the https server)`);
+      if (rest.length) throw new UsageError(`unknown argument '${rest[0]}' to down (it stops the http, the https and the cluster servers)`);
       const stoppedHttp = await stop(modeOf(false), "http");
       const stoppedHttps = await stop(modeOf(true), "https (--tls)");
-      if (!stoppedHttp && !stoppedHttps) say("MinIO is not running");
+      // The pid file lists every node, whatever their number.
+      const stoppedCluster = await stop(modeOf(false, 4), "cluster (--nodes)");
+      if (!stoppedHttp && !stoppedHttps && !stoppedCluster) say("MinIO is not running");
       return EXIT.ok;
     }
     case "env": {
@@ -305,12 +374,12 @@ async function main(): Promise<ExitCode> {
       const toolchainBin = (process.env.PATH ?? "").split(":")[0];
       const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
       const lines = Object.entries(demoBackendEnv()).map(([k, v]) => `export ${k}=${quote(v)}`);
-      console.log(`# the demo's backend (stacks ${modeOf(false).stack} and ${modeOf(true).stack}); pass --stack to each command`);
+      console.log(`# the demo's backend (stacks ${modeOf(false).stack}, ${modeOf(true).stack} and ${modeOf(false, 4).stack}); pass --stack to each command`);
       console.log([...lines, `export PATH=${quote(toolchainBin)}:"$PATH"`].join("\n"));
       return EXIT.ok;
     }
     case "pulumi": {
-      const mode = modeOf(tls);
+      const mode = modeOf(tls, nodes);
       // pulumi's own exit status, as when it is run by hand.
       process.exit(pulumiCli(["--stack", mode.stack, ...rest], demoBackendEnv()));
     }

@@ -45,6 +45,24 @@ function demo(args: string[], env: Record<string, string>, timeout = 60_000): Pr
 /** `npm run demo [-- ...]` with the given demo directory and port. */
 const demoUp = (dir: string, port: number, extra: string[] = []) => demo(["up", ...extra], { NIX_CACHE_DEMO_DIR: dir, NIX_CACHE_DEMO_PORT: String(port) });
 
+/** The first of `count` consecutive free ports (a cluster demo's nodes and consoles). */
+async function freeRange(count: number): Promise<number> {
+  for (;;) {
+    const first = await freePort();
+    if (first + count > 65535) continue;
+    const taken = await Promise.all(
+      Array.from({ length: count - 1 }, (_, i) =>
+        new Promise<boolean>((resolve) => {
+          const probe = net.createServer();
+          probe.once("error", () => resolve(true));
+          probe.listen(first + i + 1, "127.0.0.1", () => probe.close(() => resolve(false)));
+        }),
+      ),
+    );
+    if (!taken.includes(true)) return first;
+  }
+}
+
 /** Listens on 127.0.0.1:port in this (node) process. */
 async function hold(port: number): Promise<void> {
   const server = net.createServer((socket) => socket.destroy());
@@ -79,6 +97,17 @@ describe("npm run demo refuses a port it does not own, before touching anything"
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`port ${port + 1} (MinIO's console port, the demo port + 1) on 127.0.0.1 is taken by node (pid ${process.pid})`);
     expect(r.stderr).toContain(`NIX_CACHE_DEMO_PORT=${port + 100} npm run demo -- --tls`);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  test("--nodes 4: every node's port and console port is checked (here node 3's console port, the demo port + 5)", async () => {
+    const port = await freeRange(8);
+    await hold(port + 5);
+    const dir = demoDir();
+    const r = await demoUp(dir, port, ["--nodes", "4"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`port ${port + 5} (node 3's console port, the demo port + 5) on 127.0.0.1 is taken by node (pid ${process.pid})`);
+    expect(r.stderr).toContain(`NIX_CACHE_DEMO_PORT=${port + 100} npm run demo -- --nodes 4`);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
@@ -126,22 +155,24 @@ function get(url: string, ca?: string): Promise<{ status: number; body: string }
 // The user's first contact, end to end: the demo starts its MinIO (harness/minio.ts, detached), deploys the
 // stack (harness/stack.ts), a second run changes nothing, the stack has no drift, the https demo works beside
 // it, and demo:down stops both servers. Its own directory, ports and stack names: a developer's demo is left alone.
-describe("npm run demo: up, real requests, no drift, a second run changes nothing, --tls beside it, down", () => {
+describe("npm run demo: up, real requests, no drift, a second run changes nothing, --tls and --nodes 4 beside it, down", () => {
   const stack = `it-demo-${crypto.randomBytes(3).toString("hex")}`;
   let env: Record<string, string>;
   let dir: string;
   let port: number;
   let tlsPort: number;
+  let clusterPort: number;
 
   beforeAll(async () => {
     dir = demoDir();
     port = await freePort();
     tlsPort = await freePort();
+    clusterPort = await freeRange(8);
     env = { NIX_CACHE_DEMO_DIR: dir, NIX_CACHE_DEMO_PORT: String(port), NIX_CACHE_DEMO_STACK: stack };
   });
   afterAll(async () => {
     await demo(["down"], env);
-    for (const name of [stack, `${stack}-tls`]) fs.rmSync(path.join(PROJECT_DIR, `Pulumi.${name}.yaml`), { force: true });
+    for (const name of [stack, `${stack}-tls`, `${stack}-cluster`]) fs.rmSync(path.join(PROJECT_DIR, `Pulumi.${name}.yaml`), { force: true });
   });
 
   test("up: MinIO started, the cache deployed and served, the outputs printed with secrets hidden", async () => {
@@ -199,13 +230,38 @@ describe("npm run demo: up, real requests, no drift, a second run changes nothin
     expect((await fetch(`http://127.0.0.1:${port}/nix-cache/nix-cache-info`)).status).toBe(200);
   });
 
-  test("down stops both servers and keeps their data", async () => {
-    const pids = [path.join(dir, "minio.pid"), path.join(dir, "tls", "minio.pid")].map((f) => Number(fs.readFileSync(f, "utf8")));
+  test("up --nodes 4: its own 4-node cluster and stack, every node serves the cache, the other demos untouched", async () => {
+    const clusterEnv = { ...env, NIX_CACHE_DEMO_PORT: String(clusterPort) };
+    const nodes = [0, 2, 4, 6].map((d) => clusterPort + d);
+    const r = await demo(["up", "--nodes", "4"], clusterEnv, 180_000);
+    expect(r.stderr).toContain(`demo: starting a MinIO cluster of 4 nodes at ${nodes.map((p) => `127.0.0.1:${p}`).join(", ")}`);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`substituterUrl     http://127.0.0.1:${clusterPort}/nix-cache`);
+    expect(r.stdout).toContain(`The cluster's nodes (the stack uses node 1): ${nodes.map((p) => `http://127.0.0.1:${p}`).join(" ")}`);
+    for (const p of nodes) {
+      const info = await fetch(`http://127.0.0.1:${p}/nix-cache/nix-cache-info`);
+      expect([p, info.status]).toEqual([p, 200]);
+      expect((await fetch(`http://127.0.0.1:${p}/minio/health/cluster`)).status).toBe(200);
+    }
+    expect(fs.readFileSync(path.join(dir, "cluster", "minio.pid"), "utf8").trim().split("\n")).toHaveLength(4);
+    // demo:pulumi -- --nodes 4 works on the cluster's stack.
+    const output = await demo(["pulumi", "--nodes", "4", "stack", "output", "substituterUrl"], clusterEnv);
+    expect([output.code, output.stdout.trim()]).toEqual([0, `http://127.0.0.1:${clusterPort}/nix-cache`]);
+    expect((await fetch(`http://127.0.0.1:${port}/nix-cache/nix-cache-info`)).status).toBe(200);
+  });
+
+  test("down stops every server (http, https, the cluster's 4 nodes) and keeps their data", async () => {
+    const pids = [path.join(dir, "minio.pid"), path.join(dir, "tls", "minio.pid"), path.join(dir, "cluster", "minio.pid")].flatMap((f) =>
+      fs.readFileSync(f, "utf8").trim().split("\n").map(Number),
+    );
+    expect(pids).toHaveLength(6);
     expect(pids.every(isRunning)).toBe(true);
     const r = await demo(["down"], env);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("demo: stopped the http MinIO server");
     expect(r.stderr).toContain("demo: stopped the https (--tls) MinIO server");
+    expect(r.stderr).toContain("demo: stopped the cluster (--nodes) MinIO servers (4 nodes)");
+    expect(fs.readdirSync(path.join(dir, "cluster", "minio-data")).sort()).toEqual(["node1", "node2", "node3", "node4"]);
     expect(pids.some(isRunning)).toBe(false);
     expect(fs.readdirSync(path.join(dir, "minio-data"))).toContain("nix-cache");
     expect((await demo(["down"], env)).stderr).toContain("demo: MinIO is not running");
