@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { DEFAULT_SECRET_KEY_FILE, PUSH_COMPRESSION } from "../../lib/hostConfig";
+import { DEFAULT_SECRET_KEY_FILE, PUSH_COMPRESSION, PUSH_COMPRESSION_LEVEL } from "../../lib/hostConfig";
 import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/pushTarget";
 import { s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
@@ -88,14 +88,15 @@ describe("a real Nix client and builder, configured only from the stack outputs"
     // pushUrl names this cache: bucket, the endpoint the builder reaches, the region, the awsCredentials profile.
     const target = parseS3StoreUrl(out("pushUrl"));
     expect(target).toMatchObject({ bucket: "nix-cache", endpoint: minio.endpoint, region: "us-east-1", compression: PUSH_COMPRESSION });
+    expect(target.params["compression-level"]).toBe(String(PUSH_COMPRESSION_LEVEL));
     const creds = parseAwsCredentials(out("awsCredentials")).get(target.profile ?? "default");
     expect(creds?.accessKey).toBe(out("builderAccessKey"));
     expect(out("pushCommand")).toBe(`nix copy --to '${out("pushUrl")}' ./result`);
 
-    // Nix 2.8 here has no S3 support, so pushCommand runs with the s3:// URL swapped for a directory with
-    // the same compression (Nix writes the same files for both), and the builder's credentials upload them.
+    // Nix 2.8 here has no S3 support, so pushCommand runs with the s3:// URL swapped for a directory with the
+    // same compression and level (Nix writes the same files for both), and the builder's credentials upload them.
     const dir = path.join(root, "push");
-    const fileUrl = `file://${dir}?compression=${target.compression}`;
+    const fileUrl = `file://${dir}?compression=${target.compression}&compression-level=${target.params["compression-level"]}`;
     const fileCommand = out("pushCommand").replace(`'${out("pushUrl")}'`, `'${fileUrl}'`);
     expect(fileCommand).toBe(`nix copy --to '${fileUrl}' ./result`);
     const pushed = builder.shell(`${fileCommand} --store ${store}`, work);

@@ -43,7 +43,7 @@ describe("pulumi up creates a working cache", () => {
     expect(out("builderSecretKey").length).toBeGreaterThanOrEqual(32);
     expect(out("awsCredentials")).toContain(`[nixbuilder]\naws_access_key_id = nixbuilder\naws_secret_access_key = ${out("builderSecretKey")}`);
     expect(out("pushUrl")).toBe(
-      `s3://nix-cache?profile=nixbuilder&endpoint=http://127.0.0.1:${minio.port}&region=us-east-1&compression=zstd`,
+      `s3://nix-cache?profile=nixbuilder&endpoint=http://127.0.0.1:${minio.port}&region=us-east-1&compression=zstd&compression-level=9`,
     );
     expect(out("pushCommand")).toBe(`nix copy --to '${out("pushUrl")}' ./result`);
     expect(out("signCommand")).toContain("nix store sign --key-file");

@@ -1,7 +1,7 @@
 // A push command for the builder module's drain (NIX_CACHE_PUSH_CMD) that stands in for Nix's S3 store,
 // which Debian's Nix 2.8 lacks: `nix copy --to file://DIR?compression=…` of the given store paths, then an
-// upload of what it wrote, signed with the builder's credentials, the way Nix's S3 store would:
-// the bucket, endpoint, region, profile and compression come from NIX_CACHE_PUSH_URL (the module's pushUrl),
+// upload of what it wrote, signed with the builder's credentials, the way Nix's S3 store would: the bucket,
+// endpoint, region, profile, compression and its level come from NIX_CACHE_PUSH_URL (the module's pushUrl),
 // the keys from the profile's section of AWS_SHARED_CREDENTIALS_FILE. NARs go up before the narinfos that
 // point at them; nix-cache-info is the stack's and is left alone. Over https it trusts the CA file Nix's S3
 // client would: NIX_SSL_CERT_FILE, else SSL_CERT_FILE, else the system bundle (Nix's ssl-cert-file default).
@@ -30,7 +30,9 @@ async function main(): Promise<void> {
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-push-"));
   try {
-    execFileSync("nix", ["copy", "--to", `file://${dir}?compression=${target.compression}`, ...paths], { stdio: "inherit" });
+    const level = target.params["compression-level"];
+    const query = `compression=${target.compression}${level === undefined ? "" : `&compression-level=${level}`}`;
+    execFileSync("nix", ["copy", "--to", `file://${dir}?${query}`, ...paths], { stdio: "inherit" });
     const keys = listFiles(dir).filter((k) => k !== "nix-cache-info");
     const ordered = [...keys.filter((k) => !k.endsWith(".narinfo")), ...keys.filter((k) => k.endsWith(".narinfo"))];
     const caFile = [process.env.NIX_SSL_CERT_FILE, process.env.SSL_CERT_FILE, "/etc/ssl/certs/ca-certificates.crt"].find((f) => f);

@@ -14,6 +14,7 @@ import {
   nixosModule,
   nixString,
   PUSH_COMPRESSION,
+  PUSH_COMPRESSION_LEVEL,
   pushCommand,
   pushUrl,
   signCommand,
@@ -49,13 +50,13 @@ describe("substituterUrl", () => {
 describe("pushUrl", () => {
   test("https endpoint without port: the endpoint is the full origin", () => {
     expect(pushUrl({ bucket: "nix-cache", endpoint: "https://s3.homelab.local", region: "us-east-1", profile: "nixbuilder" })).toBe(
-      "s3://nix-cache?profile=nixbuilder&endpoint=https://s3.homelab.local&region=us-east-1&compression=zstd",
+      "s3://nix-cache?profile=nixbuilder&endpoint=https://s3.homelab.local&region=us-east-1&compression=zstd&compression-level=9",
     );
   });
 
   test("http endpoint with a port", () => {
     const url = pushUrl({ bucket: "c", endpoint: "http://127.0.0.1:9000", region: "eu-west-1", profile: "builder.1" });
-    expect(url).toBe("s3://c?profile=builder.1&endpoint=http://127.0.0.1:9000&region=eu-west-1&compression=zstd");
+    expect(url).toBe("s3://c?profile=builder.1&endpoint=http://127.0.0.1:9000&region=eu-west-1&compression=zstd&compression-level=9");
     const parsed = new URL(url);
     expect(parsed.protocol).toBe("s3:");
     expect(parsed.host).toBe("c");
@@ -64,6 +65,7 @@ describe("pushUrl", () => {
       endpoint: "http://127.0.0.1:9000",
       region: "eu-west-1",
       compression: PUSH_COMPRESSION,
+      "compression-level": String(PUSH_COMPRESSION_LEVEL),
     });
   });
 
@@ -89,6 +91,43 @@ describe("pushUrl", () => {
       expect(r.status).not.toBe(0);
       expect(r.stderr).toContain(`invalid value '${meant}'`);
     }
+  });
+});
+
+describe("the compression pushUrl asks for, as Nix 2.8 writes it", () => {
+  // Nix 2.8 here has no S3 store, but its S3 store and its file:// store are the same binary cache store with
+  // the same compression settings: write a NAR through a file:// URL with pushUrl's compression parameters.
+  const compressionQuery = (url: string) => {
+    const params = new URL(url).searchParams;
+    return ["compression", "compression-level"].map((k) => `${k}=${params.get(k)}`).join("&");
+  };
+  // 2 MiB of text that compresses well but not trivially: words of a small vocabulary in a pseudo-random order.
+  const words = ["nix", "store", "cache", "minio", "derivation", "closure", "signature", "narinfo", "bucket", "zstd"];
+  let seed = 1;
+  const text = Array.from({ length: 300_000 }, () => words[(seed = (seed * 48271) % 2147483647) % words.length]).join(" ");
+
+  /** Adds the text to a binary cache at `query`; the narinfo's Compression and FileSize, and Nix's stderr. */
+  const write = (name: string, query: string) => {
+    const file = path.join(nix.dir, `${name}.txt`);
+    fs.writeFileSync(file, text.slice(0, 2 * 2 ** 20));
+    const dir = path.join(nix.dir, `cache-${name}`);
+    const r = nix.run("nix", ["store", "add-file", "--store", `file://${dir}?${query}`, file]);
+    if (r.status !== 0) throw new Error(`nix store add-file exited ${r.status}: ${r.stderr}`);
+    const narinfo = fs.readFileSync(path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith(".narinfo"))!), "utf8");
+    const field = (name: string) => new RegExp(`^${name}: (.*)$`, "m").exec(narinfo)?.[1];
+    return { compression: field("Compression"), fileSize: Number(field("FileSize")), stderr: r.stderr };
+  };
+
+  test("zstd at pushUrl's level: read without a warning, and it changes the NAR's size", () => {
+    const url = pushUrl({ bucket: "c", endpoint: "http://127.0.0.1:9000", region: "us-east-1", profile: "p" });
+    expect(compressionQuery(url)).toBe(`compression=zstd&compression-level=${PUSH_COMPRESSION_LEVEL}`);
+    const ours = write("ours", compressionQuery(url));
+    expect(ours.compression).toBe("zstd");
+    expect(ours.stderr).not.toContain("unknown setting");
+    // zstd's default level (3): Nix passed the level on, as the NAR's size shows.
+    const defaultLevel = write("default", "compression=zstd");
+    expect(defaultLevel.compression).toBe("zstd");
+    expect(ours.fileSize).toBeLessThan(defaultLevel.fileSize);
   });
 });
 

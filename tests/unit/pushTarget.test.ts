@@ -4,11 +4,11 @@ import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "..
 describe("pushUrl", () => {
   test("puts the endpoint as a full URL, readable, with profile, region and zstd", () => {
     expect(pushUrl({ bucket: "nix-cache", endpoint: "http://127.0.0.1:9000", region: "us-east-1", profile: "nixbuilder" })).toBe(
-      "s3://nix-cache?profile=nixbuilder&endpoint=http://127.0.0.1:9000&region=us-east-1&compression=zstd",
+      "s3://nix-cache?profile=nixbuilder&endpoint=http://127.0.0.1:9000&region=us-east-1&compression=zstd&compression-level=9",
     );
     // Default ports are dropped, as Nix would not need them.
     expect(pushUrl({ bucket: "b", endpoint: "https://s3.homelab.local:443", region: "eu-1", profile: "p" })).toBe(
-      "s3://b?profile=p&endpoint=https://s3.homelab.local&region=eu-1&compression=zstd",
+      "s3://b?profile=p&endpoint=https://s3.homelab.local&region=eu-1&compression=zstd&compression-level=9",
     );
   });
 
