@@ -8,7 +8,7 @@
 // a '\r', a missing final '\n' (Nix: corrupt; we do not repair it, because a file Nix never accepted is not ours to
 // make valid), a second StorePath/NarHash/NarSize/References/CA line, a missing StorePath/URL/NarHash/NarSize,
 // NarSize 0, and a NarHash that is not sha256 in one of the encodings Nix accepts.
-import { checkKeyName, publicKeyOf, signDetached, verifyDetached } from "./signingKey";
+import { checkKeyName, detachedSigner, detachedVerifier, publicKeyOf } from "./signingKey";
 
 /** A narinfo that Nix would not read as we do: never signed, never rewritten. */
 export class NarinfoError extends Error {
@@ -179,6 +179,21 @@ export function signatures(info: Pick<Narinfo, "sigs">): string[] {
 
 const keyName = (text: string) => text.slice(0, Math.max(0, text.indexOf(":")));
 
+// Key objects made once per key: resign checks and signs thousands of narinfos with the same few keys, and
+// making node's key object is about as slow as the check itself.
+const verifiers = new Map<string, ReturnType<typeof detachedVerifier>>();
+const signers = new Map<string, ReturnType<typeof detachedSigner>>();
+function verifierFor(publicKey: string) {
+  let v = verifiers.get(publicKey);
+  if (!v) verifiers.set(publicKey, (v = detachedVerifier(publicKey)));
+  return v;
+}
+function signerFor(secretKey: string) {
+  let s = signers.get(secretKey);
+  if (!s) signers.set(secretKey, (s = detachedSigner(secretKey)));
+  return s;
+}
+
 /** A Sig value Nix (every version) reads: a valid key name, ':', strict base64 of exactly 64 bytes. */
 export function isWellFormedSig(sig: string): boolean {
   const colon = sig.indexOf(":");
@@ -212,7 +227,7 @@ export function verifySignatures(info: Narinfo, publicKeys: readonly string[]): 
       add(result.foreign, name || sig);
     } else if (!isWellFormedSig(sig)) {
       add(result.corrupt, name);
-    } else if (verifyDetached(key, fp, sig)) {
+    } else if (verifierFor(key)(fp, sig)) {
       add(result.verified, name);
     } else {
       add(result.invalid, name);
@@ -295,6 +310,6 @@ export function resignDecision(raw: string, ourKeys: readonly SigningKey[]): Res
   }
   const missing = ourKeys.filter((k) => !check.verified.includes(keyName(k.publicKey)));
   if (missing.length === 0) return { kind: "already-signed" };
-  const sigs = missing.map((k) => signDetached(k.secretKey, fp));
+  const sigs = missing.map((k) => signerFor(k.secretKey)(fp));
   return { kind: "sign", newText: appendSignatures(raw, sigs), added: missing.map((k) => keyName(k.publicKey)) };
 }

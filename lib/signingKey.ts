@@ -68,20 +68,32 @@ export function publicKeyOf(secretKey: string): string {
 
 /** Signs a message as Nix does for a narinfo fingerprint: `NAME:base64(signature)`. */
 export function signDetached(secretKey: string, message: string): string {
+  return detachedSigner(secretKey)(message);
+}
+
+/** Verifies a `NAME:base64(signature)` against a public key in Nix's format. */
+export function verifyDetached(publicKey: string, message: string, signature: string): boolean {
+  return detachedVerifier(publicKey)(message, signature);
+}
+
+/** signDetached for one secret key, its key object made once (for signing many messages). */
+export function detachedSigner(secretKey: string): (message: string) => string {
   const { name, key } = parseKey(secretKey, 64, "a Nix secret key");
   const privateKey = crypto.createPrivateKey({
     key: der(PKCS8_ED25519_PREFIX, key.subarray(0, 32)),
     format: "der",
     type: "pkcs8",
   });
-  return `${name}:${crypto.sign(null, Buffer.from(message, "utf8"), privateKey).toString("base64")}`;
+  return (message) => `${name}:${crypto.sign(null, Buffer.from(message, "utf8"), privateKey).toString("base64")}`;
 }
 
-/** Verifies a `NAME:base64(signature)` against a public key in Nix's format. */
-export function verifyDetached(publicKey: string, message: string, signature: string): boolean {
+/** verifyDetached for one public key, its key object made once (for checking many signatures). */
+export function detachedVerifier(publicKey: string): (message: string, signature: string) => boolean {
   const pub = parseKey(publicKey, 32, "a Nix public key");
-  const sig = parseKey(signature, 64, "a Nix signature");
-  if (pub.name !== sig.name) return false;
   const key = crypto.createPublicKey({ key: der(SPKI_ED25519_PREFIX, pub.key), format: "der", type: "spki" });
-  return crypto.verify(null, Buffer.from(message, "utf8"), key, sig.key);
+  return (message, signature) => {
+    const sig = parseKey(signature, 64, "a Nix signature");
+    if (pub.name !== sig.name) return false;
+    return crypto.verify(null, Buffer.from(message, "utf8"), key, sig.key);
+  };
 }
