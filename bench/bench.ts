@@ -7,8 +7,9 @@
 //           for destroy and for the no-op `preview --refresh`.
 //   scale:  no-op `preview --refresh` with 0 vs N objects in the bucket (must stay ~1)
 //   push / pull: see bench/nixBench.ts
+//   resign: see bench/resignBench.ts
 // Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200), --zstd-levels L,…,
-// --only deploy,scale,push,pull; --help prints them. A bad option exits 2 before anything starts.
+// --only deploy,scale,push,pull,resign; --help prints them. A bad option exits 2 before anything starts.
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -19,14 +20,15 @@ import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness
 import { createEngineFloor, describeShape, EngineFloor, shortShape } from "./engineFloor";
 import { fmt, median, pairedDifference, report, timed } from "./measure";
 import { DEFAULT_ZSTD_LEVELS, runNixBench } from "./nixBench";
+import { runResignBench } from "./resignBench";
 
-const PARTS = ["deploy", "scale", "push", "pull"] as const;
+const PARTS = ["deploy", "scale", "push", "pull", "resign"] as const;
 
 const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--zstd-levels L,…] [--only PARTS]]
 
 Measures the speeds users feel against their floors, side by side, on a MinIO of its own (minutes).
-  --runs N         measured runs per figure, after one warm-up (default 5; push and pull use at most 3)
-  --objects N      objects in the bucket for the scale figure (default 10000)
+  --runs N         measured runs per figure, after one warm-up (default 5; push, pull and resign use at most 3)
+  --objects N      objects in the bucket for the scale figure, narinfos for resign (default 10000)
   --closure-mb N   size of the closure pushed and pulled, in MiB (default 200)
   --zstd-levels L  zstd compression levels the push sweeps, comma-separated, each 1-22
                    (default ${DEFAULT_ZSTD_LEVELS.join(",")}; pushUrl's level is always measured)
@@ -213,6 +215,7 @@ async function main(): Promise<ExitCode> {
     if (opts.only.has("push") || opts.only.has("pull")) {
       await runNixBench(t, minio, { runs: Math.min(opts.runs, 3), closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only: opts.only });
     }
+    if (opts.only.has("resign")) await runResignBench(minio, { runs: Math.min(opts.runs, 3), narinfos: opts.objects });
   } finally {
     await noop?.remove();
     await t.stack.destroy().catch(() => undefined);
