@@ -12,7 +12,7 @@ import { SigningKey } from "../lib/narinfo";
 import { formatResignReport, resignCache, ResignStore, ResignSummary, StoredObject, WriteOutcome } from "../lib/resign";
 import { SettingsError } from "../lib/settings";
 import { publicKeyOf } from "../lib/signingKey";
-import { errorCode, minioCall, MinioTarget, s3Client } from "../providers/minioClients";
+import { errorCode, minioCall, MinioTarget, s3Client, withTimeout } from "../providers/minioClients";
 import { readStack, StackView } from "./stackReader";
 
 const USAGE = `usage: npm run resign [-- --stack NAME] [--dry-run] [--concurrency N] [--verbose]
@@ -61,7 +61,13 @@ export function s3ResignStore(target: MinioTarget, admin: { accessKey: string; s
   const client = s3Client(target, admin);
   return {
     async *list() {
-      for await (const o of client.listObjectsV2(bucket, "", true)) if (o.name) yield o.name;
+      // Each page within the request timeout: a MinIO that stops answering mid-listing fails the run, never hangs it.
+      const pages = client.listObjectsV2(bucket, "", true)[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await withTimeout(target.endpoint, pages.next() as Promise<IteratorResult<{ name?: string }>>);
+        if (next.done) return;
+        if (next.value.name) yield next.value.name;
+      }
     },
     async read(key): Promise<StoredObject | undefined> {
       try {

@@ -387,4 +387,16 @@ describe("npm run resign over 2,000 narinfos", () => {
     expect(noStack.status).toBe(2);
     expect(noStack.stderr).toContain("cannot read the stack");
   });
+
+  test("MinIO stopped: exit 2 naming the bucket and endpoint, nothing decided", async () => {
+    await minio.stop();
+    try {
+      const run = await runResign();
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(`resign: cannot list bucket ${BUCKET} at ${minio.endpoint}`);
+      expect(summary(run)).toMatch(/no summary/);
+    } finally {
+      await minio.restart();
+    }
+  });
 });
