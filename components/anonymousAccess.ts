@@ -29,7 +29,7 @@ export class AnonymousAccess extends pulumi.ComponentResource {
       .apply(([bucket, allowList, owner]) => JSON.stringify(markPolicy(anonymousPolicy(bucket, allowList), owner, ["Objects", "List"])));
     new MinioBucketPolicy(
       `${name}-policy`,
-      { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, policy: this.policy },
+      { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, policy: this.policy, owner: args.owner },
       { parent: this },
     );
     this.registerOutputs({ policy: this.policy });

@@ -44,6 +44,7 @@ export class BuilderAccess extends pulumi.ComponentResource {
         endpoint: args.endpoint,
         region,
         name: pulumi.output(args.bucket).apply((b) => `${b}-write`),
+        owner: args.owner,
         document: pulumi.all([args.bucket, args.owner]).apply(([b, owner]) => JSON.stringify(markPolicy(builderPolicy(b), owner, ["Bucket", "Objects"]))),
       },
       { parent: this },

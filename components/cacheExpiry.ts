@@ -31,7 +31,7 @@ export class CacheExpiry extends pulumi.ComponentResource {
       .apply(([days, info, owner]) => ({ ...expiryRule(days, info), id: expiryRuleId(owner?.id) }));
     new MinioLifecycle(
       `${name}-lifecycle`,
-      { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, rules: rule.apply((r) => [r]) },
+      { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, rules: rule.apply((r) => [r]), owner: args.owner },
       { parent: this },
     );
     this.keepUpToBytes = rule.keepUpToBytes;

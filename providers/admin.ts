@@ -31,10 +31,11 @@ export interface UserProps extends TargetProps {
   secretKeyWorks?: boolean;
   /**
    * This stack's owner id (lib/ownership.ts). A user has no marker of its own: it is the stack's whose
-   * marked policy is attached to it, or whose password it has. After a read that found the password changed,
-   * the owner that changed it, when another stack's policy is attached.
+   * marked policy is attached to it, or whose password it has.
    */
   owner?: OwnerMark;
+  /** Read back when the password changed and another stack's policy is attached: that stack took it over. */
+  liveOwner?: OwnerMark;
 }
 
 /**
@@ -107,12 +108,13 @@ const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & Conf
     // A changed password may be another stack's doing (it adopted the user): then its policy is attached.
     const us = ownerIdOf(props.owner);
     const other = works ? undefined : await attachedOwner(target, adminOf(this), info.policies, us);
-    const owner = other && other.id !== us ? other : props.owner;
-    return { id, props: { ...props, status: info.status, secretKeyWorks: works, ...(owner ? { owner } : {}) } };
+    const { liveOwner: _before, ...rest } = props;
+    const taken = other && other.id !== us ? { liveOwner: { id: other.id, ...(other.label ? { label: other.label } : {}) } } : {};
+    return { id, props: { ...rest, status: info.status, secretKeyWorks: works, ...taken } };
   },
   async diff(_id, olds, news) {
     // Another stack took the user over (adopted it): leave it alone instead of setting the password back.
-    enforceNotTakenOver(this, "user", olds.user, olds.owner, ownerIdOf(news.owner));
+    enforceNotTakenOver(this, "user", olds.user, olds.liveOwner, ownerIdOf(news.owner));
     const wanted = { ...news, status: "enabled", secretKeyWorks: true };
     const diff = diffProps({ ...olds, status: olds.status ?? "enabled", secretKeyWorks: olds.secretKeyWorks ?? true }, wanted, ["endpoint", "user"], [
       "secretKey",
@@ -154,6 +156,8 @@ export class MinioUser extends pulumi.dynamic.Resource {
 
 export interface PolicyProps extends TargetProps {
   name: string;
+  /** This stack's owner (its id is in the document's Sids); kept as written, so destroy knows its own. */
+  owner?: OwnerMark;
   /** The policy document as JSON text. */
   document: string;
 }
@@ -199,8 +203,7 @@ const policyProvider: pulumi.dynamic.ResourceProvider<PolicyProps, PolicyProps> 
   },
   async diff(_id, olds, news) {
     // Another stack took the policy over (adopted it): leave it alone instead of fighting over it.
-    const live = ownerOfPolicy(olds.document);
-    enforceNotTakenOver(this, "policy", olds.name, live, known(news.document) ? ownerOfPolicy(news.document)?.id : undefined);
+    enforceNotTakenOver(this, "policy", olds.name, ownerOfPolicy(olds.document), ownerIdOf(news.owner));
     return diffProps(olds, news, ["endpoint", "name"], ["document", "region"], { document: markedPolicy });
   },
   async update(_id, olds, news) {
@@ -212,7 +215,7 @@ const policyProvider: pulumi.dynamic.ResourceProvider<PolicyProps, PolicyProps> 
   async delete(_id, props) {
     const live = await minioAdmin.policyDocument(targetOf(props, this), adminOf(this), props.name);
     // Another stack took it over (adopted it): it is that stack's to delete.
-    if (live !== undefined && !mayDelete(ownerOfPolicy(live), ownerOfPolicy(props.document)?.id)) return;
+    if (live !== undefined && !mayDelete(ownerOfPolicy(live), ownerIdOf(props.owner))) return;
     await minioAdmin.removePolicy(targetOf(props, this), adminOf(this), props.name);
   },
 };

@@ -29,8 +29,10 @@ export interface BucketProps extends TargetProps {
   bucket: string;
   /** Delete the cached objects with the bucket on destroy. */
   forceDestroy: boolean;
-  /** This stack's owner marker, written as the bucket's tags (lib/ownership.ts); after a read, the live one. */
+  /** This stack's owner marker, written as the bucket's tags (lib/ownership.ts). */
   owner?: OwnerMark;
+  /** Read back when the marker on MinIO is not this stack's: another stack's, or none (id ""). */
+  liveOwner?: OwnerMark;
 }
 
 type S3 = ReturnType<typeof s3Client>;
@@ -115,10 +117,10 @@ const bucketProvider: BucketProvider = {
       (await bucketExists(client, props.bucket)) ? { owner: ownerOfTags(await bucketTags(client, props.bucket)) } : undefined,
     );
     if (!live) return { id: "" };
-    // The marker as MinIO has it: ours (kept as it is), gone (an update puts it back), or another stack's.
-    const owner = live.owner && live.owner.id === props.owner?.id ? props.owner : live.owner;
-    const { owner: _stateOwner, ...rest } = props;
-    return { id, props: owner ? { ...rest, owner } : rest };
+    // The marker as MinIO has it: ours (nothing to note), gone (an update puts it back), or another stack's.
+    const { liveOwner: _before, ...rest } = props;
+    if (!props.owner || live.owner?.id === props.owner.id) return { id, props: rest };
+    return { id, props: { ...rest, liveOwner: live.owner ? { id: live.owner.id, ...(live.owner.label ? { label: live.owner.label } : {}) } : { id: "" } } };
   },
   async diff(_id, olds, news) {
     // A rename is never a silent replacement: refused (the preview fails saying why), or with the opt-in an
@@ -128,16 +130,19 @@ const bucketProvider: BucketProvider = {
     const refusal = news.bucket === UNKNOWN_INPUT ? undefined : bucketRenameRefusal(olds.bucket, news.bucket, allowed);
     if (refusal) throw providerError(refusal);
     // Another stack took the bucket over since (it adopted it): leave it alone instead of fighting over it.
-    enforceNotTakenOver(this, "bucket", olds.bucket, olds.owner, ownerIdOf(news.owner));
+    enforceNotTakenOver(this, "bucket", olds.bucket, olds.liveOwner, ownerIdOf(news.owner));
     const diff = diffProps(olds, news, ["endpoint"], ["bucket", "forceDestroy", "region"]);
     // Only the owner id counts: a stack rename changes the name beside it, and nothing on MinIO.
-    const owner = JSON.stringify(news.owner?.id ?? null).includes(UNKNOWN_INPUT) || (olds.owner?.id ?? "") !== (news.owner?.id ?? "");
+    const owner =
+      JSON.stringify(news.owner?.id ?? null).includes(UNKNOWN_INPUT) || olds.liveOwner !== undefined || (olds.owner?.id ?? "") !== (news.owner?.id ?? "");
     return { ...diff, changes: diff.changes || owner };
   },
   async update(_id, olds, news) {
     // The id keeps the first bucket's name; every call uses the `bucket` property. A new bucket (an
     // opted-in rename) is claimed as on create; the same bucket only gets its marker (back).
-    if (olds.bucket !== news.bucket || (olds.owner?.id ?? "") !== (news.owner?.id ?? "")) await claimBucket(this, news, olds.bucket === news.bucket);
+    if (olds.bucket !== news.bucket || olds.liveOwner !== undefined || (olds.owner?.id ?? "") !== (news.owner?.id ?? "")) {
+      await claimBucket(this, news, olds.bucket === news.bucket);
+    }
     return { outs: news };
   },
   async delete(_id, props) {
@@ -235,6 +240,8 @@ const markedPolicy = (doc: unknown): string => `${canonicalPolicy(doc)} owner=${
 
 export interface BucketPolicyProps extends TargetProps {
   bucket: string;
+  /** This stack's owner (its id is in the policy's Sids); kept as written, so destroy knows its own. */
+  owner?: OwnerMark;
   /** The policy document as JSON text. */
   policy: string;
 }
@@ -276,7 +283,7 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
     const client = s3Client(targetOf(props, this), adminOf(this));
     await minioCall(`remove the policy of bucket ${props.bucket}`, targetOf(props, this), async () => {
       // Another stack's policy now (it adopted the bucket): that stack's to remove.
-      if (!mayDelete(ownerOfPolicy(await bucketPolicyText(client, props.bucket)), ownerOfPolicy(props.policy)?.id)) return;
+      if (!mayDelete(ownerOfPolicy(await bucketPolicyText(client, props.bucket)), ownerIdOf(props.owner))) return;
       try {
         await client.setBucketPolicy(props.bucket, "");
       } catch (err) {
@@ -298,6 +305,8 @@ export class MinioBucketPolicy extends pulumi.dynamic.Resource {
 
 export interface LifecycleProps extends TargetProps {
   bucket: string;
+  /** This stack's owner (its id is in the rule's ID); kept as written, so destroy knows its own. */
+  owner?: OwnerMark;
   rules: ExpiryRule[];
 }
 
@@ -340,7 +349,7 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
     const client = s3Client(targetOf(props, this), adminOf(this));
     await minioCall(`remove the lifecycle of bucket ${props.bucket}`, targetOf(props, this), async () => {
       // Another stack's rule now (it adopted the bucket): that stack's to remove.
-      if (!mayDelete(ownerOfRules(await bucketRules(client, props.bucket)), ownerOfRules(props.rules)?.id)) return;
+      if (!mayDelete(ownerOfRules(await bucketRules(client, props.bucket)), ownerIdOf(props.owner))) return;
       try {
         await client.removeBucketLifecycle(props.bucket);
       } catch (err) {

@@ -375,3 +375,29 @@ test("a stack made before markers marks its own things on its first up, without 
     await y.remove();
   }
 });
+
+test("a thing another stack adopted is left alone: the old owner's drift check and up --refresh refuse, its destroy keeps it", async () => {
+  // Stack Y takes A's builder user over on purpose (nix-cache:adopt): a new password and its own policy.
+  const y = await createTestStack("it-own-y", minioConfig(minio, { bucket: "cache-t", builderUser: "nixbuilder", adopt: "true" }));
+  try {
+    expect((await y.stack.up()).summary.result).toBe("succeeded");
+    const outY = await y.stack.outputs();
+    expect(await cacheProblems(minio, outY)).toEqual([]);
+    const taken = `MinIO user 'nixbuilder' of this stack is now marked as stack 'nix-cache/${y.stack.name}'`;
+    const check = await driftPreview(a.stack);
+    expect(check.failed).toBe(true);
+    expect(errorLines(check.text).join("\n")).toContain(taken);
+    // A does not set its password back: Y's builder keeps working.
+    expect(errorLines(await failureOf(() => a.stack.up({ refresh: true }))).join("\n")).toContain(taken);
+    expect(await cacheProblems(minio, outY)).toEqual([]);
+    // A's destroy removes A's bucket and policy, and leaves the user to Y.
+    expect((await a.stack.destroy()).summary.result).toBe("succeeded");
+    const { t, c } = admin();
+    expect((await minioAdmin.userInfo(t, c, "nixbuilder"))?.policies).toEqual(["cache-t-write"]);
+    expect(await minioAdmin.policyDocument(t, c, "nix-cache-write")).toBeUndefined();
+    expect(await cacheProblems(minio, outY)).toEqual([]);
+  } finally {
+    await y.stack.destroy().catch(() => undefined);
+    await y.remove();
+  }
+});

@@ -198,7 +198,9 @@ describe("inputs flow between resources", () => {
     const owner = { id: OWNER_ID, project: "nix-cache", stack: "unit" };
     expect(inputsOf("cache-owner")).toMatchObject({ project: "nix-cache", stack: "unit" });
     expect(inputsOf("cache-store-bucket").owner).toEqual(owner);
-    expect(inputsOf("cache-builder-user").owner).toEqual(owner);
+    for (const name of ["cache-builder-user", "cache-builder-policy", "cache-anonymous-policy", "cache-expiry-lifecycle"]) {
+      expect([name, inputsOf(name).owner]).toEqual([name, owner]);
+    }
     expect(ownerOfPolicy(inputsOf("cache-builder-policy").document)).toEqual({ id: OWNER_ID, label: "nix-cache/unit" });
     expect(ownerOfPolicy(inputsOf("cache-anonymous-policy").policy)).toEqual({ id: OWNER_ID, label: "nix-cache/unit" });
     expect(ownerOfRules(inputsOf("cache-expiry-lifecycle").rules as ExpiryRule[])).toEqual({ id: OWNER_ID });
