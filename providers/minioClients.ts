@@ -144,6 +144,17 @@ export function clusterHealth(target: MinioTarget, timeoutMs: number): Promise<n
   });
 }
 
+/**
+ * Fails with the quorum sentence when a distributed MinIO has lost its write quorum (its cluster health answers
+ * 503). Reads still work then, so a refresh alone would call such a cache fine while no builder can push to it.
+ * Any other answer (200, a proxy's 404, no answer) passes: this only adds what the health endpoint knows.
+ */
+export async function requireWriteQuorum(target: MinioTarget): Promise<void> {
+  if ((await clusterHealth(target, 3_000)) === 503) {
+    throw providerError(quorumMessage(target.endpoint, WRITE_QUORUM_LOST, "/minio/health/cluster answers 503"), WRITE_QUORUM_LOST);
+  }
+}
+
 /** Runs one MinIO operation with a time bound and readable errors. */
 export async function minioCall<T>(what: string, target: MinioTarget, work: () => Promise<T>): Promise<T> {
   try {

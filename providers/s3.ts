@@ -5,7 +5,7 @@ import { canonicalPolicy } from "../lib/policies";
 import { canonicalRules, ExpiryRule, lifecycleConfiguration, readExpiryRules } from "../lib/lifecycle";
 import { bucketOwner, Found, mayDelete, ownerOfPolicy, ownerOfRules, ownerOfTags, withOwnerTags } from "../lib/ownership";
 import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/settings";
-import { bucketExists, errorCode, minioCall, providerError, readTextObject, s3Client } from "./minioClients";
+import { bucketExists, errorCode, minioCall, providerError, readTextObject, requireWriteQuorum, s3Client } from "./minioClients";
 import {
   adminOf,
   checkClaim,
@@ -117,6 +117,8 @@ const bucketProvider: BucketProvider = {
       (await bucketExists(client, props.bucket)) ? { owner: ownerOfTags(await bucketTags(client, props.bucket)) } : undefined,
     );
     if (!live) return { id: "" };
+    // One request per refresh: a cluster that lost its write quorum is not a working cache, drift or not.
+    await requireWriteQuorum(targetOf(props, this));
     // The marker as MinIO has it: ours (nothing to note), gone (an update puts it back), or another stack's.
     const { liveOwner: _before, ...rest } = props;
     if (!props.owner || live.owner?.id === props.owner.id) return { id, props: rest };

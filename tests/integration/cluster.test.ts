@@ -2,7 +2,8 @@
 // `nodes: 4`: one erasure set of 4 drives, EC 2+2, write quorum 3). The stack is deployed through node 1 only;
 // every node must then serve it (anonymous pulls, builder uploads, admin reads). With one node killed, the
 // survivors serve pulls and uploads, verify and the drift check pass, and a drift made through a survivor is
-// repaired by `up --refresh`. With two of four down, MinIO has lost its write quorum: changes fail fast with a
+// repaired by `up --refresh`. With two of four down, MinIO has lost its write quorum: up, verify and the drift
+// check fail within the bound saying so (the drift check through the cluster health endpoint); changes fail fast with a
 // message that says so, reads keep working, and once the nodes return the stack converges. One cluster and one
 // stack, the cases in order (each leaves the cluster as the next expects).
 import { OutputMap } from "@pulumi/pulumi/automation";
@@ -156,7 +157,11 @@ describe("two of four down: MinIO lost its write quorum", () => {
   test("pulls still work through both survivors; an upload fails at once", async () => {
     for (const node of up()) {
       expect((await pull(node, "nix-cache-info")).status).toBe(200);
-      for (const [key, body] of uploaded) expect(await pull(node, key)).toEqual({ status: 200, body });
+      // Not the object written through node 4 just after it rejoined: MinIO acknowledges a write once 3 of 4
+      // drives hold it, and one that missed a survivor's drive has a single shard left with nodes 3 and 4 down
+      // (seen once in a few runs: 404). Everything written before (on 4 drives, or on 1-3 while node 4 was
+      // down) has both its shards on the survivors.
+      for (const [key, body] of uploaded) if (!key.includes("rejoined")) expect(await pull(node, key)).toEqual({ status: 200, body });
     }
     const [code, ms] = await timed(() => upload(minio.nodes[1], "cluster-test/two-down"));
     // This test's own SDK client keeps the SDK's words; the providers and verify turn them into the sentence below.
@@ -187,8 +192,10 @@ describe("two of four down: MinIO lost its write quorum", () => {
     expect(verify.stdout).toMatch(/FAIL +cache-info +nix-cache-info serves Priority 40 \(configured 41\)/);
     expect(verify.stderr).not.toContain("Retrying request");
     expect(verifyMs).toBeLessThan(BOUND_MS);
-    // The drift check only reads, which 2 of 4 drives still serve: it answers, and names the pending change.
-    expect(drift.changes).toEqual({ "nix-cache-store-nix-cache-info": "update" });
+    // The drift check only reads, which 2 of 4 drives still serve, but a cache no builder can push to is not
+    // fine: the bucket's refresh asks the cluster health and fails with the same sentence.
+    expect(drift.failed).toBe(true);
+    expect(errorLines(drift.text).join("\n")).toMatch(QUORUM);
     expect(driftMs).toBeLessThan(BOUND_MS);
     process.stderr.write(`cluster.test: two of four down: up ${upMs} ms, verify ${verifyMs} ms, drift check ${driftMs} ms\n`);
   });
