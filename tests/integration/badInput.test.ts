@@ -7,7 +7,7 @@ import * as net from "net";
 import { ConfigMap, EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, TestStack } from "../../harness/stack";
-import { BUCKET, cacheProblems, changesOf, codeOf, driftPreview, errorLines, rootS3, serverInventory, stackTraceLines } from "./helpers";
+import { BUCKET, cacheProblems, changesOf, codeOf, driftPreview, errorLines, failureOf, rootS3, serverInventory, stackTraceLines } from "./helpers";
 import { s3Client } from "../../providers/minioClients";
 import { readExpiryRules } from "../../lib/lifecycle";
 
@@ -88,16 +88,6 @@ const cases: BadCase[] = [
   { setting: "caCertificate", value: "/etc/ssl/homelab-ca.pem", allowed: OURS("one or more PEM certificates") },
   { setting: "caCertificate", value: PASTED_KEY, allowed: OURS("one or more PEM certificates") },
 ];
-
-/** Runs `run`, which must fail, and returns its error text. */
-async function failureOf(run: () => Promise<unknown>): Promise<string> {
-  try {
-    await run();
-  } catch (err) {
-    return String((err as Error).message);
-  }
-  throw new Error("the operation succeeded, but it had to fail");
-}
 
 describe("a bad setting stops preview and up before any request reaches MinIO", () => {
   test.each(cases.map((c) => [c.setting, c.value === PASTED_KEY ? "(a private key)" : JSON.stringify(c.value), c] as const))("nix-cache:%s = %s", async (_s, _v, c) => {

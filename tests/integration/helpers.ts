@@ -225,3 +225,13 @@ export async function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.
   }
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, verdicts };
 }
+
+/** Runs `run`, which must fail, and returns its error text (the test fails when it succeeds). */
+export async function failureOf(run: () => Promise<unknown>): Promise<string> {
+  try {
+    await run();
+  } catch (err) {
+    return String((err as Error).message);
+  }
+  throw new Error("the operation succeeded, but it had to fail");
+}

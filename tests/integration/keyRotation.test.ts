@@ -8,7 +8,7 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { publicKeyOf } from "../../lib/signingKey";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, removeDeployment, TestStack } from "../../harness/stack";
-import { cacheProblems, driftPreview, errorLines, pulumiCli, serverInventory, stackTraceLines } from "./helpers";
+import { cacheProblems, driftPreview, errorLines, failureOf, pulumiCli, serverInventory, stackTraceLines } from "./helpers";
 
 let minio: MinioServer;
 let t: TestStack;
@@ -25,16 +25,6 @@ afterAll(() => removeDeployment(t, minio));
 
 const strings = (v: unknown) => v as string[];
 const outputs = async () => t.stack.outputs();
-
-/** The message of a failed preview or up. */
-async function failureOf(run: () => Promise<unknown>): Promise<string> {
-  try {
-    await run();
-  } catch (err) {
-    return String((err as Error).message);
-  }
-  throw new Error("expected the operation to fail");
-}
 
 test("a new stack has one key: trustedPublicKeys and secretKeys hold it alone", async () => {
   expect(strings(first.trustedPublicKeys.value)).toEqual([first.publicKey.value]);

@@ -12,19 +12,7 @@ import { anonymousPolicy, builderPolicy, canonicalPolicy } from "../../lib/polic
 import { adminRequest, minioAdmin, s3Client } from "../../providers/minioClients";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
-import {
-  cacheProblems,
-  changesOf,
-  codeOf,
-  driftPreview,
-  errorLines,
-  pulumiCli,
-  rootOf,
-  rootS3,
-  setExactConfig,
-  stackTraceLines,
-  targetOf,
-} from "./helpers";
+import { cacheProblems, changesOf, codeOf, driftPreview, errorLines, failureOf, pulumiCli, rootOf, rootS3, setExactConfig, stackTraceLines, targetOf } from "./helpers";
 
 let minio: MinioServer;
 /** Stack A: bucket nix-cache, builder nixbuilder (the defaults). */
@@ -105,16 +93,6 @@ async function fingerprint(users: string[]): Promise<string> {
   const userInfo: Record<string, unknown> = {};
   for (const u of users) userInfo[u] = await minioAdmin.userInfo(t, c, u);
   return JSON.stringify({ buckets, policies, userInfo });
-}
-
-/** The message of an operation that must fail. */
-async function failureOf(run: () => Promise<unknown>): Promise<string> {
-  try {
-    await run();
-  } catch (err) {
-    return String((err as Error).message);
-  }
-  throw new Error("the operation succeeded, but it had to fail");
 }
 
 /** A builder's S3 client from a stack's outputs. */
