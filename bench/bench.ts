@@ -8,8 +8,9 @@
 //   scale:  no-op `preview --refresh` with 0 vs N objects in the bucket (must stay ~1)
 //   push / pull: see bench/nixBench.ts
 //   resign: see bench/resignBench.ts
+//   cluster: the pull through node 1 of a 4-node erasure-coded MinIO vs one server (same run, ratio)
 // Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200), --zstd-levels L,…,
-// --only deploy,scale,push,pull,resign; --help prints them. A bad option exits 2 before anything starts.
+// --only deploy,scale,push,pull,resign,cluster; --help prints them. A bad option exits 2 before anything starts.
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -22,7 +23,7 @@ import { fmt, median, pairedDifference, report, timed } from "./measure";
 import { DEFAULT_ZSTD_LEVELS, runNixBench } from "./nixBench";
 import { runResignBench } from "./resignBench";
 
-const PARTS = ["deploy", "scale", "push", "pull", "resign"] as const;
+const PARTS = ["deploy", "scale", "push", "pull", "resign", "cluster"] as const;
 
 const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--zstd-levels L,…] [--only PARTS]]
 
@@ -212,8 +213,27 @@ async function main(): Promise<ExitCode> {
         report(`scale (no-op preview --refresh, ${opts.objects} vs 0 objects)`, `${opts.objects} objects`, full, "0 objects", empty.ours);
       }
     }
+    const nixRuns = Math.min(opts.runs, 3);
+    let singlePulls: number[] | undefined;
     if (opts.only.has("push") || opts.only.has("pull")) {
-      await runNixBench(t, minio, { runs: Math.min(opts.runs, 3), closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only: opts.only });
+      singlePulls = (await runNixBench(t, minio, { runs: nixRuns, closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only: opts.only })).pullSeconds;
+    }
+    if (opts.only.has("cluster")) {
+      // The same pull on one server (measured above, or now) and through node 1 of a 4-node erasure-coded
+      // cluster on this machine (harness/minio.ts `nodes: 4`): what distributed mode costs a client here.
+      const pullOnly = { runs: nixRuns, closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only: new Set(["pull"]) };
+      singlePulls ??= (await runNixBench(t, minio, pullOnly)).pullSeconds;
+      const cluster = await startMinio({ nodes: 4 });
+      const tc = await createTestStack("bench", minioConfig(cluster, { forceDestroy: "true" }));
+      try {
+        await tc.stack.up();
+        const clusterPulls = (await runNixBench(tc, cluster, pullOnly)).pullSeconds;
+        if (clusterPulls && singlePulls) report("pull through a 4-node cluster (node 1) vs one server", "cluster", clusterPulls, "one server", singlePulls);
+      } finally {
+        await tc.stack.destroy().catch(() => undefined);
+        await tc.remove();
+        await cluster.destroy();
+      }
     }
     if (opts.only.has("resign")) await runResignBench(minio, { runs: Math.min(opts.runs, 3), narinfos: opts.objects });
   } finally {

@@ -110,7 +110,12 @@ async function emptyCache(minio: MinioServer): Promise<void> {
   if (keys.length) await s3.removeObjects("nix-cache", keys);
 }
 
-export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBenchOptions): Promise<void> {
+/** What the caller may compare across runNixBench calls: the pull times with pushUrl's compression. */
+export interface NixBenchResult {
+  pullSeconds?: number[];
+}
+
+export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBenchOptions): Promise<NixBenchResult> {
   const nix = requireTool("nix", "install Nix (Debian: apt-get install nix-bin), or run `bash toolchain/toolchain.sh --nix`");
   const outputs = await t.stack.outputs();
   const out = (k: string) => String(outputs[k].value);
@@ -247,7 +252,9 @@ export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBen
       const name = compressionName(ours);
       report(`pull (nix copy --from the cache into an empty store, pushUrl's ${name} vs xz)`, name, pulls.get(name)!, "xz", pulls.get("xz")!);
       report(`pull (nix copy --from the cache into an empty store vs raw GETs of the same ${name} files)`, "substitute", pulls.get(name)!, "raw GETs", raw);
+      return { pullSeconds: pulls.get(name)! };
     }
+    return {};
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
