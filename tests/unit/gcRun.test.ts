@@ -1,7 +1,7 @@
 // One GC run over an in-memory bucket (lib/gcRun.ts): the lease, the re-check before deleting, a GC killed
 // half-way, and pushes that race the sweep. The real-MinIO versions are in tests/integration/gc.test.ts.
 import { classifyKey, Inventory, invariantViolations, inventoryView, LEASE_KEY, NarinfoFacts, readNarinfoFacts, UnreadableNarinfo } from "../../lib/gc";
-import { acquireLease, GcOptions, LeaseHeld, runGc } from "../../lib/gcRun";
+import { acquireLease, checkClosures, GcOptions, LeaseHeld, runGc } from "../../lib/gcRun";
 import { CacheBuilder, MemoryBucket } from "./support/gcCache";
 
 const DAY = 86_400_000;
@@ -135,4 +135,25 @@ test("a push during the sweep that references a path just deleted is removed in 
   expect(pushed).toBe(true);
   expect(r.raced).toEqual([{ key: c.key("late"), missing: [c.key("old-lib")] }]);
   expect(violations(bucket)).toEqual([]);
+});
+
+describe("checkClosures (verify's invariant check)", () => {
+  test("names each narinfo missing its NAR or a reference, on all or a sample", async () => {
+    bucket.objects.delete(c.key("old-lib"));
+    bucket.objects.delete("nar/lib.nar.xz");
+    const all = await checkClosures(bucket);
+    expect(all.narinfos).toBe(3);
+    expect(all.checked).toBe(3);
+    expect(all.broken).toEqual([
+      { key: c.key("app"), storePath: c.storePath("app"), missing: [c.key("old-lib")] },
+      { key: c.key("lib"), storePath: c.storePath("lib"), missing: ["nar/lib.nar.xz"] },
+      { key: c.key("old-app"), storePath: c.storePath("old-app"), missing: [c.key("old-lib")] },
+    ].sort((a, b) => a.key.localeCompare(b.key)));
+    const sample = await checkClosures(bucket, { sample: 1 });
+    expect(sample.checked).toBe(1);
+    expect(sample.broken.length).toBeLessThanOrEqual(1);
+  });
+  test("a whole cache has none", async () => {
+    expect((await checkClosures(bucket)).broken).toEqual([]);
+  });
 });

@@ -1,8 +1,10 @@
 // Test support for the GC: an in-memory bucket with S3's conditional-write rules and a clock the test moves,
 // and generated caches (narinfos with References, shared NARs, listings, logs) of any shape.
-import { createHash } from "crypto";
 import { CacheObject, narinfoKey } from "../../../lib/gc";
 import { GcStore } from "../../../lib/gcRun";
+import { hashOf, prng } from "../../../harness/cacheFill";
+
+export { hashOf, prng };
 
 interface Stored {
   body: Buffer;
@@ -66,28 +68,6 @@ export class MemoryBucket implements GcStore {
   async serverTime(): Promise<Date> {
     return this.now;
   }
-}
-
-/** A deterministic PRNG (mulberry32), so a failing generated case can be replayed by its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const NIX32 = "0123456789abcdfghijklmnpqrsvwxyz";
-
-/** A valid store-path hash part derived from a name (distinct names, distinct hashes). */
-export function hashOf(name: string): string {
-  const digest = createHash("sha256").update(name).digest();
-  let s = "";
-  for (let i = 0; i < 32; i++) s += NIX32[digest[i] % 32];
-  return s;
 }
 
 export interface PathSpec {
