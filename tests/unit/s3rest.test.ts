@@ -2,10 +2,15 @@
 // function and on the requests the client really sends, captured by a local HTTP server), the ListObjectsV2 and
 // error-body parsing on MinIO's and AWS's real output, and the client's answers to what a server can do: pages
 // held back, errors, HEAD without body, silence (Timeout), a refused port (Network), a kept-alive socket dropped.
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
+import * as fs from "fs";
 import * as http from "http";
 import * as net from "net";
+import * as os from "os";
+import * as path from "path";
 import * as aws4 from "aws4";
+import * as ts from "typescript";
 import {
   authorization,
   canonicalQuery,
@@ -482,6 +487,11 @@ describe("the client's answers", () => {
     expect(await s3ErrorOf((async () => { for await (const _ of client(300).list()) void _; })())).toMatchObject({ code: "Timeout" });
   });
 
+  test("a slow answer, longer than the agent keeps idle sockets (4 s), still arrives within timeoutMs", async () => {
+    handler = (_req, res) => void setTimeout(() => res.writeHead(200, objectHeaders).end("late"), 4_500);
+    expect((await client(10_000).get("k"))?.body.toString()).toBe("late");
+  });
+
   test("nothing listening fails with Network", async () => {
     const port = await new Promise<number>((resolve) => {
       const s = net.createServer().listen(0, "127.0.0.1", () => {
@@ -520,5 +530,35 @@ describe("the client's answers", () => {
     expect(() => new S3Rest({ ...loc, endpoint: "http://u:p@h:9000" })).toThrow(/must not hold credentials/);
     expect(() => new S3Rest({ ...loc, endpoint: "http://h:9000/s3" })).toThrow(/without a path/);
     expect(new S3Rest({ ...loc, endpoint: "https://h:443/" }).endpoint).toBe("https://h");
+  });
+});
+
+describe("zero dependencies", () => {
+  const source = fs.readFileSync(path.join(__dirname, "..", "..", "lib", "s3rest.ts"), "utf8");
+
+  test("lib/s3rest.ts imports node built-ins only", () => {
+    const specifiers = [...source.matchAll(/(?:\bfrom\s+|\bimport\s+|\brequire\()\s*["']([^"']+)["']/g)].map((m) => m[1]);
+    expect(specifiers.length).toBeGreaterThan(0);
+    expect(specifiers.filter((s) => !["crypto", "http", "https", "url"].includes(s))).toEqual([]);
+  });
+
+  test("transpiled alone, it runs under plain node far from any node_modules (as on the builder)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3rest-alone-"));
+    try {
+      const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+      fs.writeFileSync(path.join(dir, "s3rest.js"), js);
+      const script = `
+        const s = require("./s3rest.js");
+        const page = s.parseListPage('<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a&amp;b</Key><LastModified>2026-01-01T00:00:00Z</LastModified><ETag>&#34;e&#34;</ETag><Size>3</Size></Contents></ListBucketResult>');
+        const auth = s.authorization({ method: "GET", path: "/test.txt", query: {}, region: "us-east-1", accessKey: "${ACCESS}", secretKey: "${SECRET}",
+          headers: { host: "examplebucket.s3.amazonaws.com", range: "bytes=0-9", "x-amz-content-sha256": s.EMPTY_SHA256, "x-amz-date": "20130524T000000Z" } });
+        new s.S3Rest({ endpoint: "http://127.0.0.1:1", region: "", bucket: "b", accessKey: "a", secretKey: "s" }).close();
+        console.log(JSON.stringify({ key: page.objects[0].key, sig: auth.slice(-64) }));`;
+      const run = spawnSync(process.execPath, ["-e", script], { cwd: dir, encoding: "utf8", env: { PATH: process.env.PATH ?? "" } });
+      expect(run.stderr).toBe("");
+      expect(JSON.parse(run.stdout)).toEqual({ key: "a&b", sig: "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41" });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
