@@ -290,7 +290,8 @@ export class S3Rest {
   private readonly url: URL;
   private readonly region: string;
   private readonly accessKey: string;
-  private readonly secretKey: string;
+  /** ES-private: not shown by console.log/util.inspect or JSON.stringify of the client. */
+  readonly #secretKey: string;
   private readonly timeoutMs: number;
   private readonly agent: http.Agent;
 
@@ -305,8 +306,9 @@ export class S3Rest {
     this.bucket = loc.bucket;
     this.region = loc.region || "us-east-1";
     this.accessKey = loc.accessKey;
-    this.secretKey = loc.secretKey;
+    this.#secretKey = loc.secretKey;
     this.timeoutMs = loc.timeoutMs ?? 30_000;
+    if (!(this.timeoutMs > 0) || !Number.isFinite(this.timeoutMs)) throw new Error(`S3Rest: timeoutMs must be a positive number, not ${loc.timeoutMs}`);
     // Idle sockets close after 4 s, before a server's idle timeout would close them under a new request.
     const agentOptions = { keepAlive: true, timeout: 4_000 };
     this.agent = url.protocol === "https:" ? new https.Agent({ ...agentOptions, ...(loc.ca ? { ca: loc.ca } : {}) }) : new http.Agent(agentOptions);
@@ -326,8 +328,8 @@ export class S3Rest {
       const page = await next;
       if (page.isTruncated) {
         const token = page.nextContinuationToken;
-        if (token === undefined) throw this.error("list", 200, "InvalidResponse", "a truncated page without a NextContinuationToken", prefix);
-        if (seen.has(token)) throw this.error("list", 200, "InvalidResponse", "the same continuation token twice", prefix);
+        if (token === undefined) throw this.error("list", 200, "InvalidResponse", "a truncated page without a NextContinuationToken", prefix || undefined);
+        if (seen.has(token)) throw this.error("list", 200, "InvalidResponse", "the same continuation token twice", prefix || undefined);
         seen.add(token);
         next = this.listPage(prefix, token);
         // Handled later by the await above; this keeps a consumer that stops early from an unhandled rejection.
@@ -484,7 +486,7 @@ export class S3Rest {
     };
     const headers: Record<string, string> = {
       ...signed,
-      authorization: authorization({ method: spec.method, path, query, headers: signed, region: this.region, accessKey: this.accessKey, secretKey: this.secretKey }),
+      authorization: authorization({ method: spec.method, path, query, headers: signed, region: this.region, accessKey: this.accessKey, secretKey: this.#secretKey }),
     };
     if (spec.method === "PUT" || body.length > 0) headers["content-length"] = String(body.length);
     const qs = canonicalQuery(query);

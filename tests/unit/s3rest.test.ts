@@ -9,6 +9,7 @@ import * as http from "http";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import * as util from "util";
 import * as aws4 from "aws4";
 import * as ts from "typescript";
 import {
@@ -530,6 +531,14 @@ describe("the client's answers", () => {
     expect(() => new S3Rest({ ...loc, endpoint: "http://u:p@h:9000" })).toThrow(/must not hold credentials/);
     expect(() => new S3Rest({ ...loc, endpoint: "http://h:9000/s3" })).toThrow(/without a path/);
     expect(new S3Rest({ ...loc, endpoint: "https://h:443/" }).endpoint).toBe("https://h");
+    expect(() => new S3Rest({ ...loc, endpoint: "http://h", timeoutMs: 0 })).toThrow(/timeoutMs must be a positive number/);
+  });
+
+  test("the client object does not show its secret when printed or serialized", () => {
+    const c = client();
+    expect(util.inspect(c, { depth: 5, showHidden: true })).not.toContain(SECRET);
+    expect(JSON.stringify(c)).not.toContain(SECRET);
+    c.close();
   });
 });
 
