@@ -3,6 +3,10 @@
 import { parseCaCertificate } from "./caCertificate";
 import { checkKeyName } from "./signingKey";
 
+/** The retention modes: the closure-safe GC, or the chapter's age-based lifecycle expiry. */
+export const RETENTIONS = ["gc", "lifecycle"] as const;
+export type Retention = (typeof RETENTIONS)[number];
+
 /** The configuration namespace (the project name in Pulumi.yaml). */
 export const CONFIG_NAMESPACE = "nix-cache";
 
@@ -23,7 +27,18 @@ export interface CacheSettings {
   storeDir: string;
   wantMassQuery: boolean;
   priority: number;
+  /**
+   * How old objects go: "gc" (the closure-safe garbage collector, `npm run gc`; the bucket's lifecycle expires
+   * nothing) or "lifecycle" (an age rule that expires each object on its own after expireDays, which can break
+   * closures).
+   */
+  retention: Retention;
+  /** retention=gc: the GC keeps the closures of paths pushed or refreshed within this many days. */
+  retainDays: number;
+  /** retention=lifecycle only: days after which the lifecycle rule expires cached objects (never nix-cache-info). */
   expireDays: number;
+  /** The GC's MinIO user (list, read, delete; writes only its gc/ bookkeeping keys). */
+  gcUser: string;
   anonymousList: boolean;
   forceDestroy: boolean;
   /**
@@ -43,7 +58,7 @@ export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRenam
 /** Every setting the program reads from the stack config (besides the admin credentials). */
 export const SETTING_KEYS: readonly (keyof RawSettings)[] = [
   "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "previousKeyNames", "storeDir", "wantMassQuery", "priority",
-  "expireDays", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
+  "retention", "retainDays", "expireDays", "gcUser", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
   "allowKeyDrop", "adopt",
 ];
 
@@ -56,7 +71,10 @@ export const DEFAULTS = {
   storeDir: "/nix/store",
   wantMassQuery: true,
   priority: 40,
+  retention: "gc" as Retention,
+  retainDays: 7,
   expireDays: 7,
+  gcUser: "nixgc",
   anonymousList: false,
   forceDestroy: false,
 } as const;
@@ -177,6 +195,18 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   const userProblem = checkUserName(builderUser);
   if (userProblem) bad("builderUser", raw.builderUser, userProblem);
 
+  // The GC's own identity: a second user, so the builder never holds DeleteObject.
+  const gcUser = raw.gcUser ?? DEFAULTS.gcUser;
+  const gcUserProblem = checkUserName(gcUser);
+  if (gcUserProblem) bad("gcUser", raw.gcUser, gcUserProblem);
+  else if (!userProblem && gcUser === builderUser) {
+    bad("gcUser", raw.gcUser ?? gcUser, `a user name other than ${key("builderUser")} (${JSON.stringify(builderUser)}): the builder must not be able to delete`);
+  }
+
+  const retentionText = text("retention", DEFAULTS.retention);
+  const retention = RETENTIONS.find((r) => r === retentionText) ?? DEFAULTS.retention;
+  if (retention !== retentionText) bad("retention", raw.retention, RETENTIONS.map((r) => JSON.stringify(r)).join(" or "));
+
   const keyName = raw.keyName ?? DEFAULTS.keyName;
   const keyProblem = checkKeyName(keyName);
   if (keyProblem) bad("keyName", raw.keyName, `a Nix key name that ${keyProblem}, e.g. s3.homelab.local-1`);
@@ -211,7 +241,10 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     storeDir,
     wantMassQuery: bool("wantMassQuery", DEFAULTS.wantMassQuery),
     priority: int("priority", DEFAULTS.priority, 0),
+    retention,
+    retainDays: int("retainDays", DEFAULTS.retainDays, 1),
     expireDays: int("expireDays", DEFAULTS.expireDays, 1),
+    gcUser,
     anonymousList: bool("anonymousList", DEFAULTS.anonymousList),
     forceDestroy: bool("forceDestroy", DEFAULTS.forceDestroy),
     caCertificate,

@@ -27,7 +27,10 @@ describe("defaults", () => {
       storeDir: "/nix/store",
       wantMassQuery: true,
       priority: 40,
+      retention: "gc",
+      retainDays: 7,
       expireDays: 7,
+      gcUser: "nixgc",
       anonymousList: false,
       forceDestroy: false,
     };
@@ -57,7 +60,10 @@ describe("good values", () => {
       storeDir: "/gnu/store",
       wantMassQuery: "false",
       priority: "0",
+      retention: "lifecycle",
+      retainDays: "14",
       expireDays: "30",
+      gcUser: "cache_gc-1",
       anonymousList: "true",
       forceDestroy: "true",
     });
@@ -72,7 +78,10 @@ describe("good values", () => {
       storeDir: "/gnu/store",
       wantMassQuery: false,
       priority: 0,
+      retention: "lifecycle",
+      retainDays: 14,
       expireDays: 30,
+      gcUser: "cache_gc-1",
       anonymousList: true,
       forceDestroy: true,
     });
@@ -86,8 +95,15 @@ describe("good values", () => {
     ["builderUser", "A".repeat(20)],
     ["expireDays", "1"],
     ["priority", "100"],
+    ["retention", "gc"],
+    ["retention", "lifecycle"],
+    ["retainDays", "1"],
+    ["retainDays", "3650"],
+    ["gcUser", "gc1"],
+    ["gcUser", "G".repeat(20)],
   ] as const)("%s = %j is accepted", (name, value) => {
-    expect(parseSettings({ endpoint: ENDPOINT, [name]: value })[name]).toBe(name === "expireDays" || name === "priority" ? Number(value) : value);
+    const numeric = ["expireDays", "priority", "retainDays"].includes(name);
+    expect(parseSettings({ endpoint: ENDPOINT, [name]: value })[name]).toBe(numeric ? Number(value) : value);
   });
 });
 
@@ -106,6 +122,16 @@ const BAD: [keyof RawSettings, string, RegExp][] = [
   ["expireDays", "1.5", /a whole number ≥ 1/],
   ["expireDays", "abc", /a whole number ≥ 1/],
   ["expireDays", "99999999999999999999", /a whole number ≥ 1/],
+  ["retainDays", "0", /a whole number ≥ 1/],
+  ["retainDays", "-3", /a whole number ≥ 1/],
+  ["retainDays", "2.5", /a whole number ≥ 1/],
+  ["retainDays", "7d", /a whole number ≥ 1/],
+  ["retention", "GC", /"gc" or "lifecycle"/],
+  ["retention", "expire", /"gc" or "lifecycle"/],
+  ["gcUser", "", /3 to 20 characters of letters, digits/],
+  ["gcUser", "gc", /3 to 20 characters/],
+  ["gcUser", "gc user", /letters, digits, '\.', '_' and '-'/],
+  ["gcUser", "nixbuilder", /a user name other than nix-cache:builderUser \("nixbuilder"\)/],
   ["priority", "-1", /a whole number ≥ 0/],
   ["priority", "x", /a whole number ≥ 0/],
   ["keyName", "", /must not be empty/],
@@ -164,6 +190,27 @@ describe("bad values", () => {
     expect(named.sort()).toEqual(["bucket", "builderUser", "endpoint", "expireDays", "forceDestroy", "keyName", "priority"]);
     for (const name of named) expect(err.message).toContain(`nix-cache:${name}`);
     expect(err.message.split("\n")[0]).toBe("invalid configuration:");
+  });
+
+  test("gcUser must differ from builderUser, whichever of the two is set", () => {
+    const problems = errorOf({ endpoint: ENDPOINT, builderUser: "nixgc" }).problems;
+    expect(problems).toEqual([
+      'nix-cache:gcUser is "nixgc": allowed is a user name other than nix-cache:builderUser ("nixgc"): the builder must not be able to delete',
+    ]);
+    expect(errorOf({ endpoint: ENDPOINT, builderUser: "ci-user", gcUser: "ci-user" }).problems).toEqual([
+      'nix-cache:gcUser is "ci-user": allowed is a user name other than nix-cache:builderUser ("ci-user"): the builder must not be able to delete',
+    ]);
+    // A bad builderUser is reported once, not again as a clash.
+    expect(errorOf({ endpoint: ENDPOINT, builderUser: "a b", gcUser: "a b" }).problems.map((p) => /^nix-cache:(\w+) /.exec(p)?.[1])).toEqual([
+      "builderUser",
+      "gcUser",
+    ]);
+    expect(parseSettings({ endpoint: ENDPOINT, builderUser: "nixgc", gcUser: "nixbuilder" }).gcUser).toBe("nixbuilder");
+  });
+
+  test("expireDays is still checked in gc mode, retainDays in lifecycle mode (a later switch must not surprise)", () => {
+    expect(errorOf({ endpoint: ENDPOINT, retention: "gc", expireDays: "0" }).problems[0]).toMatch(/^nix-cache:expireDays /);
+    expect(errorOf({ endpoint: ENDPOINT, retention: "lifecycle", retainDays: "0" }).problems[0]).toMatch(/^nix-cache:retainDays /);
   });
 
   test("an empty admin-facing value is not silently replaced by a default", () => {
