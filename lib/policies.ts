@@ -29,6 +29,19 @@ export const BUILDER_OBJECT_ACTIONS = [
 const bucketArn = (bucket: string) => `arn:aws:s3:::${bucket}`;
 const objectsArn = (bucket: string) => `arn:aws:s3:::${bucket}/*`;
 
+/**
+ * The prefix of the GC's own bookkeeping keys (its lease and pins): the only keys the GC identity may write.
+ * The same prefix as lib/gc.ts GC_KEY_PREFIX (a unit test keeps them equal; lib/gc.ts imports nothing).
+ */
+export const GC_PREFIX = "gc/";
+
+/** The GC reads the whole cache and deletes what is dead; it writes nothing but its bookkeeping. */
+export const GC_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket"];
+export const GC_OBJECT_ACTIONS = ["s3:DeleteObject", "s3:GetObject"];
+export const GC_BOOKKEEPING_ACTIONS = ["s3:PutObject"];
+/** Denied on nix-cache-info even though DeleteObject is allowed on bucket/*: an explicit Deny always wins. */
+export const GC_CACHE_INFO_DENIED = ["s3:DeleteObject", "s3:PutObject"];
+
 /** The canned policy attached to the builder user. */
 export function builderPolicy(bucket: string): PolicyDocument {
   return {
@@ -39,6 +52,27 @@ export function builderPolicy(bucket: string): PolicyDocument {
     ],
   };
 }
+
+/**
+ * The canned policy attached to the GC user: list, read and delete in the bucket; PutObject only under
+ * GC_PREFIX (so it can never overwrite a cached path with other bytes); and nix-cache-info, without which
+ * every client ignores the cache, neither deleted nor rewritten whatever the GC's code does.
+ */
+export function gcPolicy(bucket: string): PolicyDocument {
+  const cacheInfoArn = `${bucketArn(bucket)}/nix-cache-info`;
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: [...GC_BUCKET_ACTIONS], Resource: [bucketArn(bucket)] },
+      { Effect: "Allow", Action: [...GC_OBJECT_ACTIONS], Resource: [objectsArn(bucket)] },
+      { Effect: "Allow", Action: [...GC_BOOKKEEPING_ACTIONS], Resource: [`${bucketArn(bucket)}/${GC_PREFIX}*`] },
+      { Effect: "Deny", Action: [...GC_CACHE_INFO_DENIED], Resource: [cacheInfoArn] },
+    ],
+  };
+}
+
+/** The owner-marker roles (lib/ownership.ts markPolicy) of gcPolicy's statements, in order. */
+export const GC_POLICY_ROLES = ["Bucket", "Objects", "Bookkeeping", "KeepCacheInfo"] as const;
 
 /** The bucket policy for anonymous clients: read objects; list the bucket only when asked to. */
 export function anonymousPolicy(bucket: string, allowList: boolean): PolicyDocument {

@@ -1,6 +1,8 @@
 // The builder's canned policy, the anonymous bucket policy, and the normal form used to compare them with
 // what MinIO returns.
-import { anonymousPolicy, builderPolicy, canonicalPolicy, PolicyDocument } from "../../lib/policies";
+import { GC_KEY_PREFIX } from "../../lib/gc";
+import { markPolicy, ownerOfPolicy } from "../../lib/ownership";
+import { anonymousPolicy, builderPolicy, canonicalPolicy, GC_POLICY_ROLES, GC_PREFIX, gcPolicy, PolicyDocument } from "../../lib/policies";
 
 const BUCKET = "nix-cache";
 const BUCKET_ARN = "arn:aws:s3:::nix-cache";
@@ -41,6 +43,54 @@ describe("builderPolicy", () => {
     expect(text).toContain("arn:aws:s3:::other-cache");
     expect(text).not.toContain(BUCKET_ARN);
     expect(JSON.parse(text)).toEqual(builderPolicy("other-cache"));
+  });
+});
+
+describe("gcPolicy", () => {
+  const doc = gcPolicy(BUCKET);
+
+  test("grants list and read of the cache, delete of its objects, PutObject only under gc/, and denies touching nix-cache-info", () => {
+    expect(grants(doc)).toEqual(
+      [
+        `Allow s3:GetBucketLocation ${BUCKET_ARN}`,
+        `Allow s3:ListBucket ${BUCKET_ARN}`,
+        `Allow s3:GetObject ${OBJECTS_ARN}`,
+        `Allow s3:DeleteObject ${OBJECTS_ARN}`,
+        `Allow s3:PutObject arn:aws:s3:::nix-cache/gc/*`,
+        `Deny s3:DeleteObject arn:aws:s3:::nix-cache/nix-cache-info`,
+        `Deny s3:PutObject arn:aws:s3:::nix-cache/nix-cache-info`,
+      ].sort(),
+    );
+  });
+
+  test("PutObject is allowed on no cache path: only the bookkeeping prefix", () => {
+    const puts = doc.Statement.filter((s) => s.Effect === "Allow" && s.Action.includes("s3:PutObject")).flatMap((s) => s.Resource);
+    expect(puts).toEqual([`${BUCKET_ARN}/${GC_PREFIX}*`]);
+    expect(GC_PREFIX).toBe("gc/");
+    // The GC (lib/gc.ts) writes its lease and pins under the same prefix the policy allows.
+    expect(GC_KEY_PREFIX).toBe(GC_PREFIX);
+  });
+
+  test("has no wildcard action, no admin action, no multipart or tagging grant and no other bucket", () => {
+    const actions = doc.Statement.flatMap((s) => s.Action);
+    expect(actions.filter((a) => /\*|^admin:|^kms:|^sts:|Multipart|Tagging|Policy|Lifecycle|CreateBucket|DeleteBucket$/i.test(a))).toEqual([]);
+    const resources = [...new Set(doc.Statement.flatMap((s) => s.Resource))].sort();
+    expect(resources.every((r) => r === BUCKET_ARN || r.startsWith(`${BUCKET_ARN}/`))).toBe(true);
+    expect(doc.Statement.every((s) => s.Principal === undefined)).toBe(true);
+    expect(JSON.stringify(gcPolicy("other-cache"))).not.toContain(BUCKET_ARN);
+  });
+
+  test("the builder's policy still grants no delete", () => {
+    expect(builderPolicy(BUCKET).Statement.flatMap((s) => s.Action).filter((a) => /Delete/.test(a))).toEqual([]);
+  });
+
+  test("marked with an owner: one Sid per statement, the owner is read back, what it grants is unchanged", () => {
+    const owner = { id: "0123456789abcdef0123456789abcdef", project: "nix-cache", stack: "dev" };
+    const marked = markPolicy(doc, owner, GC_POLICY_ROLES);
+    expect(marked.Statement.map((s) => s.Sid)).toEqual(GC_POLICY_ROLES.map((r) => `NixCacheOwner${owner.id}${r}`));
+    expect(ownerOfPolicy(JSON.stringify(marked))).toEqual({ id: owner.id, label: "nix-cache/dev" });
+    expect(canonicalPolicy(marked)).toBe(canonicalPolicy(doc));
+    expect(canonicalPolicy(marked)).not.toBe(canonicalPolicy(builderPolicy(BUCKET)));
   });
 });
 
