@@ -1,0 +1,130 @@
+// The builder's GC script (nix-cache-gc.js): lib/gcService.ts and every relative module it imports, transpiled
+// with the typescript package (CommonJS, ES2022) into ONE file that plain `node` runs with no node_modules, as
+// the builder module's nix-cache-gc.service does. A tiny module table and require shim stand in for node's
+// loader between the bundled modules; node built-ins are required as usual. Anything else (an npm package) in
+// a bundled module would only fail on the builder, at 3 a.m.: gcScriptText throws here instead, naming it.
+// Runs where host-config runs (typescript is a dev dependency); the script itself needs none of it.
+import * as fs from "fs";
+import { isBuiltin } from "module";
+import * as path from "path";
+import * as ts from "typescript";
+
+/** The entry, relative to lib/. */
+export const GC_ENTRY = "gcService";
+
+/** A bundled module: its id (path relative to lib/, no extension) and its import specifiers mapped to ids. */
+export interface BundledModule {
+  id: string;
+  code: string;
+  imports: Record<string, string>;
+}
+
+/** The specifiers a module's source imports or re-exports (type-only imports too: they are harmless to bundle). */
+export function importSpecifiers(source: string): string[] {
+  return ts.preProcessFile(source, true, true).importedFiles.map((f) => f.fileName);
+}
+
+/** The `require("…")` calls of emitted code: what it will ask the loader for at run time. */
+export function requiredSpecifiers(code: string): string[] {
+  return [...code.matchAll(/\brequire\(\s*(["'])([^"']+)\1\s*\)/g)].map((m) => m[2]);
+}
+
+const isRelative = (spec: string) => spec.startsWith("./") || spec.startsWith("../");
+
+/**
+ * The modules of the bundle, entry first then in discovery order: each relative import resolved to a .ts file
+ * under `libDir`. Throws naming the module and the specifier for an import that is neither relative nor a node
+ * built-in, for a relative one that resolves to no file or leaves `libDir`, and for a require the emitted code
+ * makes that is not among its imports.
+ */
+export function collectModules(libDir: string, entry = GC_ENTRY): BundledModule[] {
+  const modules: BundledModule[] = [];
+  const seen = new Set<string>();
+  const visit = (id: string) => {
+    if (seen.has(id)) return;
+    seen.add(id);
+    const file = path.join(libDir, `${id}.ts`);
+    const source = fs.readFileSync(file, "utf8");
+    const imports: Record<string, string> = {};
+    const next: string[] = [];
+    for (const spec of importSpecifiers(source)) {
+      if (isRelative(spec)) {
+        const target = path.relative(libDir, path.resolve(path.dirname(file), spec)).split(path.sep).join("/");
+        if (target.startsWith("..") || !fs.existsSync(path.join(libDir, `${target}.ts`))) {
+          throw new Error(`gc bundle: lib/${id}.ts imports '${spec}', which is no .ts module under lib/ (the builder's GC script bundles only lib/ modules)`);
+        }
+        imports[spec] = target;
+        next.push(target);
+      } else if (!isBuiltin(spec)) {
+        throw new Error(
+          `gc bundle: lib/${id}.ts imports the package '${spec}', which the builder does not have (its GC script runs with plain node and no ` +
+            "node_modules): keep the GC's modules to node built-ins and each other",
+        );
+      }
+    }
+    const out = ts.transpileModule(source, {
+      fileName: file,
+      reportDiagnostics: true,
+      compilerOptions: {
+        module: ts.ModuleKind.CommonJS,
+        target: ts.ScriptTarget.ES2022,
+        esModuleInterop: true,
+        sourceMap: false,
+        inlineSourceMap: false,
+      },
+    });
+    const errors = (out.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
+    if (errors.length > 0) {
+      throw new Error(`gc bundle: lib/${id}.ts does not transpile: ${ts.flattenDiagnosticMessageText(errors[0].messageText, "\n")}`);
+    }
+    for (const spec of requiredSpecifiers(out.outputText)) {
+      if (!Object.hasOwn(imports, spec) && !isBuiltin(spec)) throw new Error(`gc bundle: lib/${id}.ts requires '${spec}', which the bundle cannot provide`);
+    }
+    modules.push({ id, code: out.outputText.replace(/\s+$/, ""), imports });
+    for (const target of next) visit(target);
+  };
+  visit(entry);
+  return modules;
+}
+
+/**
+ * The script text: a header, the module table and the loader, ending with one newline. The entry gets the
+ * script's own `module` (and the shim node's require.main), so its `require.main === module` holds when node
+ * runs the script and not when something requires it.
+ */
+export function bundleText(modules: readonly BundledModule[]): string {
+  const entries = modules.map(
+    (m) =>
+      `  ${JSON.stringify(m.id)}: [${JSON.stringify(m.imports)}, function (exports, require, module) {\n${m.code}\n  }],`,
+  );
+  return [
+    "// nix-cache-gc.js: the nix-cache builder's closure-safe GC (nix-cache-gc.service runs `node nix-cache-gc.js [ARGS]`;",
+    "// --help says what it reads). Generated by lib/gcBundle.ts from the nix-cache project's lib/ modules",
+    `// (${modules.map((m) => `${m.id}.ts`).join(", ")}); do not edit.`,
+    '"use strict";',
+    "const __modules = {",
+    ...entries,
+    "};",
+    "const __loaded = {};",
+    "function __load(id, mod) {",
+    "  if (Object.prototype.hasOwnProperty.call(__loaded, id)) return __loaded[id].exports;",
+    "  const [imports, factory] = __modules[id];",
+    "  const m = mod || { exports: {} };",
+    "  __loaded[id] = m; // before running it, as node does: import cycles see the partial exports",
+    "  const shim = (spec) => (Object.prototype.hasOwnProperty.call(imports, spec) ? __load(imports[spec]) : require(spec));",
+    "  shim.main = require.main;",
+    "  factory.call(m.exports, m.exports, shim, m);",
+    "  return m.exports;",
+    "}",
+    `__load(${JSON.stringify(modules[0].id)}, module);`,
+    "",
+  ].join("\n");
+}
+
+let cached: string | undefined;
+
+/** The builder's GC script: lib/gcService.ts and what it imports, in one file (computed once per process). */
+export function gcScriptText(): string {
+  cached ??= bundleText(collectModules(__dirname));
+  return cached;
+}
