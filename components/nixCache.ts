@@ -1,10 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/settings";
+import { DEFAULTS, Retention } from "../lib/settings";
 import { awsCredentials, defaultSecretKeyFiles, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hostConfig";
 import { AnonymousAccess } from "./anonymousAccess";
 import { BuilderAccess } from "./builderAccess";
 import { CacheBucket } from "./cacheBucket";
 import { CacheExpiry } from "./cacheExpiry";
+import { GcAccess, gcPolicyName } from "./gcAccess";
 import { SigningKey } from "./signingKey";
 import { StackOwner } from "../lib/ownership";
 import { NixCacheOwner } from "../providers/owner";
@@ -30,8 +31,18 @@ export interface NixCacheArgs {
   wantMassQuery?: pulumi.Input<boolean>;
   /** nix-cache-info Priority. Default 40. */
   priority?: pulumi.Input<number>;
-  /** Days after which cached objects expire. Default 7. */
+  /**
+   * How old objects go: "gc", the closure-safe garbage collector (`npm run gc`, run with the GC user), with a
+   * bucket lifecycle that expires nothing; or "lifecycle", the age rule (expireDays), which can break closures.
+   * Default "gc".
+   */
+  retention?: pulumi.Input<Retention>;
+  /** retention=gc: the GC keeps closures of paths pushed or refreshed within this many days. Default 7. */
+  retainDays?: pulumi.Input<number>;
+  /** retention=lifecycle only: days after which the lifecycle rule expires cached objects. Default 7. */
   expireDays?: pulumi.Input<number>;
+  /** The GC's MinIO user (lists, reads, deletes; writes only gc/ bookkeeping). Default "nixgc". */
+  gcUser?: pulumi.Input<string>;
   /** Let anonymous clients list the bucket. Default false. */
   anonymousList?: pulumi.Input<boolean>;
   /** Delete cached objects with the bucket on destroy. Default false. */
@@ -61,6 +72,16 @@ export class NixCache extends pulumi.ComponentResource {
   readonly builderSecretKey: pulumi.Output<string>;
   /** `~/.aws/credentials` text with the builder's profile (secret). */
   readonly awsCredentials: pulumi.Output<string>;
+  /** GC access key. */
+  readonly gcAccessKey: pulumi.Output<string>;
+  /** GC secret key (secret). */
+  readonly gcSecretKey: pulumi.Output<string>;
+  /** `~/.aws/credentials` text with a profile named after the GC user (secret). */
+  readonly gcCredentials: pulumi.Output<string>;
+  /** The retention mode: "gc" or "lifecycle". */
+  readonly retention: pulumi.Output<Retention>;
+  /** retention=gc: the GC's retention period in days. */
+  readonly retainDays: pulumi.Output<number>;
   /** NixOS module for client hosts. */
   readonly nixosModule: pulumi.Output<string>;
   /** `s3://` URL for `nix copy --to`. */
@@ -93,6 +114,8 @@ export class NixCache extends pulumi.ComponentResource {
         bucket: bucketName,
         user: args.builderUser ?? DEFAULTS.builderUser,
         policy: bucketName.apply((b) => `${b}-write`),
+        gcUser: args.gcUser ?? DEFAULTS.gcUser,
+        gcPolicy: bucketName.apply(gcPolicyName),
       },
       child,
     );
@@ -122,7 +145,15 @@ export class NixCache extends pulumi.ComponentResource {
     // lifecycle written at once can lose one of the two.
     new CacheExpiry(
       `${name}-expiry`,
-      { endpoint: args.endpoint, region, bucket: store.bucket, expireDays: args.expireDays, cacheInfo: store.cacheInfo, owner },
+      {
+        endpoint: args.endpoint,
+        region,
+        bucket: store.bucket,
+        retention: args.retention,
+        expireDays: args.expireDays,
+        cacheInfo: store.cacheInfo,
+        owner,
+      },
       { parent: this, dependsOn: [anonymous] },
     );
     const builder = new BuilderAccess(
@@ -130,6 +161,7 @@ export class NixCache extends pulumi.ComponentResource {
       { endpoint: args.endpoint, region, bucket: store.bucket, user: args.builderUser, owner },
       child,
     );
+    const gc = new GcAccess(`${name}-gc`, { endpoint: args.endpoint, region, bucket: store.bucket, user: args.gcUser, owner }, child);
     const key = new SigningKey(`${name}-signing`, { keyName: args.keyName, previousKeyNames: args.previousKeyNames }, child);
 
     const profile = builder.accessKey;
@@ -145,6 +177,11 @@ export class NixCache extends pulumi.ComponentResource {
     this.awsCredentials = pulumi.secret(
       pulumi.all([profile, builder.accessKey, builder.secretKey]).apply(([p, ak, sk]) => awsCredentials(p, ak, sk)),
     );
+    this.gcAccessKey = gc.accessKey;
+    this.gcSecretKey = gc.secretKey;
+    this.gcCredentials = pulumi.secret(pulumi.all([gc.accessKey, gc.secretKey]).apply(([ak, sk]) => awsCredentials(ak, ak, sk)));
+    this.retention = pulumi.output(args.retention ?? DEFAULTS.retention);
+    this.retainDays = pulumi.output(args.retainDays ?? DEFAULTS.retainDays);
     this.caCertificate = pulumi.output(args.caCertificate ?? "");
     this.nixosModule = pulumi
       .all([this.substituterUrl, this.trustedPublicKeys, this.caCertificate])
@@ -165,6 +202,11 @@ export class NixCache extends pulumi.ComponentResource {
       builderAccessKey: this.builderAccessKey,
       builderSecretKey: this.builderSecretKey,
       awsCredentials: this.awsCredentials,
+      gcAccessKey: this.gcAccessKey,
+      gcSecretKey: this.gcSecretKey,
+      gcCredentials: this.gcCredentials,
+      retention: this.retention,
+      retainDays: this.retainDays,
       nixosModule: this.nixosModule,
       pushUrl: this.pushUrl,
       signCommand: this.signCommand,

@@ -18,6 +18,9 @@ export interface OwnerProps extends Partial<TargetProps> {
   bucket?: string;
   user?: string;
   policy?: string;
+  /** The GC's user and its policy (components/gcAccess.ts). */
+  gcUser?: string;
+  gcPolicy?: string;
   ownerId?: string;
 }
 
@@ -32,6 +35,8 @@ const ownerProvider: pulumi.dynamic.ResourceProvider<OwnerProps, OwnerProps> & C
         ["bucket", inputs.bucket, () => liveBucket(s3Client(target, admin), inputs.bucket ?? "")],
         ["user", inputs.user, () => liveUser(target, admin, inputs.user ?? "", undefined, ownerId)],
         ["policy", inputs.policy, () => livePolicy(target, admin, inputs.policy ?? "")],
+        ["user", inputs.gcUser, () => liveUser(target, admin, inputs.gcUser ?? "", undefined, ownerId)],
+        ["policy", inputs.gcPolicy, () => livePolicy(target, admin, inputs.gcPolicy ?? "")],
       ];
       for (const [kind, name, read] of look) {
         if (!known(name)) continue;

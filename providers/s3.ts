@@ -2,7 +2,7 @@
 // Thin: each CRUD call translates to SDK calls; the decisions live in lib/.
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalPolicy } from "../lib/policies";
-import { canonicalRules, ExpiryRule, lifecycleConfiguration, readExpiryRules } from "../lib/lifecycle";
+import { canonicalRules, ExpiryRule, lifecycleConfigurationOf, readExpiryRules } from "../lib/lifecycle";
 import { bucketOwner, Found, mayDelete, ownerOfPolicy, ownerOfRules, ownerOfTags, withOwnerTags } from "../lib/ownership";
 import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/settings";
 import { bucketExists, errorCode, minioCall, providerError, readTextObject, requireWriteQuorum, s3Client } from "./minioClients";
@@ -316,10 +316,17 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
   configure: configureAdmin,
   async create(inputs) {
     const client = s3Client(targetOf(inputs, this), adminOf(this));
-    const rule = inputs.rules[0];
-    await minioCall(`set the lifecycle of bucket ${inputs.bucket}`, targetOf(inputs, this), () =>
-      client.setBucketLifecycle(inputs.bucket, lifecycleConfiguration(rule) as never),
-    );
+    const config = lifecycleConfigurationOf(inputs.rules);
+    await minioCall(`set the lifecycle of bucket ${inputs.bucket}`, targetOf(inputs, this), async () => {
+      if (config) return client.setBucketLifecycle(inputs.bucket, config as never);
+      // No rules (retention=gc): no lifecycle at all, so whatever rule was there (ours from retention=lifecycle,
+      // or one added by hand) expires nothing any more. Objects are never deleted here.
+      try {
+        await client.removeBucketLifecycle(inputs.bucket);
+      } catch (err) {
+        if (errorCode(err) !== "NoSuchLifecycleConfiguration") throw err;
+      }
+    });
     return { id: inputs.bucket, outs: inputs };
   },
   async read(id, props) {
@@ -334,7 +341,9 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
       }
     });
     const rules = readExpiryRules(live);
-    if (rules.length === 0) return { id: "" };
+    // An expiry rule removed by hand reads as gone (the preview shows it made again); with no rules declared
+    // (retention=gc) no lifecycle is the wanted state, and any rule found is drift.
+    if (rules.length === 0 && (props.rules ?? []).length > 0) return { id: "" };
     return { id, props: { ...props, rules } };
   },
   async diff(_id, olds, news) {
@@ -361,7 +370,7 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
   },
 };
 
-/** The bucket's lifecycle configuration (one expiry rule). */
+/** The bucket's lifecycle configuration: one expiry rule (retention=lifecycle), or none (retention=gc). */
 export class MinioLifecycle extends pulumi.dynamic.Resource {
   declare readonly rules: pulumi.Output<ExpiryRule[]>;
   constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {

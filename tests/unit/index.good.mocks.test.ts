@@ -16,7 +16,10 @@ beforeAll(async () => {
       "nix-cache:publicUrl": "https://cache.example.org",
       "nix-cache:bucket": "team-cache",
       "nix-cache:builderUser": "ci-builder",
+      "nix-cache:retention": "lifecycle",
+      "nix-cache:retainDays": "21",
       "nix-cache:expireDays": "14",
+      "nix-cache:gcUser": "ci-gc",
       "nix-cache:adminUser": "minioadmin",
       "nix-cache:adminPassword": ADMIN_PASSWORD,
     },
@@ -56,17 +59,22 @@ test("exports every output, built from the stack config", async () => {
     [
       "awsCredentials", "builderAccessKey", "builderSecretKey", "caCertificate", "nixosModule", "publicKey", "pushCommand",
       "pushUrl", "secretKey", "secretKeys", "signCommand", "substituterUrl", "trustedPublicKeys",
+      "gcAccessKey", "gcSecretKey", "gcCredentials", "retention", "retainDays",
     ].sort(),
   );
   expect(await valueOf(program.substituterUrl)).toBe("https://cache.example.org/team-cache");
   expect(await valueOf(program.builderAccessKey)).toBe("ci-builder");
+  expect(await valueOf(program.gcAccessKey)).toBe("ci-gc");
+  expect(await valueOf(program.gcCredentials)).toMatch(/^\[ci-gc\]\naws_access_key_id = ci-gc\naws_secret_access_key = x{40}\n$/);
+  expect(await valueOf(program.retention)).toBe("lifecycle");
+  expect(await valueOf(program.retainDays)).toBe(21);
   expect(await valueOf(program.publicKey)).toBe("s3.homelab.local-1:pub");
   expect(await valueOf(program.trustedPublicKeys)).toEqual(["s3.homelab.local-1:pub"]);
   // No nix-cache:caCertificate: the output is empty and the module adds no certificate.
   expect(await valueOf(program.caCertificate)).toBe("");
   expect(await valueOf(program.nixosModule)).not.toContain("security.pki");
   expect(await valueOf(program.pushUrl)).toContain("s3://team-cache?profile=ci-builder&endpoint=http://127.0.0.1:9000&");
-  for (const name of ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials"]) {
+  for (const name of ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials", "gcSecretKey", "gcCredentials"]) {
     expect([name, await pulumi.isSecret(outputs[name])]).toEqual([name, true]);
   }
   // The lifecycle registers last (after the owner id, the bucket policy and nix-cache-info): wait for it.

@@ -11,6 +11,9 @@ beforeAll(async () => {
       "nix-cache:endpoint": "http://127.0.0.1:9000",
       "nix-cache:bucket": "Bad_Name",
       "nix-cache:expireDays": "0",
+      "nix-cache:retention": "forever",
+      "nix-cache:retainDays": "0",
+      "nix-cache:gcUser": "nixbuilder",
       "nix-cache:adminUser": "minioadmin",
       "nix-cache:adminPassword": "mock-admin-Secret-4711",
     },
@@ -39,9 +42,12 @@ test("bad config throws the SettingsError before any resource is registered", as
   );
   expect(failure).toBeInstanceOf(SettingsError);
   const err = failure as SettingsError;
-  expect(err.problems).toHaveLength(2);
+  expect(err.problems).toHaveLength(5);
   expect(err.problems[0]).toMatch(/^nix-cache:bucket is "Bad_Name": allowed is 3 to 63 characters of lowercase letters/);
-  expect(err.problems[1]).toMatch(/^nix-cache:expireDays is "0": allowed is a whole number ≥ 1/);
+  expect(err.problems[1]).toMatch(/^nix-cache:gcUser is "nixbuilder": allowed is a user name other than nix-cache:builderUser/);
+  expect(err.problems[2]).toBe('nix-cache:retention is "forever": allowed is "gc" or "lifecycle"');
+  expect(err.problems[3]).toMatch(/^nix-cache:retainDays is "0": allowed is a whole number ≥ 1/);
+  expect(err.problems[4]).toMatch(/^nix-cache:expireDays is "0": allowed is a whole number ≥ 1/);
   expect(err.message).not.toContain("mock-admin-Secret-4711");
   // Give any registration a program might have started time to reach the mock monitor.
   await new Promise((resolve) => setTimeout(resolve, 200));

@@ -10,7 +10,9 @@ import {
   expiryRule,
   ExpiryRule,
   lifecycleConfiguration,
+  lifecycleConfigurationOf,
   readExpiryRules,
+  retentionRules,
   wouldExpire,
 } from "../../lib/lifecycle";
 import { generateKeypair, signDetached } from "../../lib/signingKey";
@@ -102,6 +104,36 @@ describe("lifecycleConfiguration", () => {
   });
 });
 
+describe("retentionRules", () => {
+  test("retention=lifecycle: exactly the expiry rule (days, nix-cache-info's size kept)", () => {
+    expect(retentionRules("lifecycle", 7, defaultInfo)).toEqual([expiryRule(7, defaultInfo)]);
+    expect(retentionRules("lifecycle", 30, defaultInfo)[0].days).toBe(30);
+  });
+
+  test("retention=gc: no rule at all, so nothing ever expires by age (expireDays is ignored)", () => {
+    expect(retentionRules("gc", 7, defaultInfo)).toEqual([]);
+    expect(retentionRules("gc", 1, defaultInfo)).toEqual([]);
+    for (const [key, size] of [["a.narinfo", 1000], ["nar/x.nar.xz", 50088], ["nix-cache-info", 51]] as const) {
+      expect(wouldExpire(retentionRules("gc", 7, defaultInfo), key, size)).toBe(false);
+    }
+  });
+
+  test("the two modes compare as different rule sets (switching is a change the preview shows)", () => {
+    expect(canonicalRules(retentionRules("gc", 7, defaultInfo))).not.toBe(canonicalRules(retentionRules("lifecycle", 7, defaultInfo)));
+  });
+});
+
+describe("lifecycleConfigurationOf", () => {
+  test("one rule: the same configuration as lifecycleConfiguration", () => {
+    const rule = expiryRule(7, defaultInfo);
+    expect(lifecycleConfigurationOf([rule])).toEqual(lifecycleConfiguration(rule));
+  });
+
+  test("no rules: no configuration (the provider removes the bucket's lifecycle instead of setting an empty one)", () => {
+    expect(lifecycleConfigurationOf([])).toBeUndefined();
+  });
+});
+
 describe("readExpiryRules", () => {
   const rule = expiryRule(7, defaultInfo);
 
@@ -132,6 +164,13 @@ describe("readExpiryRules", () => {
     expect(readExpiryRules(null)).toEqual([]);
     expect(readExpiryRules(undefined)).toEqual([]);
     expect(readExpiryRules({})).toEqual([]);
+  });
+
+  test("reads a rule of any other form too, so a rule added by hand in gc mode shows as drift", () => {
+    const noncurrent = { Rule: { ID: "hand", Status: "Enabled", Filter: { Prefix: "" }, NoncurrentVersionExpiration: { NoncurrentDays: "3" } } };
+    const rules = readExpiryRules(noncurrent);
+    expect(rules).toEqual([{ id: "hand", enabled: true, days: 0, keepUpToBytes: 0, prefix: "" }]);
+    expect(canonicalRules(rules)).not.toBe(canonicalRules(retentionRules("gc", 7, defaultInfo)));
   });
 
   test("reads a rule without expiration days as 0 days (never expires by age here)", () => {

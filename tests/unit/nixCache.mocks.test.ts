@@ -5,7 +5,7 @@ import { CacheInfo, renderCacheInfo } from "../../lib/cacheInfo";
 import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand } from "../../lib/hostConfig";
 import { ExpiryRule, expiryRule } from "../../lib/lifecycle";
 import { expiryRuleId, ownerOfPolicy, ownerOfRules } from "../../lib/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy } from "../../lib/policies";
+import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy } from "../../lib/policies";
 import { keypairFromSeed } from "../../lib/signingKey";
 import type { NixCache as NixCacheType, NixCacheArgs } from "../../components/nixCache";
 
@@ -44,7 +44,10 @@ const CUSTOM: NixCacheArgs = {
   storeDir: "/nix/store",
   wantMassQuery: false,
   priority: 30,
+  retention: "lifecycle",
+  retainDays: 10,
   expireDays: 3,
+  gcUser: "ci-gc",
   anonymousList: true,
   forceDestroy: true,
 };
@@ -133,6 +136,11 @@ describe("resource tree", () => {
       "cache-builder-user": "pulumi-nodejs:dynamic:MinioUser < cache-builder",
       "cache-builder-policy": "pulumi-nodejs:dynamic:MinioPolicy < cache-builder",
       "cache-builder-attachment": "pulumi-nodejs:dynamic:MinioPolicyAttachment < cache-builder",
+      "cache-gc": "nix-cache:index:GcAccess < cache",
+      "cache-gc-password": "pulumi-nodejs:dynamic:RandomPassword < cache-gc",
+      "cache-gc-user": "pulumi-nodejs:dynamic:MinioUser < cache-gc",
+      "cache-gc-policy": "pulumi-nodejs:dynamic:MinioPolicy < cache-gc",
+      "cache-gc-attachment": "pulumi-nodejs:dynamic:MinioPolicyAttachment < cache-gc",
       "cache-signing": "nix-cache:index:SigningKey < cache",
       "cache-signing-keypair": "pulumi-nodejs:dynamic:NixSigningKeypair < cache-signing",
     });
@@ -153,7 +161,7 @@ describe("resource tree", () => {
   test("components are not registered as custom resources; only the dynamic ones are", () => {
     const custom = seen.filter((s) => s.resource instanceof pulumi.CustomResource).map((s) => s.name);
     expect(custom.every((n) => seen.find((s) => s.name === n)?.type.startsWith("pulumi-nodejs:dynamic:"))).toBe(true);
-    expect(custom).toHaveLength(10);
+    expect(custom).toHaveLength(14);
   });
 });
 
@@ -173,6 +181,27 @@ describe("inputs flow between resources", () => {
     expect(policy.name).toBe("my-cache-write");
     expect(canonicalPolicy(policy.document)).toBe(canonicalPolicy(builderPolicy("my-cache")));
     expect(inputsOf("cache-builder-attachment")).toMatchObject({ user: "ci-builder", policy: "my-cache-write" });
+  });
+
+  test("the GC user has its own generated password, the GC policy for the bucket, attached to it alone", () => {
+    expect(inputsOf("cache-gc-user")).toMatchObject({ user: "ci-gc", secretKey: PASSWORD });
+    expect(inputsOf("cache-gc-password").length).toBe(40);
+    const policy = inputsOf("cache-gc-policy");
+    expect(policy.name).toBe("my-cache-gc");
+    expect(canonicalPolicy(policy.document)).toBe(canonicalPolicy(gcPolicy("my-cache")));
+    expect(inputsOf("cache-gc-attachment")).toMatchObject({ user: "ci-gc", policy: "my-cache-gc" });
+    // The builder's policy is untouched: no delete.
+    expect(String(inputsOf("cache-builder-policy").document)).not.toContain("DeleteObject");
+  });
+
+  test("the owner id looks at the GC user and policy before the first write, besides the builder's", () => {
+    expect(inputsOf("cache-owner")).toMatchObject({
+      bucket: "my-cache",
+      user: "ci-builder",
+      policy: "my-cache-write",
+      gcUser: "ci-gc",
+      gcPolicy: "my-cache-gc",
+    });
   });
 
   test("the bucket, nix-cache-info, anonymous policy and lifecycle follow the settings", () => {
@@ -198,20 +227,22 @@ describe("inputs flow between resources", () => {
     const owner = { id: OWNER_ID, project: "nix-cache", stack: "unit" };
     expect(inputsOf("cache-owner")).toMatchObject({ project: "nix-cache", stack: "unit" });
     expect(inputsOf("cache-store-bucket").owner).toEqual(owner);
-    for (const name of ["cache-builder-user", "cache-builder-policy", "cache-anonymous-policy", "cache-expiry-lifecycle"]) {
+    for (const name of ["cache-builder-user", "cache-builder-policy", "cache-gc-user", "cache-gc-policy", "cache-anonymous-policy", "cache-expiry-lifecycle"]) {
       expect([name, inputsOf(name).owner]).toEqual([name, owner]);
     }
     expect(ownerOfPolicy(inputsOf("cache-builder-policy").document)).toEqual({ id: OWNER_ID, label: "nix-cache/unit" });
     expect(ownerOfPolicy(inputsOf("cache-anonymous-policy").policy)).toEqual({ id: OWNER_ID, label: "nix-cache/unit" });
+    expect(ownerOfPolicy(inputsOf("cache-gc-policy").document)).toEqual({ id: OWNER_ID, label: "nix-cache/unit" });
     expect(ownerOfRules(inputsOf("cache-expiry-lifecycle").rules as ExpiryRule[])).toEqual({ id: OWNER_ID });
     // The object and the attachment live in a marked bucket and on a marked user: no marker of their own.
     expect(inputsOf("cache-store-nix-cache-info").owner).toBeUndefined();
     expect(inputsOf("cache-builder-attachment").owner).toBeUndefined();
+    expect(inputsOf("cache-gc-attachment").owner).toBeUndefined();
   });
 
   test("every MinIO resource gets the endpoint and region, never the admin credentials", () => {
     const minio = registrations.filter((r) => /dynamic:Minio/.test(r.type) && r.name.startsWith("cache-"));
-    expect(minio).toHaveLength(7);
+    expect(minio).toHaveLength(10);
     for (const r of minio) expect(r.inputs).toMatchObject({ endpoint: "http://127.0.0.1:9000", region: "eu-west-1" });
     // The inputs become the state: neither the admin password nor any config reference may be in them,
     // including each resource's serialized provider code.
@@ -234,6 +265,12 @@ describe("outputs", () => {
     expect(await valueOf(cache.builderAccessKey)).toBe("ci-builder");
     expect(await valueOf(cache.builderSecretKey)).toBe(PASSWORD);
     expect(await valueOf(cache.awsCredentials)).toBe(awsCredentials("ci-builder", "ci-builder", PASSWORD));
+    expect(await valueOf(cache.gcAccessKey)).toBe("ci-gc");
+    expect(await valueOf(cache.gcSecretKey)).toBe(PASSWORD);
+    expect(await valueOf(cache.gcCredentials)).toBe(awsCredentials("ci-gc", "ci-gc", PASSWORD));
+    expect(await valueOf(cache.gcCredentials)).toMatch(/^\[ci-gc\]\naws_access_key_id = ci-gc\n/);
+    expect(await valueOf(cache.retention)).toBe("lifecycle");
+    expect(await valueOf(cache.retainDays)).toBe(10);
     expect(await valueOf(cache.nixosModule)).toBe(nixosModule(url, KEYPAIR.publicKey));
     expect(await valueOf(cache.nixosModule)).toContain(`extra-substituters = [ "${url}" ];`);
     expect(await valueOf(cache.pushUrl)).toBe(push);
@@ -243,7 +280,14 @@ describe("outputs", () => {
   });
 
   test("secret keys and the credentials file are secret; the rest is not", async () => {
-    const secret: Record<string, pulumi.Output<unknown>> = { secretKey: cache.secretKey, secretKeys: cache.secretKeys, builderSecretKey: cache.builderSecretKey, awsCredentials: cache.awsCredentials };
+    const secret: Record<string, pulumi.Output<unknown>> = {
+      secretKey: cache.secretKey,
+      secretKeys: cache.secretKeys,
+      builderSecretKey: cache.builderSecretKey,
+      awsCredentials: cache.awsCredentials,
+      gcSecretKey: cache.gcSecretKey,
+      gcCredentials: cache.gcCredentials,
+    };
     for (const [name, output] of Object.entries(secret)) {
       expect([name, await pulumi.isSecret(output)]).toEqual([name, true]);
     }
@@ -252,6 +296,9 @@ describe("outputs", () => {
       publicKey: cache.publicKey,
       trustedPublicKeys: cache.trustedPublicKeys,
       builderAccessKey: cache.builderAccessKey,
+      gcAccessKey: cache.gcAccessKey,
+      retention: cache.retention,
+      retainDays: cache.retainDays,
       nixosModule: cache.nixosModule,
       pushUrl: cache.pushUrl,
       pushCommand: cache.pushCommand,
@@ -292,7 +339,12 @@ describe("defaults", () => {
     expect(inputsOf("plain-builder-user").user).toBe("nixbuilder");
     expect(inputsOf("plain-signing-keypair").keyNames).toEqual(["s3.homelab.local-1"]);
     expect(canonicalPolicy(inputsOf("plain-anonymous-policy").policy)).toBe(canonicalPolicy(anonymousPolicy("nix-cache", false)));
-    expect((inputsOf("plain-expiry-lifecycle").rules as { days: number }[])[0].days).toBe(7);
+    // retention=gc by default: the bucket's lifecycle holds no rule, so nothing expires by age.
+    expect(inputsOf("plain-expiry-lifecycle").rules).toEqual([]);
+    expect(inputsOf("plain-gc-user").user).toBe("nixgc");
+    expect(inputsOf("plain-gc-policy").name).toBe("nix-cache-gc");
+    expect(await valueOf(cache.retention)).toBe("gc");
+    expect(await valueOf(cache.retainDays)).toBe(7);
     expect(await valueOf(cache.substituterUrl)).toBe("https://s3.homelab.local/nix-cache");
   });
 });
