@@ -1,16 +1,18 @@
 // What `npm run host-config` writes, decided from the stack outputs: the client and builder modules, the
 // non-secret outputs as JSON, and (only when asked, into a separate directory) the secret files: one per
-// signing key and the builder's AWS credentials.
+// signing key, the builder's AWS credentials and the GC identity's (for the builder's daily GC).
 import * as path from "path";
 import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "./builderModule";
 import { OptionSpecs, parseCommandLine, SetupError, UsageError } from "./cli";
+import { GC_CREDENTIALS_FILE_NAME, GcTimerInput } from "./gcTimerModule";
 import { keyNameOf, nixosModule } from "./hostConfig";
+import { parseS3StoreUrl } from "./pushTarget";
 
 /** What `pulumi stack output --json` prints in place of a secret value when --show-secrets is not given. */
 export const SECRET_MARKER = "[secret]";
 
 /** Outputs that are secret whatever the state says: never written outside --secrets-dir. */
-export const SECRET_OUTPUTS: readonly string[] = ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials"];
+export const SECRET_OUTPUTS: readonly string[] = ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials", "gcSecretKey", "gcCredentials"];
 
 export const CLIENT_MODULE_FILE = "nix-cache.nix";
 export const BUILDER_MODULE_FILE = "nix-cache-builder.nix";
@@ -22,7 +24,8 @@ Writes the files NixOS hosts use, from a deployed stack's outputs (read with \`p
   --stack NAME       the stack to read (default: the selected stack)
   --out DIR          where to write ${CLIENT_MODULE_FILE}, ${BUILDER_MODULE_FILE} and ${OUTPUTS_JSON_FILE}
   --secrets-dir DIR  also write the secret files there (mode 0600): the signing key (one file per key
-                     while a key is rotated) and the builder's AWS credentials; not --out or inside it
+                     while a key is rotated), the builder's AWS credentials and the GC identity's
+                     (${GC_CREDENTIALS_FILE_NAME}, for the builder's daily GC); not --out or inside it
   --help, -h         this text
 Relative directories are taken from where you run npm. Exit status: 0 files written, 2 could not run
 (bad arguments, stack unreadable, outputs missing, a directory not writable).`;
@@ -164,6 +167,49 @@ export interface HostFiles {
   public: HostFile[];
   /** For --secrets-dir only (mode 0600); empty unless the revealed outputs were given. */
   secret: HostFile[];
+  /** What the user should know about files not written (one line each; never a secret). */
+  notes: string[];
+}
+
+/**
+ * The GC identity's AWS credentials file (the gcCredentials output) for --secrets-dir; undefined, with a note,
+ * for a stack deployed before the GC identity existed (it has no such output).
+ */
+export function gcCredentialsFile(revealed: Outputs): { file?: HostFile; note?: string } {
+  if (revealed.gcCredentials === undefined || revealed.gcCredentials === null) {
+    return {
+      note:
+        `no ${GC_CREDENTIALS_FILE_NAME} written: the stack has no 'gcCredentials' output (deployed before the GC identity); ` +
+        "run `pulumi up` on it, then host-config again, so the builder's daily GC can run",
+    };
+  }
+  return { file: { name: GC_CREDENTIALS_FILE_NAME, content: requireString(revealed, "gcCredentials") } };
+}
+
+/**
+ * What the builder module's GC service needs from the (plain) outputs, for lib/gcTimerModule.ts: the push
+ * URL's endpoint, region and bucket (the GC runs on the builder and reaches MinIO as its pushes do), the GC
+ * user (gcAccessKey: its profile in the credentials file), retainDays, and storeDir (default /nix/store).
+ * Undefined for a stack deployed before the GC identity (no gcAccessKey or retainDays output).
+ */
+export function gcTimerInputOf(plain: Outputs): Omit<GcTimerInput, "script"> | undefined {
+  const { gcAccessKey, retainDays, storeDir } = plain;
+  if (gcAccessKey === undefined || gcAccessKey === null || retainDays === undefined || retainDays === null) return undefined;
+  if (typeof gcAccessKey !== "string" || gcAccessKey === "" || gcAccessKey === SECRET_MARKER) {
+    throw new SetupError("the stack's 'gcAccessKey' output is not the GC user's name: run `pulumi up` on it again");
+  }
+  if (typeof retainDays !== "number" || !Number.isSafeInteger(retainDays) || retainDays < 1) {
+    throw new SetupError("the stack's 'retainDays' output is not a whole number of days ≥ 1: run `pulumi up` on it again");
+  }
+  const push = parseS3StoreUrl(requireString(plain, "pushUrl"));
+  return {
+    endpoint: push.endpoint,
+    region: push.region,
+    bucket: push.bucket,
+    profile: gcAccessKey,
+    retainDays,
+    storeDir: typeof storeDir === "string" && storeDir !== "" && storeDir !== SECRET_MARKER ? storeDir : "/nix/store",
+  };
 }
 
 /**
@@ -186,10 +232,14 @@ export function hostFiles(plain: Outputs, revealed?: Outputs): HostFiles {
       { name: OUTPUTS_JSON_FILE, content: JSON.stringify(nonSecretOutputs({ ...plain, trustedPublicKeys }), null, 2) + "\n" },
     ],
     secret: [],
+    notes: [],
   };
   if (revealed) {
     files.secret.push(...signingKeyFiles(revealed, trustedPublicKeys));
     files.secret.push({ name: AWS_CREDENTIALS_FILE_NAME, content: requireString(revealed, "awsCredentials") });
+    const gc = gcCredentialsFile(revealed);
+    if (gc.file) files.secret.push(gc.file);
+    if (gc.note) files.notes.push(gc.note);
   }
   return files;
 }

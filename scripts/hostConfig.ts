@@ -50,6 +50,8 @@ async function main(): Promise<ExitCode> {
   if (args.secretsDir) {
     fs.mkdirSync(args.secretsDir, { recursive: true, mode: 0o700 });
     for (const f of files.secret) console.log(`wrote ${writeHostFile(args.secretsDir, f, 0o600)} (secret, mode 0600)`);
+    // A stack from before the GC identity: said, not fatal (the builder's pushes do not need it).
+    for (const note of files.notes) console.log(note);
     // A key retired since an earlier run leaves its file behind: named, never deleted (a builder may still read it).
     for (const f of staleSigningKeyFiles(fs.readdirSync(args.secretsDir), files.secret)) {
       console.log(

@@ -2,9 +2,11 @@
 import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
 import { SetupError, UsageError } from "../../lib/cli";
 import { nixosModule } from "../../lib/hostConfig";
+import { GC_CREDENTIALS_FILE_NAME } from "../../lib/gcTimerModule";
 import {
   BUILDER_MODULE_FILE,
   CLIENT_MODULE_FILE,
+  gcTimerInputOf,
   hostFiles,
   nonSecretOutputs,
   Outputs,
@@ -72,6 +74,64 @@ describe("hostFiles", () => {
     expect(() => hostFiles(withoutPush)).toThrow("the stack has no 'pushUrl' output: run `pulumi up` on it first");
     expect(() => hostFiles(plain, { ...revealed, secretKey: SECRET_MARKER })).toThrow("no 'secretKey' output");
     expect(() => hostFiles(withoutPush)).toThrow(SetupError);
+  });
+});
+
+describe("hostFiles with the GC identity (outputs gcAccessKey, gcSecretKey, gcCredentials, retention, retainDays)", () => {
+  const GC_SECRET = "Z2Mtc2VjcmV0LXZhbHVlLTk4NzY1NDMyMTA";
+  const GC_CREDENTIALS = `[nixgc]\naws_access_key_id = nixgc\naws_secret_access_key = ${GC_SECRET}\n`;
+  const gcRevealed: Outputs = { ...revealed, gcAccessKey: "nixgc", gcSecretKey: GC_SECRET, gcCredentials: GC_CREDENTIALS, retention: "gc", retainDays: 7 };
+  const gcPlain: Outputs = { ...plain, gcAccessKey: "nixgc", gcSecretKey: SECRET_MARKER, gcCredentials: SECRET_MARKER, retention: "gc", retainDays: 7 };
+
+  test("--secrets-dir gets the GC identity's credentials file, from the revealed outputs only", () => {
+    const files = hostFiles(gcPlain, gcRevealed);
+    expect(files.secret).toEqual([
+      { name: SIGNING_KEY_FILE_NAME, content: SECRET_KEY },
+      { name: AWS_CREDENTIALS_FILE_NAME, content: CREDENTIALS },
+      { name: GC_CREDENTIALS_FILE_NAME, content: GC_CREDENTIALS },
+    ]);
+    expect(files.notes).toEqual([]);
+    expect(hostFiles(gcPlain).secret).toEqual([]);
+  });
+
+  test("the GC's secrets never reach the public files, even from unmasked outputs", () => {
+    expect(SECRET_OUTPUTS).toEqual(expect.arrayContaining(["gcSecretKey", "gcCredentials"]));
+    const publicText = hostFiles(gcRevealed).public.map((f) => f.content).join("\n");
+    expect(publicText.includes(GC_SECRET)).toBe(false);
+    const json = JSON.parse(hostFiles(gcRevealed).public[2].content) as Outputs;
+    expect([json.gcAccessKey, json.retention, json.retainDays, "gcSecretKey" in json, "gcCredentials" in json]).toEqual(["nixgc", "gc", 7, false, false]);
+  });
+
+  test("a stack from before the GC identity: no GC credentials file, and a note that says what to do", () => {
+    const files = hostFiles(plain, revealed);
+    expect(files.secret.map((f) => f.name)).toEqual([SIGNING_KEY_FILE_NAME, AWS_CREDENTIALS_FILE_NAME]);
+    expect(files.notes).toEqual([
+      `no ${GC_CREDENTIALS_FILE_NAME} written: the stack has no 'gcCredentials' output (deployed before the GC identity); ` +
+        "run `pulumi up` on it, then host-config again, so the builder's daily GC can run",
+    ]);
+    expect(hostFiles(plain).notes).toEqual([]);
+  });
+
+  test("a masked or empty gcCredentials output is refused, never written", () => {
+    expect(() => hostFiles(gcPlain, { ...gcRevealed, gcCredentials: SECRET_MARKER })).toThrow("the stack has no 'gcCredentials' output");
+    expect(() => hostFiles(gcPlain, { ...gcRevealed, gcCredentials: "" })).toThrow(SetupError);
+  });
+
+  test("gcTimerInputOf: the GC service's settings from the plain outputs (the push URL's endpoint, the GC user as profile)", () => {
+    expect(gcTimerInputOf(gcPlain)).toEqual({
+      endpoint: "https://s3.homelab.local",
+      region: "us-east-1",
+      bucket: "nix-cache",
+      profile: "nixgc",
+      retainDays: 7,
+      storeDir: "/nix/store",
+    });
+    expect(gcTimerInputOf({ ...gcPlain, storeDir: "/gnu/store", retainDays: 30 })).toMatchObject({ storeDir: "/gnu/store", retainDays: 30 });
+    // A stack from before the GC identity: no timer input (the module then has no GC).
+    expect([gcTimerInputOf(plain), gcTimerInputOf({ ...gcPlain, retainDays: null })]).toEqual([undefined, undefined]);
+    expect(() => gcTimerInputOf({ ...gcPlain, gcAccessKey: SECRET_MARKER })).toThrow("'gcAccessKey' output is not the GC user's name");
+    expect(() => gcTimerInputOf({ ...gcPlain, retainDays: "7" })).toThrow("'retainDays' output is not a whole number of days");
+    expect(() => gcTimerInputOf({ ...gcPlain, retainDays: 0 })).toThrow(SetupError);
   });
 });
 
