@@ -1,0 +1,78 @@
+// `npm run gc [-- …]`: the closure-safe garbage collector, and its pins (lib/gcCommand.ts has the usage). Reads
+// the stack (outputs gcAccessKey/gcSecretKey: it runs as the least-privilege GC identity, which can list, read
+// and delete in the bucket but write only gc/; config: endpoint, bucket, region, retainDays, CA) with the pulumi
+// CLI, as `npm run verify` does. Exit 0 done, 1 refused or failed, 2 could not run.
+//
+// Test only: NIX_CACHE_GC_TEST_DELETE_DELAY_MS=N waits N ms after each delete, so the integration tests can
+// race pushes against the sweep or kill it half-way (it has no other use).
+import * as os from "os";
+import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli";
+import { GC_USAGE, parseGcCommand, runGcAction } from "../lib/gcCommand";
+import { SettingsError } from "../lib/settings";
+import { S3Rest } from "../lib/s3rest";
+import { readStack } from "./stackReader";
+
+/** Whether a process of this host still runs (a lease it left is stale once it does not). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function main(): Promise<ExitCode> {
+  const parsed = parseGcCommand(process.argv.slice(2));
+  if (parsed === "help") {
+    console.log(GC_USAGE);
+    return EXIT.ok;
+  }
+  const stack = readStack("gc", parsed.stack);
+  const { settings } = stack;
+  const accessKey = stack.output("gcAccessKey");
+  const secretKey = stack.output("gcSecretKey");
+  const store = new S3Rest({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    bucket: settings.bucket,
+    accessKey,
+    secretKey,
+    ca: settings.caCertificate || undefined,
+  });
+  if (parsed.action.kind === "gc") console.log(`gc: stack ${stack.stackName}, bucket ${settings.bucket} at ${settings.endpoint}, as ${accessKey}`);
+  const delay = Number(process.env.NIX_CACHE_GC_TEST_DELETE_DELAY_MS ?? "0");
+  let progressShown = false;
+  try {
+    const code = await runGcAction(
+      parsed.action,
+      {
+        store,
+        retainDays: settings.retainDays,
+        storeDir: settings.storeDir,
+        holder: { host: os.hostname(), pid: process.pid, command: "npm run gc" },
+        isLocalProcessAlive: processAlive,
+        deleteDelayMs: delay > 0 ? delay : undefined,
+      },
+      {
+        log: (line) => {
+          if (progressShown) process.stderr.write("\n");
+          progressShown = false;
+          console.log(line);
+        },
+        progress: process.stderr.isTTY
+          ? (line) => {
+              progressShown = true;
+              process.stderr.write(`\r${line}\x1b[K`);
+            }
+          : undefined,
+      },
+    );
+    return code;
+  } catch (err) {
+    if (progressShown) process.stderr.write("\n");
+    throw new SetupError(`cannot work on bucket ${settings.bucket} at ${settings.endpoint}: ${(err as Error).message}`);
+  }
+}
+
+if (require.main === module) void runCommand("gc", main, { usage: GC_USAGE, known: [SettingsError] });
