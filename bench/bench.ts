@@ -9,8 +9,9 @@
 //   push / pull: see bench/nixBench.ts
 //   resign: see bench/resignBench.ts
 //   cluster: the pull through node 1 of a 4-node erasure-coded MinIO vs one server (same run, ratio)
+//   gc:     see bench/gcBench.ts
 // Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200), --zstd-levels L,…,
-// --only deploy,scale,push,pull,resign,cluster; --help prints them. A bad option exits 2 before anything starts.
+// --gc-narinfos N (default 20000), --only deploy,scale,push,pull,resign,cluster,gc; --help prints them. A bad option exits 2 before anything starts.
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -21,11 +22,12 @@ import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness
 import { createEngineFloor, describeShape, EngineFloor, shortShape } from "./engineFloor";
 import { fmt, median, pairedDifference, report, timed } from "./measure";
 import { DEFAULT_ZSTD_LEVELS, runNixBench } from "./nixBench";
+import { runGcBench } from "./gcBench";
 import { runResignBench } from "./resignBench";
 
-const PARTS = ["deploy", "scale", "push", "pull", "resign", "cluster"] as const;
+const PARTS = ["deploy", "scale", "push", "pull", "resign", "cluster", "gc"] as const;
 
-const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--zstd-levels L,…] [--only PARTS]]
+const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--zstd-levels L,…] [--gc-narinfos N] [--only PARTS]]
 
 Measures the speeds users feel against their floors, side by side, on a MinIO of its own (minutes).
   --runs N         measured runs per figure, after one warm-up (default 5; push, pull and resign use at most 3)
@@ -33,6 +35,7 @@ Measures the speeds users feel against their floors, side by side, on a MinIO of
   --closure-mb N   size of the closure pushed and pulled, in MiB (default 200)
   --zstd-levels L  zstd compression levels the push sweeps, comma-separated, each 1-22
                    (default ${DEFAULT_ZSTD_LEVELS.join(",")}; pushUrl's level is always measured)
+  --gc-narinfos N  narinfos (each with its NAR) in the bucket for the gc figure (default 20000)
   --only PARTS     which figures, comma-separated: ${PARTS.join(",")} (default all)
   --help, -h       this text
 Exit status: 0 measured, 2 could not run (bad arguments, a tool or a step failed).`;
@@ -42,6 +45,7 @@ const OPTIONS = {
   objects: { type: "string", valueName: "N" },
   "closure-mb": { type: "string", valueName: "N" },
   "zstd-levels": { type: "string", valueName: "L,…" },
+  "gc-narinfos": { type: "string", valueName: "N" },
   only: { type: "string", valueName: PARTS.join(",") },
 } as const satisfies OptionSpecs;
 
@@ -51,6 +55,7 @@ interface Options {
   only: Set<string>;
   closureMb: number;
   zstdLevels: number[];
+  gcNarinfos: number;
 }
 
 /** The value of --zstd-levels: distinct zstd levels 1-22 (what libzstd accepts through Nix), in the order given. */
@@ -71,6 +76,7 @@ function parseOptions(argv: readonly string[]): Options | "help" {
     objects: v.objects === undefined ? 10_000 : positiveInteger("--objects", v.objects),
     closureMb: v["closure-mb"] === undefined ? 200 : positiveInteger("--closure-mb", v["closure-mb"]),
     zstdLevels: v["zstd-levels"] === undefined ? [...DEFAULT_ZSTD_LEVELS] : zstdLevels(v["zstd-levels"]),
+    gcNarinfos: v["gc-narinfos"] === undefined ? 20_000 : positiveInteger("--gc-narinfos", v["gc-narinfos"]),
     only: new Set(v.only === undefined ? PARTS : subsetOf("--only", v.only, PARTS)),
   };
 }
@@ -188,6 +194,18 @@ async function main(): Promise<ExitCode> {
   }
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; median of ${opts.runs} runs`);
   const minio = await startMinio();
+  try {
+    // The gc figure needs no stack (a bucket of its own, root credentials): `--only gc` deploys nothing.
+    if ([...opts.only].some((p) => p !== "gc")) await benchWithStack(minio, opts);
+    if (opts.only.has("gc")) await runGcBench(minio, { runs: opts.runs, narinfos: opts.gcNarinfos });
+  } finally {
+    await minio.destroy();
+  }
+  return EXIT.ok;
+}
+
+/** The figures measured on our stack deployed to `minio` (every part but gc). */
+async function benchWithStack(minio: MinioServer, opts: Options): Promise<void> {
   const t = await createTestStack("bench", minioConfig(minio, { forceDestroy: "true" }));
   const deploy = opts.only.has("deploy");
   let noop: EngineFloor | undefined;
@@ -240,9 +258,7 @@ async function main(): Promise<ExitCode> {
     await noop?.remove();
     await t.stack.destroy().catch(() => undefined);
     await t.remove();
-    await minio.destroy();
   }
-  return EXIT.ok;
 }
 
 if (require.main === module) void runCommand("bench", main, { usage: USAGE });
