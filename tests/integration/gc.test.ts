@@ -1,0 +1,176 @@
+// `npm run gc` as an operator runs it (a child process reading the stack through the pulumi CLI, working as the
+// stack's least-privilege GC identity) against a real MinIO and a real deployed stack, in the user's order: a
+// cache with closures of various ages, pins and refreshed paths; a dry run; the GC; then pushes racing the GC,
+// a GC killed half-way, two GCs at once; the stack stays without drift. After every run, every narinfo present
+// has its NAR and its references' narinfos (checked with real requests, lib/gcRun.ts checkClosures). One
+// deployed stack; the cases run in order, each on what the previous left (every case keeps the invariant).
+import { narinfoKey } from "../../lib/gc";
+import { checkClosures } from "../../lib/gcRun";
+import { S3Rest } from "../../lib/s3rest";
+import { chain, GeneratedPath, generatedPath, pushLikeNix } from "../../harness/cacheFill";
+import { DeployedCache, deployCache, removeDeployment } from "../../harness/stack";
+import { keepLastSeconds, startGcCli } from "../support/gcCli";
+import { BUCKET, driftPreview } from "./helpers";
+
+let d: DeployedCache;
+/** The builder's identity (what pushes), and the MinIO root (what the test looks with). */
+let builder: S3Rest;
+let root: S3Rest;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const startGc = (args: string[], env?: Record<string, string>) => startGcCli(d.t, args, env);
+const runGc = (args: string[], env?: Record<string, string>) => startGc(args, env).done;
+const keepLast = keepLastSeconds;
+
+async function present(key: string): Promise<boolean> {
+  return (await root.head(key)) !== undefined;
+}
+
+async function expectWhole(): Promise<void> {
+  const check = await checkClosures(root);
+  expect(check.broken).toEqual([]);
+}
+
+const keysOf = (paths: GeneratedPath[]) => paths.flatMap((p) => [narinfoKey(p.hash), p.narKey]);
+
+beforeAll(async () => {
+  d = await deployCache("gc");
+  const loc = { endpoint: d.minio.endpoint, region: "us-east-1", bucket: BUCKET };
+  builder = new S3Rest({ ...loc, accessKey: String(d.outputs.builderAccessKey.value), secretKey: String(d.outputs.builderSecretKey.value) });
+  root = new S3Rest({ ...loc, accessKey: d.minio.rootUser, secretKey: d.minio.rootPassword });
+}, 600_000);
+
+afterAll(async () => {
+  builder?.close();
+  root?.close();
+  await removeDeployment(d?.t, d?.minio);
+});
+
+describe("a cache with closures of various ages", () => {
+  const old = chain("old", 3);
+  const shared = chain("shared", 2);
+  const pinned = chain("pinned", 3);
+  const refreshed = chain("refreshed", 2);
+  const recent = [generatedPath("recent", ["recent", "shared-1"])];
+  let oldPushedAt = 0;
+
+  beforeAll(async () => {
+    for (const closure of [old, shared, pinned, refreshed]) await pushLikeNix(builder, closure);
+    oldPushedAt = Date.now();
+    const pin = await runGc(["pin", "laptop", pinned[2].storePath]);
+    expect(pin.stdout).toContain(`gc: pinned ${pinned[2].storePath} as laptop`);
+    expect(pin.status).toBe(0);
+    await sleep(12_000);
+    // A recent build whose closure includes shared-1, already cached: Nix skips it, so its age stays old.
+    expect(await pushLikeNix(builder, [...shared, ...recent])).toBe(1);
+    // The builder's drain found `refreshed` already cached and refreshed it: NARs first, dependencies first.
+    for (const p of refreshed) {
+      expect(await builder.touch(p.narKey, "application/x-nix-nar")).toBe("touched");
+      expect(await builder.touch(narinfoKey(p.hash), "text/x-nix-narinfo")).toBe("touched");
+    }
+  }, 300_000);
+
+  test("pins: listed; a path not in the cache cannot be pinned (exit 1)", async () => {
+    const pins = await runGc(["pins"]);
+    expect(pins.stdout).toContain(`laptop\t${pinned[2].storePath}\n`);
+    expect(pins.status).toBe(0);
+    const refused = await runGc(["pin", "ghost", generatedPath("never-pushed").storePath]);
+    expect(refused.stdout).toMatch(/gc: refused: .* is not in the cache/);
+    expect(refused.status).toBe(1);
+  });
+
+  test("a dry run names what would go and deletes nothing", async () => {
+    const before = await checkClosures(root);
+    const r = await runGc(["--dry-run", ...keepLast((Date.now() - oldPushedAt) / 1000 - 2)]);
+    expect(r.stdout).toMatch(/^gc \(dry run\): would keep 8 paths and 8 NARs \(.*\), would delete 3 paths and 3 NARs \(.*\)$/m);
+    expect(r.status).toBe(0);
+    expect((await checkClosures(root)).narinfos).toBe(before.narinfos);
+    for (const key of keysOf(old)) expect(await present(key)).toBe(true);
+  });
+
+  test("gc deletes the old closure whole and keeps recent, pinned and refreshed closures whole", async () => {
+    const r = await runGc(keepLast((Date.now() - oldPushedAt) / 1000 - 2));
+    expect(r.stdout).toMatch(/^gc: kept 8 paths and 8 NARs \(.*\), deleted 3 paths and 3 NARs \(.*\)$/m);
+    expect(r.stdout).toContain(`gc: stack ${d.t.stack.name}, bucket ${BUCKET} at http://127.0.0.1:`);
+    expect(r.status).toBe(0);
+    for (const key of keysOf(old)) expect(await present(key)).toBe(false);
+    for (const key of keysOf([...shared, ...pinned, ...refreshed, ...recent])) expect(await present(key)).toBe(true);
+    expect(await present("nix-cache-info")).toBe(true);
+    expect(await present("gc/lease")).toBe(false);
+    await expectWhole();
+  });
+
+  test("a second run finds nothing more to delete", async () => {
+    const r = await runGc(keepLast((Date.now() - oldPushedAt) / 1000 - 2));
+    expect(r.stdout).toMatch(/deleted 0 paths and 0 NARs/);
+    expect(r.status).toBe(0);
+  });
+});
+
+describe("concurrency", () => {
+  /** Pushes like Nix: checks which paths of the closure the cache has, takes `uploadMs` (NAR uploads), then uploads the rest. */
+  async function racingPush(closure: GeneratedPath[], uploadMs: number): Promise<void> {
+    const have = new Set<string>();
+    for (const p of closure) if (await builder.head(narinfoKey(p.hash))) have.add(p.name);
+    await sleep(uploadMs);
+    await pushLikeNix(builder, closure.filter((p) => !have.has(p.name)), { skipExisting: false });
+  }
+
+  test("pushes racing the GC never leave a narinfo with a missing reference", async () => {
+    for (let round = 0; round < 5; round++) {
+      const dead = chain(`race${round}`, 6);
+      await pushLikeNix(builder, dead);
+      const gc = startGc(["--retain-days", "0", "--grace", "0s"], { NIX_CACHE_GC_TEST_DELETE_DELAY_MS: "150" });
+      // Land the dependent's narinfo at a different moment of the GC each round (its start takes a few seconds).
+      await sleep(3000 + round * 1200);
+      await racingPush([...dead, generatedPath(`race${round}-top`, [`race${round}-5`])], 400);
+      const r = await gc.done;
+      expect(r.stderr).not.toMatch(/Error/);
+      expect(r.status).toBe(0);
+      await expectWhole();
+    }
+  }, 300_000);
+
+  test("a GC killed half-way leaves the closures whole; the next run takes over its lease and finishes", async () => {
+    await runGc(["--retain-days", "0", "--grace", "0s"]);
+    const dead = chain("killed", 40);
+    await pushLikeNix(builder, dead);
+    const gc = startGc(["--retain-days", "0", "--grace", "0s"], { NIX_CACHE_GC_TEST_DELETE_DELAY_MS: "200" });
+    // Wait until it has deleted a few narinfos, then kill it (and npm) at once.
+    for (let i = 0; i < 300 && (await present(narinfoKey(dead[39].hash))); i++) await sleep(100);
+    await sleep(1000);
+    process.kill(-(gc.child.pid as number), "SIGKILL");
+    await gc.done;
+    expect(await present("gc/lease")).toBe(true);
+    expect(await present(narinfoKey(dead[39].hash))).toBe(false);
+    expect(await present(narinfoKey(dead[0].hash))).toBe(true);
+    await expectWhole();
+    const next = await runGc(["--retain-days", "0", "--grace", "0s"]);
+    expect(next.stdout).toMatch(/took over the lease of npm run gc \(its process \d+ on .* is gone\)/);
+    expect(next.status).toBe(0);
+    for (const key of keysOf(dead)) expect(await present(key)).toBe(false);
+    await expectWhole();
+  }, 300_000);
+
+  test("two GCs at once: the second refuses (exit 1) and deletes nothing; the first finishes", async () => {
+    const dead = chain("twice", 20);
+    await pushLikeNix(builder, dead);
+    const first = startGc(["--retain-days", "0", "--grace", "0s"], { NIX_CACHE_GC_TEST_DELETE_DELAY_MS: "300" });
+    for (let i = 0; i < 300 && !(await present("gc/lease")); i++) await sleep(100);
+    const second = await runGc(["--retain-days", "0", "--grace", "0s"]);
+    expect(second.stdout).toMatch(/gc: refused: another GC is running \(npm run gc on .*, pid \d+\)/);
+    expect(second.status).toBe(1);
+    const r = await first.done;
+    expect(r.status).toBe(0);
+    for (const key of keysOf(dead)) expect(await present(key)).toBe(false);
+    await expectWhole();
+  }, 300_000);
+});
+
+test("the pinned closure outlives every GC above; after the runs the stack shows no drift", async () => {
+  expect(await present(narinfoKey(generatedPath("pinned-0").hash))).toBe(true);
+  expect(await present("nix-cache-info")).toBe(true);
+  const preview = await driftPreview(d.t.stack);
+  expect(preview.changes).toEqual({});
+}, 300_000);
