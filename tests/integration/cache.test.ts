@@ -21,7 +21,8 @@ beforeAll(async () => {
     if (pre) steps.push(`pre ${pre.split("::").pop()}`);
     if (done) steps.push(`done ${done.split("::").pop()}`);
   };
-  ({ minio, t, outputs } = await deployCache("it-cache", { priority: "30", expireDays: "3" }, { onEvent }));
+  // retention=lifecycle: this file checks the expiry rule (the default, retention=gc, has none: gcIdentity.test.ts).
+  ({ minio, t, outputs } = await deployCache("it-cache", { priority: "30", retention: "lifecycle", expireDays: "3" }, { onEvent }));
 });
 
 afterAll(() => removeDeployment(t, minio));
@@ -144,5 +145,6 @@ describe("pulumi destroy", () => {
       {},
     );
     expect(users.body.toString()).not.toContain("nix-cache-write");
+    expect(users.body.toString()).not.toContain("nix-cache-gc");
   });
 });

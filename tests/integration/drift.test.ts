@@ -4,7 +4,7 @@
 // cases run one after another against it.
 import * as crypto from "crypto";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { canonicalPolicy, anonymousPolicy, builderPolicy } from "../../lib/policies";
+import { canonicalPolicy, anonymousPolicy, builderPolicy, gcPolicy } from "../../lib/policies";
 import { lifecycleConfiguration, readExpiryRules } from "../../lib/lifecycle";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
@@ -16,7 +16,8 @@ let t: TestStack;
 let outputs: OutputMap;
 
 beforeAll(async () => {
-  ({ minio, t, outputs } = await deployCache("it-drift"));
+  // retention=lifecycle, so the expiry rule is there to drift (retention=gc declares none: gcIdentity.test.ts).
+  ({ minio, t, outputs } = await deployCache("it-drift", { retention: "lifecycle" }));
 });
 
 afterAll(() => removeDeployment(t, minio));
@@ -45,6 +46,14 @@ const builderS3Works = async () => {
 const policyOf = async () => {
   const { t: tg, c } = admin();
   return canonicalPolicy(await minioAdmin.policyDocument(tg, c, `${BUCKET}-write`));
+};
+const gcPolicyOf = async () => {
+  const { t: tg, c } = admin();
+  return canonicalPolicy(await minioAdmin.policyDocument(tg, c, `${BUCKET}-gc`));
+};
+const gcS3Works = async () => {
+  const g = s3Client(targetOf(minio), { accessKey: String(outputs.gcAccessKey.value), secretKey: String(outputs.gcSecretKey.value) });
+  return codeOf(g.listObjectsV2Query(BUCKET, "", "", "", 1, ""));
 };
 const liveRules = async () => readExpiryRules(await s3().getBucketLifecycle(BUCKET).catch(() => null));
 
@@ -130,6 +139,27 @@ const cases: DriftCase[] = [
     repairs: { "nix-cache-builder-user": "update" },
   },
   {
+    what: "GC's policy widened (PutObject on every cache path)",
+    change: async () => {
+      const doc = gcPolicy(BUCKET);
+      doc.Statement.push({ Effect: "Allow", Action: ["s3:PutObject"], Resource: [`arn:aws:s3:::${BUCKET}/*`] });
+      const { t: tg, c } = admin();
+      await minioAdmin.putPolicy(tg, c, `${BUCKET}-gc`, JSON.stringify(doc));
+    },
+    changed: async () => (await gcPolicyOf()) !== canonicalPolicy(gcPolicy(BUCKET)),
+    repairs: { "nix-cache-gc-policy": "update" },
+  },
+  {
+    what: "GC user deleted",
+    change: async () => {
+      const { t: tg, c } = admin();
+      await minioAdmin.removeUser(tg, c, String(outputs.gcAccessKey.value));
+    },
+    changed: async () => (await gcS3Works()) === "InvalidAccessKeyId",
+    // The attachment went with the user: both come back.
+    repairs: { "nix-cache-gc-user": "create", "nix-cache-gc-attachment": "create" },
+  },
+  {
     what: "lifecycle rule removed",
     change: () => s3().removeBucketLifecycle(BUCKET),
     changed: async () => (await liveRules()).length === 0,
@@ -179,6 +209,8 @@ test.each(cases.map((c) => [c.what, c] as const))(
     expect(await cacheProblems(minio, outputs)).toEqual([]);
     expect((await liveRules())[0]?.days).toBe(7);
     expect(await policyOf()).toBe(canonicalPolicy(builderPolicy(BUCKET)));
+    expect(await gcPolicyOf()).toBe(canonicalPolicy(gcPolicy(BUCKET)));
+    expect(await gcS3Works()).toBe("ok");
   },
 );
 
