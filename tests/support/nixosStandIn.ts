@@ -21,6 +21,7 @@ let
       bool = type "boolean" builtins.isBool;
       str = type "string" builtins.isString;
       ints.positive = type "positive integer" (v: builtins.isInt v && v > 0);
+      ints.unsigned = type "unsigned integer, meaning >=0" (v: builtins.isInt v && v >= 0);
       listOf = t: type "list of \${t.name}" (v: builtins.isList v && builtins.all t.check v);
     };
     all = builtins.all;
@@ -34,6 +35,7 @@ let
     util-linux = "/usr";
     gnused = "/usr";
     gnugrep = "/usr";
+    curl = "/usr";
     writeShellScript = name: text: { inherit name; text = "#!/bin/bash\\n" + text; outPath = "\${scriptDir}/\${name}"; };
   };
   module = (import file) { inherit config lib pkgs; };
