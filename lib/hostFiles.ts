@@ -227,7 +227,7 @@ export function hostFiles(plain: Outputs, revealed?: Outputs): HostFiles {
   const files: HostFiles = {
     public: [
       { name: CLIENT_MODULE_FILE, content: nixosModule(substituter, trustedPublicKeys, ca) },
-      { name: BUILDER_MODULE_FILE, content: builderModule({ pushUrl, publicKey, trustedPublicKeys, caCertificate: ca }) },
+      { name: BUILDER_MODULE_FILE, content: builderModule({ pushUrl, publicKey, trustedPublicKeys, caCertificate: ca, gc: gcTimerInputOf(plain) }) },
       // An older stack has no trustedPublicKeys output: the JSON has it all the same, for flakes to read one way.
       { name: OUTPUTS_JSON_FILE, content: JSON.stringify(nonSecretOutputs({ ...plain, trustedPublicKeys }), null, 2) + "\n" },
     ],
