@@ -18,6 +18,7 @@ import { MinioServer } from "../../harness/minio";
 import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
 import { BUCKET, rootOf, rootS3, targetOf } from "../integration/helpers";
+import { keepLastSeconds, startGcCli } from "../support/gcCli";
 import { requireNix } from "./nixEnv";
 
 let minio: MinioServer;
@@ -238,5 +239,45 @@ describe("the drain keeps the cached closure of what it pushes alive", () => {
     const after = await bucketState();
     for (const key of [d.narinfo, d.nar]) expect([key, after.get(key)]).toEqual([key, state.get(key)]);
     expect(`${r.stdout}${r.stderr}`.includes(readonlyKey)).toBe(false);
+  });
+});
+
+describe("the GC keeps what the drain refreshed", () => {
+  test("a path the builder pushes again (already cached) survives a GC that collects its untouched sibling", async () => {
+    // Two unrelated paths pushed long ago: the builder still builds `alive`, nobody builds `untouched`.
+    fs.writeFileSync(file("pair.nix"), `{ alive = derivation { name = "alive"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo alive ${NONCE} > $out" ]; };
+  untouched = derivation { name = "untouched"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo untouched ${NONCE} > $out" ]; }; }`);
+    const r0 = spawnSync("nix-build", ["--store", store(), "--no-out-link", file("pair.nix")], { env: nixEnv(file("home-build"), [`secret-key-files = ${file("signing-key")}`]), encoding: "utf8" });
+    expect(r0.status).toBe(0);
+    const [alive, untouched] = r0.stdout.trim().split("\n");
+    const push = spawnSync("sh", ["-c", `${pushViaFile()} "$@"`, "push", alive, untouched], {
+      cwd: PROJECT_DIR,
+      env: { ...nixEnv(file("home-push"), [`store = ${store()}`]), NIX_CACHE_PUSH_URL: out("pushUrl"), AWS_SHARED_CREDENTIALS_FILE: file("aws-credentials") },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    expect(push.status).toBe(0);
+    await sleep(12_000);
+    // The builder builds `alive` again (the same output, already cached): the hook queues it, the drain's push
+    // skips it as Nix does, and the drain refreshes it.
+    const refreshedAt = Date.now();
+    fs.writeFileSync(path.join(queue(), `${Date.now()}000000-alive`), `out ${alive}\n`);
+    const r = drain(refreshing);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^nix-cache: refreshed 1 of 1 cached paths$/m);
+    // Keep what was touched since 9 s before the drain started: after the pair's push, before the refresh.
+    const gc = await startGcCli(t, keepLastSeconds((Date.now() - refreshedAt) / 1000 + 9)).done;
+    expect(gc.status).toBe(0);
+    expect(gc.stdout).toMatch(/^gc: kept \d+ paths .*, deleted [1-9]\d* paths/m);
+    const a = await keysOf(alive);
+    const state = await bucketState();
+    expect([state.has(a.narinfo), state.has(a.nar)]).toEqual([true, true]);
+    expect(state.has(narinfoKey(untouched))).toBe(false);
+    // A fresh host copies the refreshed path from the cache into an empty store.
+    const copied = spawnSync("nix", ["copy", "--from", out("substituterUrl"), "--to", file("store-host"), "--option", "trusted-public-keys", out("publicKey"), alive], {
+      env: nixEnv(file("home-host")),
+      encoding: "utf8",
+    });
+    expect([copied.status, copied.stderr]).toEqual([0, expect.not.stringContaining("error")]);
   });
 });
