@@ -16,6 +16,7 @@ import {
   PUSH_COMMAND_ENV,
   SIGNING_KEY_FILE_NAME,
 } from "../../lib/builderModule";
+import { GC_CREDENTIALS_FILE_NAME } from "../../lib/gcTimerModule";
 import { BUILDER_MODULE_FILE, CLIENT_MODULE_FILE, OUTPUTS_JSON_FILE } from "../../lib/hostFiles";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
@@ -72,8 +73,9 @@ describe("npm run host-config", () => {
     expect(cli.status).toBe(0);
     expect(cli.stderr).not.toContain("host-config:");
     expect(filesUnder(outDir())).toEqual([BUILDER_MODULE_FILE, CLIENT_MODULE_FILE, OUTPUTS_JSON_FILE].sort());
-    expect(filesUnder(secretsDir())).toEqual([AWS_CREDENTIALS_FILE_NAME, SIGNING_KEY_FILE_NAME]);
-    expect(cli.stdout.split("\n").filter((l) => l.startsWith("wrote "))).toHaveLength(5);
+    // The GC identity's credentials too (the GC timer reads them on the builder).
+    expect(filesUnder(secretsDir())).toEqual([AWS_CREDENTIALS_FILE_NAME, GC_CREDENTIALS_FILE_NAME, SIGNING_KEY_FILE_NAME]);
+    expect(cli.stdout.split("\n").filter((l) => l.startsWith("wrote "))).toHaveLength(6);
 
     // One source of truth: the client module is the nixosModule output, byte for byte.
     expect(fs.readFileSync(path.join(outDir(), CLIENT_MODULE_FILE), "utf8")).toBe(out("nixosModule"));
@@ -88,18 +90,19 @@ describe("npm run host-config", () => {
     const secret = (name: string) => fs.readFileSync(path.join(secretsDir(), name), "utf8");
     expect(secret(SIGNING_KEY_FILE_NAME) === out("secretKey")).toBe(true);
     expect(secret(AWS_CREDENTIALS_FILE_NAME) === out("awsCredentials")).toBe(true);
-    for (const name of [SIGNING_KEY_FILE_NAME, AWS_CREDENTIALS_FILE_NAME]) {
+    expect(secret(GC_CREDENTIALS_FILE_NAME) === out("gcCredentials")).toBe(true);
+    for (const name of [SIGNING_KEY_FILE_NAME, AWS_CREDENTIALS_FILE_NAME, GC_CREDENTIALS_FILE_NAME]) {
       expect((fs.statSync(path.join(secretsDir(), name)).mode & 0o777).toString(8)).toBe("600");
     }
     expect((fs.statSync(secretsDir()).mode & 0o777).toString(8)).toBe("700");
   });
 
   test("no file outside --secrets-dir, and nothing it prints, holds a secret", () => {
-    const secrets = [out("secretKey").split(":")[1], out("builderSecretKey"), minio.rootPassword];
-    expect(secrets.map((s) => s.length >= 24)).toEqual([true, true, true]);
+    const secrets = [out("secretKey").split(":")[1], out("builderSecretKey"), minio.rootPassword, out("gcSecretKey")];
+    expect(secrets.map((s) => s.length >= 24)).toEqual([true, true, true, true]);
     const texts = filesUnder(outDir()).map((f) => fs.readFileSync(path.join(outDir(), f), "utf8"));
     texts.push(cli.stdout, cli.stderr);
-    expect(secrets.map((s) => texts.some((text) => text.includes(s)))).toEqual([false, false, false]);
+    expect(secrets.map((s) => texts.some((text) => text.includes(s)))).toEqual([false, false, false, false]);
     // ... while the secret files do hold them (so the search above can find one).
     const secretTexts = filesUnder(secretsDir()).map((f) => fs.readFileSync(path.join(secretsDir(), f), "utf8")).join("\n");
     expect([secrets[0], secrets[1]].map((s) => secretTexts.includes(s))).toEqual([true, true]);
@@ -129,6 +132,10 @@ describe("npm run host-config", () => {
   });
 });
 
+/** The builder module's assertion on its secret paths (signingKeyFile and the others). */
+const keyFileAssertions = (e: EvaluatedModules) =>
+  e.builder.assertions.filter((a) => a.message.includes("signingKeyFile")).map((a) => a.assertion);
+
 describe("the generated modules with real Nix", () => {
   let evaluated: EvaluatedModules;
   const scripts = () => path.join(work, "scripts");
@@ -151,13 +158,16 @@ describe("the generated modules with real Nix", () => {
     const b = evaluated.builder;
     expect(b.nix.settings["secret-key-files"]).toEqual([BUILDER_DEFAULTS.signingKeyFile]);
     expect(b.nix.settings["post-build-hook"]).toBe(path.join(scripts(), "nix-cache-queue"));
-    expect(b.assertions.map((a) => a.assertion)).toEqual([true]);
+    // The secret-path assertion holds (and any other the module has, e.g. the GC timer's).
+    expect(keyFileAssertions(evaluated)).toEqual([true]);
+    expect(b.assertions.map((a) => a.assertion)).not.toContain(false);
     expect(b.systemd.services["nix-cache-push"].serviceConfig).toMatchObject({ Type: "oneshot", ExecStart: path.join(scripts(), "nix-cache-drain") });
     expect(b.systemd.paths["nix-cache-push"].pathConfig).toEqual({ PathChanged: `${BUILDER_DEFAULTS.spoolDir}/queue` });
     expect(b.systemd.timers["nix-cache-push"].timerConfig.OnUnitActiveSec).toBe(BUILDER_DEFAULTS.retryInterval);
     expect(evaluated.drainText).toContain(`export AWS_SHARED_CREDENTIALS_FILE='${BUILDER_DEFAULTS.awsCredentialsFile}'\n`);
     expect(evaluated.drainText).toContain(`push_url='${out("pushUrl")}'\n`);
-    expect(evaluated.drainText).toContain('nix --extra-experimental-features nix-command copy --to "$push_url" "$@"');
+    expect(evaluated.drainText).toContain('nix --extra-experimental-features nix-command copy --option narinfo-cache-positive-ttl 0 --to "$push_url" "$@"');
+    expect(evaluated.drainText).toContain("\nrefresh_after=86400\n");
     expect(evaluated.hookText).toContain(`spool='${BUILDER_DEFAULTS.spoolDir}'\n`);
     expect(evaluated.options.pushUrl.default).toBe(out("pushUrl"));
     expect(evaluated.options.signingKeyFile).toMatchObject({ default: "/run/secrets/nix-cache-signing-key", type: "string" });
@@ -169,7 +179,7 @@ describe("the generated modules with real Nix", () => {
 
   test("a secret file inside the Nix store fails the module's assertion", () => {
     const e = evalHostModules(path.join(work, "eval-bad"), files(), { signingKeyFile: "/nix/store/x-key" }, path.join(work, "scripts-bad"));
-    expect(e.builder.assertions.map((a) => a.assertion)).toEqual([false]);
+    expect(keyFileAssertions(e)).toEqual([false]);
   });
 });
 
@@ -353,7 +363,7 @@ describe("a key rotation: host-config for a stack with two keys, then with the o
   test("--secrets-dir: the new key where the key always was, the old one (byte-identical) in a file named by its name", () => {
     const r = hostConfig(["--stack", t.stack.name, "--out", "host-rotated", "--secrets-dir", "secrets-rotated"]);
     expect([r.status, r.stderr]).toEqual([0, ""]);
-    expect(filesUnder(rotatedSecrets())).toEqual([AWS_CREDENTIALS_FILE_NAME, SIGNING_KEY_FILE_NAME, previousFile()].sort());
+    expect(filesUnder(rotatedSecrets())).toEqual([AWS_CREDENTIALS_FILE_NAME, GC_CREDENTIALS_FILE_NAME, SIGNING_KEY_FILE_NAME, previousFile()].sort());
     const secret = (name: string) => fs.readFileSync(path.join(rotatedSecrets(), name), "utf8");
     expect(secret(SIGNING_KEY_FILE_NAME) === value(rotated, "secretKey")).toBe(true);
     expect(secret(previousFile()) === value(before, "secretKey")).toBe(true);

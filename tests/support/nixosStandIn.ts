@@ -7,9 +7,10 @@ import { requireTool } from "../../harness/toolchain";
 import { nixEnv } from "../../harness/nix";
 
 /**
- * Just enough lib and pkgs for the generated modules: mkOption/mkIf/types/all/hasPrefix/escapeShellArg, and
- * pkgs.writeShellScript returning a derivation-like set ({ outPath; text }). Option values are each option's
- * default overridden by `settings`, checked against the option's type; an unknown setting is an error.
+ * Just enough lib and pkgs for the generated modules: mkOption/mkIf/types/all/hasPrefix/escapeShellArg(s), and
+ * pkgs.writeShellScript/writeText returning a derivation-like set ({ outPath; text }). Option values are each
+ * option's default overridden by `settings` (nested sets of options, like gc.*, by nested settings), checked
+ * against the option's type; an unknown setting is an error. `options` names nested ones with dots (gc.enable).
  * Tool packages map to /usr, where Debian keeps them, so the evaluated scripts run on this machine as they are.
  */
 export const STAND_IN_NIX = `
@@ -29,6 +30,7 @@ let
     mkIf = cond: content: if cond then content else { };
     hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
     escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\\\''" ] s + "'";
+    escapeShellArgs = args: builtins.concatStringsSep " " (map lib.escapeShellArg args);
   };
   pkgs = {
     coreutils = "/usr";
@@ -36,28 +38,46 @@ let
     gnused = "/usr";
     gnugrep = "/usr";
     curl = "/usr";
+    nodejs = "/usr";
+    writeText = name: text: { inherit name text; outPath = "\${scriptDir}/\${name}"; };
     writeShellScript = name: text: { inherit name; text = "#!/bin/bash\\n" + text; outPath = "\${scriptDir}/\${name}"; };
   };
   module = (import file) { inherit config lib pkgs; };
   declared = module.options.services.nix-cache-builder or { };
-  unknown = builtins.filter (n: !(declared ? \${n})) (builtins.attrNames settings);
-  values = builtins.mapAttrs
-    (name: opt:
-      let v = settings.\${name} or opt.default; in
-      if opt.type.check v then v else throw "option \${name}: not a \${opt.type.name}")
-    declared;
+  isOption = v: (v._type or null) == "option";
+  # Values of a set of options (nested sets like gc.* too): each default overridden by \`set\`, type-checked.
+  valuesOf = prefix: decl: set:
+    let unknown = builtins.filter (n: !(decl ? \${n})) (builtins.attrNames set); in
+    if unknown != [ ] then throw "no such option: \${toString (map (n: prefix + n) unknown)}" else
+    builtins.mapAttrs
+      (name: opt:
+        if isOption opt then
+          let v = set.\${name} or opt.default; in
+          if opt.type.check v then v else throw "option \${prefix}\${name}: not a \${opt.type.name}"
+        else valuesOf "\${prefix}\${name}." opt (set.\${name} or { }))
+      decl;
+  # Every option by its dotted name (gc.enable).
+  flatten = prefix: decl: builtins.foldl'
+    (acc: name:
+      let o = decl.\${name}; in
+      acc // (if isOption o then { "\${prefix}\${name}" = { inherit (o) default description; type = o.type.name; }; } else flatten "\${prefix}\${name}." o))
+    { }
+    (builtins.attrNames decl);
   config = {
-    services.nix-cache-builder = if unknown == [ ] then values else throw "no such option: \${toString unknown}";
+    services.nix-cache-builder = valuesOf "" declared settings;
     nix.package = "/usr";
   };
 in
 {
   config = module.config or module;
-  options = builtins.mapAttrs (n: o: { inherit (o) default description; type = o.type.name; }) declared;
+  options = flatten "" declared;
 }
 `;
 
 export { nixEnv };
+
+/** A builder option value; a nested set of options (gc.*) takes an object of them. */
+export type StandInSetting = string | number | boolean | string[] | { [name: string]: StandInSetting };
 
 export interface EvaluatedModules {
   /** The client module's config (security.pki only when the stack has a CA). */
@@ -87,7 +107,7 @@ export interface EvaluatedModules {
 export function evalHostModules(
   workDir: string,
   files: { client: string; builder: string },
-  settings: Record<string, string | number | boolean | string[]>,
+  settings: Record<string, StandInSetting>,
   scriptDir: string,
 ): EvaluatedModules {
   requireTool("nix-instantiate", "the e2e tests need Nix 2.8 (Debian's nix-bin): run them with `npm test`");
