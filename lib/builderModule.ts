@@ -1,5 +1,6 @@
 // The builder host's NixOS module: sign what Nix builds, queue it from a post-build hook that can never
-// slow or break a build, and push the queue to the cache from a systemd service that retries.
+// slow or break a build, and push the queue to the cache from a systemd service that retries; after each push
+// the service refreshes the pushed closure's older cached paths in place, so the GC keeps what is still used.
 // Secrets are referenced by path only: everything in a .nix file ends up world-readable in /nix/store.
 import { keyFileSuffix, keyList, keyNameOf, nixIndentedBody, nixString, pkiCertificatesLines } from "./hostConfig";
 import { gcAssertionLines, gcConfigLines, gcOptionLines, gcScriptLetLines, GcTimerInput } from "./gcTimerModule";
