@@ -67,6 +67,13 @@ const cases: BadCase[] = [
   { setting: "expireDays", value: "-7", allowed: OURS("a whole number ≥ 1") },
   { setting: "expireDays", value: "1.5", allowed: TYPED("integer") },
   { setting: "expireDays", value: "seven", allowed: TYPED("integer") },
+  { setting: "retention", value: "forever", allowed: OURS('"gc" or "lifecycle"') },
+  { setting: "retention", value: "GC", allowed: OURS('"gc" or "lifecycle"') },
+  { setting: "retainDays", value: "0", allowed: OURS("a whole number ≥ 1") },
+  { setting: "retainDays", value: "1.5", allowed: TYPED("integer") },
+  { setting: "gcUser", value: "gc", allowed: OURS("3 to 20 characters") },
+  { setting: "gcUser", value: "nix gc", allowed: OURS("letters, digits, '\\.', '_' and '-'") },
+  { setting: "gcUser", value: "nixbuilder", allowed: OURS("a user name other than nix-cache:builderUser") },
   { setting: "priority", value: "-1", allowed: OURS("a whole number ≥ 0") },
   { setting: "priority", value: "2.5", allowed: TYPED("integer") },
   { setting: "priority", value: "high", allowed: TYPED("integer") },
@@ -112,7 +119,7 @@ describe("a bad setting stops preview and up before any request reaches MinIO", 
 
   test("nothing appeared on the server: no bucket, user or policy", async () => {
     expect(connections).toBe(0);
-    const userNames = ["nixbuilder", ...cases.filter((c) => c.setting === "builderUser" && c.value.length >= 3).map((c) => c.value)];
+    const userNames = ["nixbuilder", "nixgc", ...cases.filter((c) => /^(builder|gc)User$/.test(c.setting) && c.value.length >= 3).map((c) => c.value)];
     expect(await serverInventory(minio, userNames)).toEqual({ buckets: [], users: [], policies: [] });
     // The stack holds no resources either.
     const state = await t.stack.exportStack();
@@ -127,7 +134,8 @@ describe("renaming the bucket of a deployed cache", () => {
   const admin = () => rootS3(minio);
 
   beforeAll(async () => {
-    await t.stack.setAllConfig(baseConfig());
+    // retention=lifecycle: what a rename keeps includes the old bucket's expiry rule (retention=gc has none).
+    await t.stack.setAllConfig({ ...baseConfig(), "nix-cache:retention": { value: "lifecycle" } });
     const up = await t.stack.up();
     expect(up.summary.result).toBe("succeeded");
     outputs = await t.stack.outputs();
@@ -165,8 +173,8 @@ describe("renaming the bucket of a deployed cache", () => {
     const events: EngineEvent[] = [];
     const up = await t.stack.up({ onEvent: (e) => events.push(e) });
     expect(up.summary.result).toBe("succeeded");
-    // The bucket and its settings are updated in place (nothing deleted); only the builder's IAM policy,
-    // whose name carries the bucket's, is replaced together with its attachment.
+    // The bucket and its settings are updated in place (nothing deleted); only the builder's and the GC's IAM
+    // policies, whose names carry the bucket's, are replaced together with their attachments.
     expect(changesOf(events)).toEqual({
       "nix-cache-store-bucket": "update",
       "nix-cache-store-nix-cache-info": "update",
@@ -174,6 +182,8 @@ describe("renaming the bucket of a deployed cache", () => {
       "nix-cache-expiry-lifecycle": "update",
       "nix-cache-builder-policy": "replace",
       "nix-cache-builder-attachment": "replace",
+      "nix-cache-gc-policy": "replace",
+      "nix-cache-gc-attachment": "replace",
     });
     outputs = await t.stack.outputs();
     expect(String(outputs.substituterUrl.value)).toBe(`${relayEndpoint}/${NEW_BUCKET}`);
@@ -197,6 +207,6 @@ describe("renaming the bucket of a deployed cache", () => {
 
     // The stack is settled: the drift check is clean, and no policy of the old name is left.
     expect((await driftPreview(t.stack)).failed).toBe(false);
-    expect((await serverInventory(minio)).policies).toEqual([`${NEW_BUCKET}-write`]);
+    expect((await serverInventory(minio)).policies).toEqual([`${NEW_BUCKET}-gc`, `${NEW_BUCKET}-write`]);
   });
 });

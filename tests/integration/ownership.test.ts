@@ -8,7 +8,7 @@ import * as path from "path";
 import { EngineEvent, LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { EXPIRY_RULE_ID, lifecycleConfiguration, readExpiryRules } from "../../lib/lifecycle";
 import { FoundOwner, ownerOfPolicy, ownerOfRules, ownerOfTags } from "../../lib/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy } from "../../lib/policies";
+import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy } from "../../lib/policies";
 import { adminRequest, minioAdmin, s3Client } from "../../providers/minioClients";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
@@ -26,14 +26,20 @@ let outB: OutputMap;
 /** B after `pulumi stack rename`. */
 let renamedB: Stack | undefined;
 
-const B_CONFIG = { bucket: "cache-b", builderUser: "builder-b" };
+const B_CONFIG = { bucket: "cache-b", builderUser: "builder-b", gcUser: "gc-b" };
 const HAND_PASSWORD = "handmade-password-123";
+
+/**
+ * A stack's config: retention=lifecycle, as this file checks the marker in the expiry rule's ID too (retention=gc
+ * has no rule: gcIdentity.test.ts), and a GC user of the stack's own (the default nixgc is A's).
+ */
+const cfg = (extra: Record<string, string> = {}) => minioConfig(minio, { retention: "lifecycle", gcUser: "gc-x", ...extra });
 
 beforeAll(async () => {
   minio = await startMinio();
-  a = await createTestStack("it-own-a", minioConfig(minio));
-  b = await createTestStack("it-own-b", minioConfig(minio, B_CONFIG));
-  x = await createTestStack("it-own-x", minioConfig(minio));
+  a = await createTestStack("it-own-a", cfg({ gcUser: "nixgc" }));
+  b = await createTestStack("it-own-b", cfg(B_CONFIG));
+  x = await createTestStack("it-own-x", cfg());
   for (const t of [a, b]) expect((await t.stack.up()).summary.result).toBe("succeeded");
   outA = await a.stack.outputs();
   outB = await b.stack.outputs();
@@ -99,7 +105,7 @@ async function fingerprint(users: string[]): Promise<string> {
 const builderOf = (out: OutputMap) =>
   s3Client(targetOf(minio), { accessKey: String(out.builderAccessKey.value), secretKey: String(out.builderSecretKey.value) });
 
-const USERS = ["nixbuilder", "builder-b", "builder-d", "handbuilder"];
+const USERS = ["nixbuilder", "builder-b", "builder-d", "handbuilder", "nixgc", "gc-b", "gc-x"];
 
 test("each stack marks what it makes with its own owner id: bucket tags, policy Sids, the rule's ID", async () => {
   const idA = await ownerIdOf(a.stack);
@@ -114,6 +120,11 @@ test("each stack marks what it makes with its own owner id: bucket tags, policy 
   expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "cache-b-write"))?.id).toBe(idB);
   expect((await minioAdmin.userInfo(t, c, "nixbuilder"))?.policies).toEqual(["nix-cache-write"]);
   expect((await minioAdmin.userInfo(t, c, "builder-b"))?.policies).toEqual(["cache-b-write"]);
+  // The GC identities: each stack's own user and policy, marked the same way.
+  expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "nix-cache-gc"))?.id).toBe(idA);
+  expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "cache-b-gc"))?.id).toBe(idB);
+  expect((await minioAdmin.userInfo(t, c, "nixgc"))?.policies).toEqual(["nix-cache-gc"]);
+  expect((await minioAdmin.userInfo(t, c, "gc-b"))?.policies).toEqual(["cache-b-gc"]);
 });
 
 test("each builder writes only its own bucket; both caches work", async () => {
@@ -140,7 +151,7 @@ test("a drift check of one stack is clean while the other changes its cache", as
 
 describe("what is not the stack's own is refused with a message, and nothing changes", () => {
   test("another stack's builder user (B's bucket plan with A's nixbuilder)", async () => {
-    await setExactConfig(x, minioConfig(minio, { bucket: "cache-c", builderUser: "nixbuilder" }));
+    await setExactConfig(x, cfg({ bucket: "cache-c", builderUser: "nixbuilder" }));
     const before = await fingerprint(USERS);
     for (const run of [() => x.stack.preview(), () => x.stack.up()]) {
       const text = await failureOf(run);
@@ -155,8 +166,23 @@ describe("what is not the stack's own is refused with a message, and nothing cha
     expect(await cacheProblems(minio, outA)).toEqual([]);
   });
 
+  test("another stack's GC user (a bucket and builder of its own, A's nixgc)", async () => {
+    await setExactConfig(x, cfg({ bucket: "cache-c", builderUser: "builder-c", gcUser: "nixgc" }));
+    const before = await fingerprint(USERS);
+    for (const run of [() => x.stack.preview(), () => x.stack.up()]) {
+      const text = await failureOf(run);
+      const errors = errorLines(text).join("\n");
+      expect(errors).toContain(`MinIO user 'nixgc' belongs to stack 'nix-cache/${a.stack.name}'`);
+      expect(errors).toContain("nothing was changed");
+      expect(errors).toContain("adoption overwrites the user's password");
+      expect(stackTraceLines(text)).toEqual([]);
+    }
+    expect(await fingerprint(USERS)).toBe(before);
+    expect(await cacheProblems(minio, outA)).toEqual([]);
+  });
+
   test("another stack's bucket (and so its policy BUCKET-write)", async () => {
-    await setExactConfig(x, minioConfig(minio, { bucket: "nix-cache", builderUser: "builder-d" }));
+    await setExactConfig(x, cfg({ bucket: "nix-cache", builderUser: "builder-d" }));
     const before = await fingerprint(USERS);
     for (const run of [() => x.stack.preview(), () => x.stack.up()]) {
       const text = await failureOf(run);
@@ -185,7 +211,7 @@ describe("what is not the stack's own is refused with a message, and nothing cha
       await minioAdmin.addUser(t, c, "handbuilder", HAND_PASSWORD);
       await minioAdmin.attachPolicy(t, c, "handbuilder", "handmade-policy");
       handObjects = ["abc.narinfo", "nix-cache-info"];
-      await setExactConfig(x, minioConfig(minio, { bucket: "handmade", builderUser: "handbuilder" }));
+      await setExactConfig(x, cfg({ bucket: "handmade", builderUser: "handbuilder" }));
     });
 
     const handUserWorks = () =>
@@ -210,12 +236,12 @@ describe("what is not the stack's own is refused with a message, and nothing cha
       expect(preview).toMatch(/(bucket 'handmade'|MinIO user 'handbuilder') exists and is not marked as any nix-cache stack's \(made by hand/);
       expect(preview).toContain("pulumi config set nix-cache:adopt true");
       // Each alone, from a stack with a bucket (or user) of its own.
-      const y = await createTestStack("it-own-y", minioConfig(minio, { bucket: "cache-y", builderUser: "handbuilder" }));
+      const y = await createTestStack("it-own-y", cfg({ bucket: "cache-y", builderUser: "handbuilder", gcUser: "gc-y" }));
       try {
         const user = errorLines(await failureOf(() => y.stack.preview())).join("\n");
         expect(user).toContain("MinIO user 'handbuilder' exists and is not marked as any nix-cache stack's");
         expect(user).toContain("adoption overwrites the user's password");
-        await setExactConfig(y, minioConfig(minio, { bucket: "handmade", builderUser: "builder-y" }));
+        await setExactConfig(y, cfg({ bucket: "handmade", builderUser: "builder-y", gcUser: "gc-y" }));
         const bucket = errorLines(await failureOf(() => y.stack.preview())).join("\n");
         expect(bucket).toContain("bucket 'handmade' exists and is not marked as any nix-cache stack's (made by hand");
         expect(bucket).toContain("adoption overwrites the bucket's anonymous-read policy");
@@ -279,6 +305,9 @@ test("destroying one stack leaves the other fully working", async () => {
   expect((await s3().listBuckets()).map((x) => x.name).sort()).toEqual(["handmade", "nix-cache"]);
   expect(await minioAdmin.userInfo(t, c, "builder-b")).toBeUndefined();
   expect(await minioAdmin.policyDocument(t, c, "cache-b-write")).toBeUndefined();
+  expect(await minioAdmin.userInfo(t, c, "gc-b")).toBeUndefined();
+  expect(await minioAdmin.policyDocument(t, c, "cache-b-gc")).toBeUndefined();
+  expect(await minioAdmin.userInfo(t, c, "nixgc")).toBeDefined();
   expect(await cacheProblems(minio, outA)).toEqual([]);
   const check = await driftPreview(a.stack);
   expect(check.changes).toEqual({});
@@ -287,16 +316,17 @@ test("destroying one stack leaves the other fully working", async () => {
 
 test("a stack made before markers marks its own things on its first up, without adopt", async () => {
   // Turn A into what the version before markers left: no owner resource in the state, no owner input, and on
-  // MinIO no tags, unmarked policies and the plain rule ID (through pulumi stack export/import).
-  const exported = pulumiCli(a, ["stack", "export", "--show-secrets"]);
-  expect(exported.code).toBe(0);
-  const deployment = JSON.parse(exported.stdout);
+  // MinIO no tags, unmarked policies and the plain rule ID (through the Automation API's stack export/import;
+  // secrets stay encrypted for the same stack. The CLI's `--show-secrets` text outgrew spawnSync's 1 MiB
+  // buffer once the GC identity's resources, each with its serialized provider, were added).
+  const deployment = await a.stack.exportStack();
   type Res = { urn: string; type: string; inputs?: Record<string, unknown>; outputs?: Record<string, unknown>; dependencies?: string[]; propertyDependencies?: Record<string, string[]> };
   const resources: Res[] = deployment.deployment.resources;
   const ownerUrn = resources.find((r) => r.type === "pulumi-nodejs:dynamic:NixCacheOwner")?.urn;
   expect(ownerUrn).toBeDefined();
   const anonymous = JSON.stringify(anonymousPolicy("nix-cache", false));
   const builder = JSON.stringify(builderPolicy("nix-cache"));
+  const gc = JSON.stringify(gcPolicy("nix-cache"));
   deployment.deployment.resources = resources
     .filter((r) => r.urn !== ownerUrn)
     .map((r) => {
@@ -309,21 +339,19 @@ test("a stack made before markers marks its own things on its first up, without 
         if (!props) continue;
         delete props.owner;
         if (r.type.endsWith(":MinioBucketPolicy")) props.policy = anonymous;
-        if (r.type.endsWith(":MinioPolicy")) props.document = builder;
+        if (r.type.endsWith(":MinioPolicy")) props.document = r.urn.endsWith("::nix-cache-gc-policy") ? gc : builder;
         if (r.type.endsWith(":MinioLifecycle")) props.rules = (props.rules as { id: string }[]).map((rule) => ({ ...rule, id: EXPIRY_RULE_ID }));
       }
       return r;
     });
-  const file = path.join(a.backendDir, "before-markers.json");
-  fs.writeFileSync(file, JSON.stringify(deployment));
-  expect(pulumiCli(a, ["stack", "import", "--file", file]).code).toBe(0);
-  fs.rmSync(file);
+  await a.stack.importStack(deployment);
   await s3().removeBucketTagging("nix-cache");
   await s3().setBucketPolicy("nix-cache", anonymous);
   const [rule] = readExpiryRules(await s3().getBucketLifecycle("nix-cache"));
   await s3().setBucketLifecycle("nix-cache", lifecycleConfiguration({ ...rule, id: EXPIRY_RULE_ID }) as never);
   const { t, c } = admin();
   await minioAdmin.putPolicy(t, c, "nix-cache-write", builder);
+  await minioAdmin.putPolicy(t, c, "nix-cache-gc", gc);
   expect(await bucketMarks("nix-cache")).toEqual({ tags: undefined, policy: undefined, rule: undefined });
 
   const events: EngineEvent[] = [];
@@ -335,18 +363,21 @@ test("a stack made before markers marks its own things on its first up, without 
     "nix-cache-anonymous-policy": "update",
     "nix-cache-expiry-lifecycle": "update",
     "nix-cache-builder-policy": "update",
+    "nix-cache-gc-policy": "update",
     // The user's marker is its policy; its state learns the owner id (add-user again with its own password).
     "nix-cache-builder-user": "update",
+    "nix-cache-gc-user": "update",
   });
   const idA = await ownerIdOf(a.stack);
   expect(await bucketMarks("nix-cache")).toEqual({ tags: { id: idA, label: `nix-cache/${a.stack.name}` }, policy: { id: idA, label: `nix-cache/${a.stack.name}` }, rule: { id: idA } });
   expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "nix-cache-write"))?.id).toBe(idA);
+  expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "nix-cache-gc"))?.id).toBe(idA);
   expect(await cacheProblems(minio, await a.stack.outputs())).toEqual([]);
   const check = await driftPreview(a.stack);
   expect(check.changes).toEqual({});
   expect([check.failed, check.failed ? check.text : ""]).toEqual([false, ""]);
   // Its things are its own again: a new stack naming its user is refused.
-  const y = await createTestStack("it-own-y", minioConfig(minio, { bucket: "cache-e", builderUser: "nixbuilder" }));
+  const y = await createTestStack("it-own-y", cfg({ bucket: "cache-e", builderUser: "nixbuilder", gcUser: "gc-y" }));
   try {
     expect(errorLines(await failureOf(() => y.stack.preview())).join("\n")).toContain(`MinIO user 'nixbuilder' belongs to stack 'nix-cache/${a.stack.name}'`);
   } finally {
@@ -356,7 +387,7 @@ test("a stack made before markers marks its own things on its first up, without 
 
 test("a thing another stack adopted is left alone: the old owner's drift check and up --refresh refuse, its destroy keeps it", async () => {
   // Stack Y takes A's builder user over on purpose (nix-cache:adopt): a new password and its own policy.
-  const y = await createTestStack("it-own-y", minioConfig(minio, { bucket: "cache-t", builderUser: "nixbuilder", adopt: "true" }));
+  const y = await createTestStack("it-own-y", cfg({ bucket: "cache-t", builderUser: "nixbuilder", adopt: "true", gcUser: "gc-y" }));
   try {
     expect((await y.stack.up()).summary.result).toBe("succeeded");
     const outY = await y.stack.outputs();
