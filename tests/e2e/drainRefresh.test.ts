@@ -5,6 +5,7 @@
 // paths already cached, as Nix does, so the refresh is the drain's and not a re-upload. With the cache down the
 // push fails as before and nothing is refreshed; with keys that may read but not write, the push (made with
 // the builder's keys) succeeds, the refresh is refused, and the drain still exits 0 saying so.
+// Over https the refresh trusts the CA bundle the module exports as NIX_SSL_CERT_FILE.
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -109,7 +110,9 @@ const narinfoKey = (storePath: string) => `${path.basename(storePath).slice(0, 3
 /** The narinfo key and its NAR's key (from the narinfo's URL line). */
 async function keysOf(storePath: string): Promise<{ narinfo: string; nar: string }> {
   const narinfo = narinfoKey(storePath);
-  const text = await (await fetch(`${out("substituterUrl")}/${narinfo}`)).text();
+  const chunks: Buffer[] = [];
+  for await (const chunk of await rootS3(minio).getObject(BUCKET, narinfo)) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
   const nar = /^URL: (.+)$/m.exec(text)?.[1];
   if (!nar) throw new Error(`${narinfo} has no URL line: ${text}`);
   return { narinfo, nar };
@@ -122,37 +125,53 @@ let sibling = "";
 let before: Map<string, ObjectState>;
 let refreshing: EvaluatedModules;
 
-beforeAll(async () => {
-  requireNix();
+/** A cache deployed on a new MinIO (https with its own CA when `tls`), and the builder's files in a new `work`. */
+async function setUp(tls: boolean): Promise<void> {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-e2e-refresh-"));
-  ({ minio, t, outputs } = await deployCache("e2e-refresh"));
+  ({ minio, t, outputs } = await deployCache(tls ? "e2e-refresh-tls" : "e2e-refresh", {}, undefined, { tls }));
   fs.writeFileSync(file("client.nix"), out("nixosModule"));
   fs.writeFileSync(file("builder.nix"), builderModule({ pushUrl: out("pushUrl"), publicKey: out("publicKey") }));
   fs.writeFileSync(file("signing-key"), out("secretKey"), { mode: 0o600 });
   fs.writeFileSync(file("aws-credentials"), out("awsCredentials"), { mode: 0o600 });
   fs.writeFileSync(file("paths.nix"), EXPRESSION);
-  refreshing = builderWith("refresh", { refreshAfterSec: 1 });
-});
+  // The host's CA bundle: the system's plus the cache's CA (what security.pki.certificates gives a NixOS host).
+  fs.writeFileSync(file("ca-bundle.crt"), [fs.readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8"), minio.tls?.ca.certPem ?? ""].join("\n"));
+  refreshing = builderWith("refresh", { refreshAfterSec: 1, sslCertFile: file("ca-bundle.crt") });
+}
 
-afterAll(async () => {
+async function tearDown(): Promise<void> {
   if (minioDown) await minio?.restart().catch(() => undefined);
+  minioDown = false;
   await removeDeployment(t, minio);
   if (work) fs.rmSync(work, { recursive: true, force: true });
+}
+
+beforeAll(async () => {
+  requireNix();
+  await setUp(false);
 });
+
+afterAll(tearDown);
+
+/** pushViaFile run by hand, as a builder pushed these paths earlier. */
+function pushByHand(paths: string[]) {
+  return spawnSync("sh", ["-c", `${pushViaFile()} "$@"`, "push", ...paths], {
+    cwd: PROJECT_DIR,
+    env: {
+      ...nixEnv(file("home-push"), [`store = ${store()}`]),
+      NIX_CACHE_PUSH_URL: out("pushUrl"),
+      AWS_SHARED_CREDENTIALS_FILE: file("aws-credentials"),
+      NIX_SSL_CERT_FILE: file("ca-bundle.crt"),
+    },
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+}
 
 describe("the drain keeps the cached closure of what it pushes alive", () => {
   test("D and a sibling are pushed first (pushViaFile, as a builder pushed them days ago)", async () => {
     [dep, sibling] = build(["dep", "sibling"]);
-    const push = spawnSync("sh", ["-c", `${pushViaFile()} "$@"`, "push", dep, sibling], {
-      cwd: PROJECT_DIR,
-      env: {
-        ...nixEnv(file("home-push"), [`store = ${store()}`]),
-        NIX_CACHE_PUSH_URL: out("pushUrl"),
-        AWS_SHARED_CREDENTIALS_FILE: file("aws-credentials"),
-      },
-      encoding: "utf8",
-      timeout: 120_000,
-    });
+    const push = pushByHand([dep, sibling]);
     expect([push.status, push.stderr]).toEqual([0, expect.not.stringContaining("pushViaFile:")]);
     expect(push.stdout).toContain("uploaded 4 files");
     await sleep(2500);
@@ -279,5 +298,32 @@ describe("the GC keeps what the drain refreshed", () => {
       encoding: "utf8",
     });
     expect([copied.status, copied.stderr]).toEqual([0, expect.not.stringContaining("error")]);
+  });
+});
+
+describe("over https with the cache's own CA", () => {
+  beforeAll(async () => {
+    await tearDown();
+    await setUp(true);
+  });
+
+  test("the drain refreshes over https, trusting the CA bundle of sslCertFile (NIX_SSL_CERT_FILE)", async () => {
+    expect(out("substituterUrl").startsWith("https://")).toBe(true);
+    const [d] = build(["dep"]);
+    const push = pushByHand([d]);
+    expect([push.status, push.stdout.includes("uploaded 2 files")]).toEqual([0, true]);
+    await sleep(2500);
+    const was = await bucketState();
+    build(["top"], refreshing);
+    const r = drain(refreshing);
+    expect(r.stderr).not.toMatch(/^(nix-cache|pushViaFile):/m);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^nix-cache: refreshed [12] of 2 cached paths$/m);
+    const keys = await keysOf(d);
+    const now = await bucketState();
+    for (const key of [keys.narinfo, keys.nar]) {
+      expect(now.get(key)?.modified).toBeGreaterThan((was.get(key)?.modified ?? Infinity) + 1000);
+      expect([key, now.get(key)?.etag]).toEqual([key, was.get(key)?.etag]);
+    }
   });
 });
