@@ -3,7 +3,8 @@
 // Each check gives one PASS/FAIL line and, on failure, the fix.
 import { parseCacheInfo, renderCacheInfo } from "./cacheInfo";
 import { isQuorumLoss, QUORUM_FIX, quorumLoss, WRITE_QUORUM_LOST } from "./failures";
-import { readExpiryRules, wouldExpire } from "./lifecycle";
+import { checkClosures, GcStore } from "./gcRun";
+import { ExpiryRule, readExpiryRules, wouldExpire } from "./lifecycle";
 import { parseS3StoreUrl } from "./pushTarget";
 import { CacheSettings } from "./settings";
 import { NarinfoError, parseNarinfo, verifySignatures } from "./narinfo";
@@ -28,7 +29,8 @@ export type CheckName =
   | "anonymous-delete"
   | "builder-delete"
   | "lifecycle"
-  | "narinfo-signatures";
+  | "narinfo-signatures"
+  | "closures";
 
 /** Every check, in the order they run and print. */
 export const CHECKS: readonly CheckName[] = [
@@ -43,6 +45,7 @@ export const CHECKS: readonly CheckName[] = [
   "builder-delete",
   "lifecycle",
   "narinfo-signatures",
+  "closures",
 ];
 
 export interface CheckResult {
@@ -86,8 +89,13 @@ export interface CacheProbe {
   adminLifecycle(): Promise<unknown | undefined>;
   /** Every object key of the bucket, listed as the admin. */
   adminList(): Promise<string[]>;
+  /** The bucket read as the admin (listing, GET, HEAD), for the closure check. */
+  adminStore(): ObjectStore;
   tls(url: string): Promise<TlsAnswer>;
 }
+
+/** What the closure check reads the bucket through (lib/s3rest.ts S3Rest has this shape). */
+export type ObjectStore = Pick<GcStore, "list" | "get" | "head">;
 
 const REFRESH = "run `pulumi up --refresh` on this stack: it puts back what the program declares";
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -275,16 +283,46 @@ export function judgeBuilderDelete(outcome: S3Outcome, builder: string): CheckRe
   };
 }
 
-/** The expiry rule must exist, match expireDays, and never expire nix-cache-info. */
+/** Key shapes of a Nix binary cache besides narinfos (`<hash>.narinfo`, `<hash>.ls`), which live at the root. */
+const CACHE_PREFIXES = ["nar/", "log/", "realisations/", "debuginfo/"];
+
+/** Could this rule expire a cached path's objects? Its prefix decides (any size filter still lets big NARs go). */
+export function expiresCacheObjects(rule: ExpiryRule): boolean {
+  if (!rule.enabled || rule.days <= 0) return false;
+  const p = rule.prefix;
+  if (CACHE_PREFIXES.some((c) => c.startsWith(p) || p.startsWith(c))) return true; // "" covers everything
+  return /^[0-9abcdfghijklmnpqrsvwxyz]{1,32}($|\.)/.test(p); // a prefix of narinfo / .ls keys
+}
+
+/**
+ * retention=gc: no rule may expire cached objects (the GC deletes, closure by closure; an expiry rule deletes
+ * each object on its own and breaks closures). retention=lifecycle: the expiry rule must exist, match
+ * expireDays, and never expire nix-cache-info.
+ */
 export function judgeLifecycle(config: unknown | undefined, settings: CacheSettings, servedCacheInfoBytes?: number): CheckResult {
   const name = "lifecycle";
   const rules = readExpiryRules(config);
+  if (settings.retention === "gc") {
+    const expiring = rules.filter(expiresCacheObjects);
+    if (expiring.length > 0) {
+      const which = expiring.map((r) => `${r.id || "(no ID)"} (${r.days} days${r.prefix ? `, prefix ${r.prefix}` : ""})`).join(", ");
+      return {
+        name,
+        ok: false,
+        detail:
+          `retention is gc, but the bucket's lifecycle expires cached objects: ${which}. Each object expires on its ` +
+          "own by upload age, so dependencies go before their dependents and closures break",
+        fix: `${REFRESH} (in gc mode the stack declares no expiry rule, so it removes this one); \`npm run gc\` does the deleting`,
+      };
+    }
+    return { name, ok: true, detail: "retention gc: no lifecycle rule expires cached objects (npm run gc deletes, closures stay whole)" };
+  }
   const expiring = rules.filter((r) => r.enabled && r.days > 0);
   if (expiring.length === 0) {
     return {
       name,
       ok: false,
-      detail: "the bucket has no enabled expiry rule: cached objects never expire and the disk fills up",
+      detail: "retention is lifecycle, but the bucket has no enabled expiry rule: cached objects never expire and the disk fills up",
       fix: `${REFRESH} (it restores the expiry rule)`,
     };
   }
@@ -306,7 +344,11 @@ export function judgeLifecycle(config: unknown | undefined, settings: CacheSetti
       fix: REFRESH,
     };
   }
-  return { name, ok: true, detail: `objects expire after ${settings.expireDays} days; nix-cache-info never does` };
+  return {
+    name,
+    ok: true,
+    detail: `retention lifecycle: objects expire after ${settings.expireDays} days (which can break closures); nix-cache-info never does`,
+  };
 }
 
 /** A key no real cache object has: narinfos are 32 base-32 chars + .narinfo, NARs live under nar/. */
@@ -330,13 +372,12 @@ export interface VerifyInput {
 /** How many narinfos narinfo-signatures reads when not --full. */
 export const NARINFO_SAMPLE = 200;
 
-/** Up to `n` of `keys`, chosen at random (a PRNG seeded with `seed`, so a run can be repeated), in listing order. */
-export function sampleKeys(keys: readonly string[], n: number, seed: string): string[] {
-  if (keys.length <= n) return [...keys];
-  // xorshift32 seeded from the seed's characters.
+/** A PRNG in [0, 1) seeded with `seed` (xorshift32 over an FNV-1a hash of it), so a run can be repeated. */
+export function seededRandom(seed: string): () => number {
   let x = 2166136261;
   for (const c of seed) x = Math.imul(x ^ c.charCodeAt(0), 16777619) >>> 0;
-  const next = () => {
+  if (x === 0) x = 1; // xorshift stays at 0 forever
+  return () => {
     x ^= x << 13;
     x >>>= 0;
     x ^= x >>> 17;
@@ -344,6 +385,12 @@ export function sampleKeys(keys: readonly string[], n: number, seed: string): st
     x >>>= 0;
     return x / 4294967296;
   };
+}
+
+/** Up to `n` of `keys`, chosen at random (seeded with `seed`), in listing order. */
+export function sampleKeys(keys: readonly string[], n: number, seed: string): string[] {
+  if (keys.length <= n) return [...keys];
+  const next = seededRandom(seed);
   // Partial Fisher-Yates over the indexes.
   const idx = keys.map((_, i) => i);
   for (let i = 0; i < n; i++) {
@@ -410,6 +457,72 @@ export async function checkNarinfoSignatures(input: VerifyInput, probe: CachePro
       "run `npm run resign` (it adds the active key's signature to every narinfo an older key of this stack signs); " +
       "the narinfos it refuses are signed by no key of this stack: push them again from the builder, or delete them. " +
       "Retire an older key only once this check passes with --full",
+  };
+}
+
+/** How many broken closures the closures check names; the rest are counted. */
+export const BROKEN_SHOWN = 10;
+
+/** The store paths a narinfo's References line names, by hash part (`/nix/store` taken from its StorePath). */
+export function referencePaths(narinfoText: string): Map<string, string> {
+  const field = (n: string) => new RegExp(`^${n}: (.*)$`, "m").exec(narinfoText)?.[1]?.trim() ?? "";
+  const storePath = field("StorePath");
+  const storeDir = storePath.includes("/") ? storePath.slice(0, storePath.lastIndexOf("/")) : "/nix/store";
+  const paths = new Map<string, string>();
+  for (const ref of field("References").split(" ")) if (ref.length > 32) paths.set(ref.slice(0, 32), `${storeDir}/${ref}`);
+  return paths;
+}
+
+/** One broken closure as a line: the store path and what it lacks (references by store path where known). */
+export function brokenLine(storePath: string, missing: readonly string[], references: Map<string, string>): string {
+  const gaps = missing.map((key) => {
+    if (!key.endsWith(".narinfo")) return `its NAR ${key}`;
+    const hash = key.slice(0, -".narinfo".length);
+    return `the narinfo of ${references.get(hash) ?? `its reference ${hash}`} (${key})`;
+  });
+  return `${storePath} lacks ${gaps.join(", ")}`;
+}
+
+/**
+ * The invariant the GC keeps: every narinfo has its NAR and the narinfos of all its references; else a host
+ * that substitutes it fails (`nix copy --from`, `nix-store -r`) or builds from source. Checks NARINFO_SAMPLE
+ * narinfos chosen at random (all with `full`), read as the admin; a missing key is confirmed with a HEAD.
+ */
+export async function checkClosureInvariant(input: VerifyInput, probe: CacheProbe): Promise<CheckResult> {
+  const name = "closures";
+  const store = probe.adminStore();
+  const found = await checkClosures(store, { sample: input.full ? undefined : NARINFO_SAMPLE, random: seededRandom(input.random) });
+  if (found.narinfos === 0) return { name, ok: true, detail: "the cache holds no narinfo yet: nothing to check" };
+  const scope =
+    found.checked === found.narinfos
+      ? `all ${found.narinfos} narinfos`
+      : `${found.checked} narinfos chosen at random of ${found.narinfos} (--full checks all)`;
+  if (found.broken.length === 0) return { name, ok: true, detail: `${scope}: each has its NAR and the narinfos of its references` };
+
+  const broken = [...found.broken].sort((a, b) => a.storePath.localeCompare(b.storePath));
+  const shown = broken.slice(0, BROKEN_SHOWN);
+  const lines: string[] = [];
+  for (const b of shown) {
+    // Read again only to name the missing references by store path (the check keeps hashes).
+    const got = b.missing.some((k) => k.endsWith(".narinfo")) ? await store.get(b.key).catch(() => undefined) : undefined;
+    lines.push(brokenLine(b.storePath, b.missing, got ? referencePaths(got.body.toString("utf8")) : new Map()));
+  }
+  if (broken.length > shown.length) lines.push(`and ${broken.length - shown.length} more`);
+  const lifecycle =
+    input.settings.retention === "lifecycle"
+      ? "; nix-cache:retention is lifecycle: its expiry rule deletes each object on its own by age, which is what breaks " +
+        "closures (README, \"Retention: old paths go, closures stay whole\"); `pulumi config set nix-cache:retention gc` " +
+        "and `pulumi up` stop it"
+      : "";
+  return {
+    name,
+    ok: false,
+    detail:
+      `${scope}: ${broken.length} ${broken.length === 1 ? "lacks its" : "lack their"} NAR or a reference's narinfo, so a ` +
+      `host that substitutes ${broken.length === 1 ? "it" : "them"} fails or builds from source:\n${lines.join("\n")}`,
+    fix:
+      "run `npm run gc`: it removes broken closures (dependents first) so hosts are never served one; push the paths " +
+      `again from the builder to restore them${lifecycle}`,
   };
 }
 
@@ -501,6 +614,8 @@ export async function runChecks(input: VerifyInput, probe: CacheProbe): Promise<
 
   await attempt("narinfo-signatures", () => checkNarinfoSignatures(input, probe));
 
+  await attempt("closures", () => checkClosureInvariant(input, probe));
+
   // Clean up: the probes are ours; a missing one (never written, or deleted by a check) is fine.
   for (const key of leftovers) {
     try {
@@ -517,7 +632,10 @@ export function formatReport(results: CheckResult[]): string {
   const width = Math.max(...CHECKS.map((c) => c.length));
   const lines: string[] = [];
   for (const r of results) {
-    lines.push(`${r.ok ? "PASS" : "FAIL"}  ${r.name.padEnd(width)}  ${r.detail}`);
+    // A detail of several lines (closures names each broken path) continues under its first line.
+    const [first, ...more] = r.detail.split("\n");
+    lines.push(`${r.ok ? "PASS" : "FAIL"}  ${r.name.padEnd(width)}  ${first}`);
+    for (const line of more) lines.push(`      ${" ".repeat(width)}  ${line}`);
     if (!r.ok && r.fix) lines.push(`      ${" ".repeat(width)}  fix: ${r.fix}`);
   }
   const failed = results.filter((r) => !r.ok);

@@ -15,7 +15,8 @@ const USAGE = `usage: npm run verify [-- --stack NAME] [--full]
 Checks a deployed cache over the network, as a Nix client and as the builder meet it, with the stack's
 outputs and config (read with the pulumi CLI); prints one PASS/FAIL line per check and a summary.
   --stack NAME, -s NAME  the stack to check (default: the selected stack)
-  --full                 narinfo-signatures reads every narinfo (default: ${NARINFO_SAMPLE} chosen at random)
+  --full                 narinfo-signatures and closures read every narinfo (default: ${NARINFO_SAMPLE} chosen at
+                         random)
   --help, -h             this text
 Exit status: 0 every check passed, 1 a check failed, 2 could not run (bad arguments, stack unreadable).`;
 

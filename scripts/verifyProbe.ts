@@ -5,7 +5,8 @@ import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
 import * as tls from "tls";
-import { CacheProbe, HttpAnswer, S3Outcome, TlsAnswer } from "../lib/verify";
+import { S3Rest } from "../lib/s3rest";
+import { CacheProbe, HttpAnswer, ObjectStore, S3Outcome, TlsAnswer } from "../lib/verify";
 import { sdkRetryStatus, WRITE_QUORUM_LOST } from "../lib/failures";
 import { tlsHandshake } from "../providers/minioClients";
 
@@ -142,6 +143,7 @@ async function outcome(what: string, work: Promise<unknown>, endpoint?: string, 
 export function networkProbe(t: ProbeTargets, trusted: TrustedCa = trustedCa()): CacheProbe {
   const builder = () => s3(t.builderEndpoint, t.region, t.builder, trusted);
   const admin = () => s3(t.adminEndpoint, t.region, t.admin, trusted);
+  let adminRest: ObjectStore | undefined;
   return {
     anonymous: (method, url, body) => anonymousRequest(method, url, trusted, body),
     builderPut: (key, body) => outcome(`upload as the builder`, builder().putObject(t.bucket, key, Buffer.from(body)), t.builderEndpoint, trusted),
@@ -169,6 +171,17 @@ export function networkProbe(t: ProbeTargets, trusted: TrustedCa = trustedCa()):
       }
       return keys;
     },
+    // The GC's own S3 client, so the closure check reads the bucket exactly as the GC does.
+    adminStore: () =>
+      (adminRest ??= new S3Rest({
+        endpoint: t.adminEndpoint,
+        region: t.region,
+        bucket: t.bucket,
+        accessKey: t.admin.accessKey,
+        secretKey: t.admin.secretKey,
+        ca: trusted.ca,
+        timeoutMs: TIMEOUT_MS,
+      })),
     tls: (url) => tlsCheck(url, trusted),
   };
 }

@@ -6,6 +6,7 @@ import { parseSettings } from "../../lib/settings";
 import { fingerprint, parseNarinfo } from "../../lib/narinfo";
 import { generateKeypair, signDetached } from "../../lib/signingKey";
 import {
+  BROKEN_SHOWN,
   CacheProbe,
   CHECKS,
   CheckResult,
@@ -14,6 +15,7 @@ import {
   judgeTls,
   MISSING_NARINFO,
   NARINFO_SAMPLE,
+  ObjectStore,
   runChecks,
   sampleKeys,
   S3Outcome,
@@ -21,6 +23,8 @@ import {
 } from "../../lib/verify";
 
 const settings = parseSettings({ endpoint: "http://127.0.0.1:9000", priority: "30" });
+/** The chapter's age rule instead of the GC (nix-cache:retention lifecycle). */
+const lifecycleSettings = parseSettings({ endpoint: "http://127.0.0.1:9000", priority: "30", retention: "lifecycle" });
 const keys = generateKeypair("s3.homelab.local-1");
 const base = "http://127.0.0.1:9000/nix-cache";
 
@@ -29,7 +33,8 @@ class FakeCache implements CacheProbe {
   objects = new Map<string, string>([["nix-cache-info", renderCacheInfo(settings)]]);
   anonymousCan = { get: true, put: false, delete: false, list: false };
   builder: "ok" | "disabled" | "can-delete" = "ok";
-  lifecycle: unknown = lifecycleConfiguration(expiryRule(settings.expireDays, renderCacheInfo(settings)));
+  /** retention gc (the default): no lifecycle configuration at all. */
+  lifecycle: unknown = undefined;
   tlsAnswer = { authorized: true, issuer: "CN=Test CA", subject: "CN=cache", caSource: "test" };
   unreachable = false;
   log: string[] = [];
@@ -88,6 +93,30 @@ class FakeCache implements CacheProbe {
     this.reach();
     return [...this.objects.keys()].sort();
   }
+  /** Keys the admin's listing and GETs see, each with the store's answer (HEADs confirm a missing key). */
+  adminGets: string[] = [];
+  adminStore(): ObjectStore {
+    const objects = this.objects;
+    const reach = () => this.reach();
+    const gets = this.adminGets;
+    const at = new Date("2026-11-27T12:00:00Z");
+    return {
+      async *list() {
+        reach();
+        for (const key of [...objects.keys()].sort()) yield { key, lastModified: at, size: objects.get(key)?.length ?? 0, etag: key };
+      },
+      async get(key: string) {
+        reach();
+        gets.push(key);
+        const v = objects.get(key);
+        return v === undefined ? undefined : { body: Buffer.from(v), etag: key, lastModified: at };
+      },
+      async head(key: string) {
+        reach();
+        return objects.has(key) ? { etag: key, lastModified: at } : undefined;
+      },
+    };
+  }
   async tls() {
     return this.tlsAnswer;
   }
@@ -126,13 +155,12 @@ describe("runChecks", () => {
     ["builder disabled", (c) => { c.builder = "disabled"; }, ["builder-upload", "builder-delete"]],
     ["nix-cache-info deleted", (c) => { c.objects.delete("nix-cache-info"); }, ["cache-info"]],
     ["nix-cache-info with other values", (c) => { c.objects.set("nix-cache-info", "StoreDir: /gnu/store\nWantMassQuery: 0\nPriority: 30\n"); }, ["cache-info"]],
-    ["no lifecycle rule", (c) => { c.lifecycle = undefined; }, ["lifecycle"]],
     [
-      "a whole-bucket expiry rule",
+      "a whole-bucket expiry rule (retention gc)",
       (c) => { c.lifecycle = { Rule: [{ ID: "all", Status: "Enabled", Filter: { Prefix: "" }, Expiration: { Days: 7 } }] }; },
       ["lifecycle"],
     ],
-    ["expiry days drifted", (c) => { c.lifecycle = lifecycleConfiguration(expiryRule(30, renderCacheInfo(settings))); }, ["lifecycle"]],
+    ["a narinfo whose NAR is gone", (c) => { putPath(c, 1, narinfo(1, keys.secretKey)); c.objects.delete(narKey(1)); }, ["closures"]],
     ["an untrusted certificate on a plain-http cache (nothing to check)", (c) => { c.tlsAnswer = { ...c.tlsAnswer, authorized: false }; }, []],
   ])("%s fails exactly the checks that name it, with a fix", async (_what, breakIt, expected) => {
     const cache = new FakeCache();
@@ -214,16 +242,25 @@ test("formatReport prints one line per check, the fix under a failure, and a sum
   expect(formatReport([{ name: "lifecycle", ok: true, detail: "ok" }])).toContain("verify: all 1 checks passed");
 });
 
-/** A narinfo for store path number `n`, signed by `signers` (secret keys). */
-function narinfo(n: number, ...signers: string[]): string {
-  const hash = String(n).padStart(32, "0");
+const hashOf = (n: number) => String(n).padStart(32, "0");
+const storePath = (n: number) => `/nix/store/${hashOf(n)}-p${n}`;
+const narKey = (n: number) => `nar/${n}.nar.zst`;
+
+/** A narinfo for store path number `n` referencing paths `refs`, signed by `signers` (secret keys). */
+function pathNarinfo(n: number, refs: number[], ...signers: string[]): string {
   const base =
-    `StorePath: /nix/store/${hash}-p${n}\nURL: nar/${n}.nar.zst\nCompression: zstd\n` +
-    `NarHash: sha256:${"0".repeat(52)}\nNarSize: ${100 + n}\nReferences: \n`;
+    `StorePath: ${storePath(n)}\nURL: ${narKey(n)}\nCompression: zstd\n` +
+    `NarHash: sha256:${"0".repeat(52)}\nNarSize: ${100 + n}\nReferences: ${refs.map((r) => `${hashOf(r)}-p${r}`).join(" ")}\n`;
   const fp = fingerprint(parseNarinfo(base));
   return base + signers.map((k) => `Sig: ${signDetached(k, fp)}\n`).join("");
 }
-const narinfoKey = (n: number) => `${String(n).padStart(32, "0")}.narinfo`;
+const narinfo = (n: number, ...signers: string[]) => pathNarinfo(n, [], ...signers);
+const narinfoKey = (n: number) => `${hashOf(n)}.narinfo`;
+/** Puts path `n` as Nix pushes it: its NAR, then its narinfo `text`. */
+function putPath(cache: FakeCache, n: number, text: string) {
+  cache.objects.set(narKey(n), "nar bytes");
+  cache.objects.set(narinfoKey(n), text);
+}
 const check = (results: CheckResult[]) => results.find((r) => r.name === "narinfo-signatures");
 
 describe("narinfo-signatures", () => {
@@ -236,8 +273,8 @@ describe("narinfo-signatures", () => {
 
   test("narinfos signed by the active key pass (other Sig lines beside it are fine), read anonymously", async () => {
     const cache = new FakeCache();
-    cache.objects.set(narinfoKey(1), narinfo(1, keys.secretKey));
-    cache.objects.set(narinfoKey(2), narinfo(2, previous.secretKey, keys.secretKey));
+    putPath(cache, 1, narinfo(1, keys.secretKey));
+    putPath(cache, 2, narinfo(2, previous.secretKey, keys.secretKey));
     const results = await runChecks(input(), cache);
     expect(check(results)).toMatchObject({ ok: true, detail: "all 2 narinfos: each carries a valid signature by the active key s3.homelab.local-1" });
     expect(cache.log).toContain(`anonymous GET ${base}/${narinfoKey(2)}`);
@@ -245,12 +282,12 @@ describe("narinfo-signatures", () => {
 
   test("a narinfo signed only by an older key, unsigned, tampered or corrupt fails, each named, with the fix", async () => {
     const cache = new FakeCache();
-    cache.objects.set(narinfoKey(1), narinfo(1, keys.secretKey));
-    cache.objects.set(narinfoKey(2), narinfo(2, previous.secretKey));
-    cache.objects.set(narinfoKey(3), narinfo(3));
-    cache.objects.set(narinfoKey(4), narinfo(4, keys.secretKey).replace("NarSize: 104", "NarSize: 5"));
-    cache.objects.set(narinfoKey(5), `${narinfo(5)}Sig: s3.homelab.local-1:AAAA\n`);
-    cache.objects.set(narinfoKey(6), "not a narinfo");
+    putPath(cache, 1, narinfo(1, keys.secretKey));
+    putPath(cache, 2, narinfo(2, previous.secretKey));
+    putPath(cache, 3, narinfo(3));
+    putPath(cache, 4, narinfo(4, keys.secretKey).replace("NarSize: 104", "NarSize: 5"));
+    putPath(cache, 5, `${narinfo(5)}Sig: s3.homelab.local-1:AAAA\n`);
+    putPath(cache, 6, "not a narinfo");
     const results = await runChecks(input(), cache);
     expect(failed(results)).toEqual(["narinfo-signatures"]);
     const c = check(results);
@@ -265,7 +302,7 @@ describe("narinfo-signatures", () => {
 
   test(`a cache of more than ${NARINFO_SAMPLE} narinfos is sampled, and says how; full checks all`, async () => {
     const cache = new FakeCache();
-    for (let n = 1; n <= 450; n++) cache.objects.set(narinfoKey(n), narinfo(n, keys.secretKey));
+    for (let n = 1; n <= 450; n++) putPath(cache, n, narinfo(n, keys.secretKey));
     const sampled = check(await runChecks(input(), cache));
     expect(sampled).toMatchObject({ ok: true, detail: `${NARINFO_SAMPLE} narinfos chosen at random of 450 (--full checks all): each carries a valid signature by the active key s3.homelab.local-1` });
     expect(cache.log.filter((l) => l.endsWith(".narinfo")).length).toBe(NARINFO_SAMPLE + 1); // + the missing-narinfo check
@@ -281,5 +318,152 @@ describe("narinfo-signatures", () => {
     expect(sampleKeys(keysList, 200, "seed")).toEqual(a);
     expect(sampleKeys(keysList, 200, "other")).not.toEqual(a);
     expect(sampleKeys(keysList.slice(0, 5), 200, "seed")).toEqual(keysList.slice(0, 5));
+  });
+});
+
+describe("lifecycle", () => {
+  const lifecycleOf = async (config: unknown, s = settings) => {
+    const cache = new FakeCache();
+    cache.lifecycle = config;
+    return (await runChecks(input({}, s), cache)).find((r) => r.name === "lifecycle");
+  };
+  const rule = (over: Record<string, unknown>) => ({ Rule: [{ ID: "hand", Status: "Enabled", Filter: { Prefix: "" }, Expiration: { Days: 7 }, ...over }] });
+
+  test("retention gc: no rule passes; a rule expiring cached objects fails, naming it and why, with the fix", async () => {
+    expect(await lifecycleOf(undefined)).toMatchObject({ ok: true, detail: expect.stringContaining("no lifecycle rule expires cached objects") });
+    for (const config of [
+      rule({}),
+      rule({ Filter: { Prefix: "nar/" } }),
+      rule({ Filter: { Prefix: "0" } }),
+      rule({ Filter: { And: { Prefix: "", ObjectSizeGreaterThan: 1000 } } }),
+      lifecycleConfiguration(expiryRule(7, renderCacheInfo(settings))), // the lifecycle mode's own rule, left behind
+    ]) {
+      const r = await lifecycleOf(config);
+      expect(r?.ok).toBe(false);
+      expect(r?.detail).toMatch(/^retention is gc, but the bucket's lifecycle expires cached objects: \S+ \(7 days/);
+      expect(r?.detail).toContain("closures break");
+      expect(r?.fix).toContain("pulumi up --refresh");
+    }
+  });
+
+  test("retention gc: rules that expire no cached object pass (disabled, other prefixes)", async () => {
+    expect((await lifecycleOf(rule({ Status: "Disabled" })))?.ok).toBe(true);
+    expect((await lifecycleOf(rule({ Filter: { Prefix: "tmp/" } })))?.ok).toBe(true);
+    expect((await lifecycleOf(rule({ Filter: { Prefix: "gc/" } })))?.ok).toBe(true);
+  });
+
+  test("retention lifecycle: our rule passes; none, a whole-bucket rule or other days fail, each with the fix", async () => {
+    const ours = lifecycleConfiguration(expiryRule(lifecycleSettings.expireDays, renderCacheInfo(lifecycleSettings)));
+    expect(await lifecycleOf(ours, lifecycleSettings)).toMatchObject({ ok: true, detail: expect.stringContaining("objects expire after 7 days") });
+    const none = await lifecycleOf(undefined, lifecycleSettings);
+    expect(none).toMatchObject({ ok: false, detail: expect.stringContaining("no enabled expiry rule") });
+    const whole = await lifecycleOf(rule({}), lifecycleSettings);
+    expect(whole).toMatchObject({ ok: false, detail: expect.stringContaining("also expires nix-cache-info") });
+    const days = await lifecycleOf(lifecycleConfiguration(expiryRule(30, renderCacheInfo(lifecycleSettings))), lifecycleSettings);
+    expect(days).toMatchObject({ ok: false, detail: expect.stringContaining("expire after 30 days, configured nix-cache:expireDays is 7") });
+    for (const r of [none, whole, days]) expect(r?.fix).toContain("pulumi up --refresh");
+  });
+});
+
+describe("closures", () => {
+  const closures = (results: CheckResult[]) => results.find((r) => r.name === "closures");
+  /** A chain 1 ← 2 ← … ← n (each references the one before, and itself), signed, NARs present. */
+  function chainCache(n: number): FakeCache {
+    const cache = new FakeCache();
+    for (let i = 1; i <= n; i++) putPath(cache, i, pathNarinfo(i, i > 1 ? [i, i - 1] : [i], keys.secretKey));
+    return cache;
+  }
+
+  test("an empty cache passes and says so", async () => {
+    const results = await runChecks(input(), new FakeCache());
+    expect(closures(results)).toEqual({ name: "closures", ok: true, detail: "the cache holds no narinfo yet: nothing to check" });
+  });
+
+  test("whole closures pass, saying how many were checked; every check passes", async () => {
+    const results = await runChecks(input(), chainCache(5));
+    expect(failed(results)).toEqual([]);
+    expect(closures(results)?.detail).toBe("all 5 narinfos: each has its NAR and the narinfos of its references");
+  });
+
+  test("a missing NAR fails, naming the store path and the NAR, with the fix", async () => {
+    const cache = chainCache(3);
+    cache.objects.delete(narKey(2));
+    const results = await runChecks(input(), cache);
+    expect(failed(results)).toEqual(["closures"]);
+    const c = closures(results);
+    expect(c?.detail).toBe(
+      "all 3 narinfos: 1 lacks its NAR or a reference's narinfo, so a host that substitutes it fails or builds from source:\n" +
+        `${storePath(2)} lacks its NAR ${narKey(2)}`,
+    );
+    expect(c?.fix).toContain("run `npm run gc`: it removes broken closures");
+    expect(c?.fix).toContain("push the paths again");
+    expect(c?.fix).not.toContain("lifecycle");
+  });
+
+  test("a missing reference fails, naming the dependent and the reference by store path; the dependency's own dependents pass", async () => {
+    const cache = chainCache(4);
+    cache.objects.delete(narinfoKey(2));
+    const results = await runChecks(input(), cache);
+    const c = closures(results);
+    expect(c?.ok).toBe(false);
+    // Only 3 lacks something itself (4 has 3, whose narinfo is present): the check is the invariant, one step.
+    expect(c?.detail.split("\n")).toEqual([
+      "all 3 narinfos: 1 lacks its NAR or a reference's narinfo, so a host that substitutes it fails or builds from source:",
+      `${storePath(3)} lacks the narinfo of ${storePath(2)} (${narinfoKey(2)})`,
+    ]);
+    // formatReport keeps the broken paths under the check's line, the fix last.
+    const report = formatReport(results).split("\n");
+    const at = report.findIndex((l) => /^FAIL +closures /.test(l));
+    expect(report[at + 1]).toMatch(new RegExp(`^ {20,}${storePath(3)} lacks `));
+    expect(report[at + 2]).toMatch(/^ +fix: run `npm run gc`/);
+  });
+
+  test(`at most ${BROKEN_SHOWN} broken paths are named, then how many more`, async () => {
+    const cache = new FakeCache();
+    for (let i = 1; i <= 15; i++) putPath(cache, i, pathNarinfo(i, [100 + i], keys.secretKey)); // 101…115 never pushed
+    const c = closures(await runChecks(input(), cache));
+    const lines = c?.detail.split("\n") ?? [];
+    expect(lines[0]).toMatch(/^all 15 narinfos: 15 lack their NAR or a reference's narinfo/);
+    expect(lines.slice(1, -1)).toHaveLength(BROKEN_SHOWN);
+    expect(lines[1]).toBe(`${storePath(1)} lacks the narinfo of ${storePath(101)} (${narinfoKey(101)})`);
+    expect(lines[lines.length - 1]).toBe("and 5 more");
+  });
+
+  test("with retention lifecycle the fix also names the expiry rule as the cause", async () => {
+    const cache = chainCache(2);
+    cache.lifecycle = lifecycleConfiguration(expiryRule(lifecycleSettings.expireDays, renderCacheInfo(lifecycleSettings)));
+    cache.objects.delete(narinfoKey(1));
+    const results = await runChecks(input({}, lifecycleSettings), cache);
+    expect(failed(results)).toEqual(["closures"]);
+    expect(closures(results)?.fix).toContain("nix-cache:retention is lifecycle: its expiry rule deletes each object on its own");
+    expect(closures(results)?.fix).toContain("Retention: old paths go, closures stay whole");
+  });
+
+  test(`samples ${NARINFO_SAMPLE} narinfos at random by default (a broken one may be missed), --full checks all`, async () => {
+    const cache = chainCache(450);
+    cache.objects.delete(narKey(450)); // the top of the chain: nothing else depends on it
+    const sampleOf = async (random: string) => {
+      cache.adminGets = [];
+      const c = closures(await runChecks({ ...input(), random }, cache));
+      return { c, gets: cache.adminGets.filter((k) => k.endsWith(".narinfo")) };
+    };
+    const a = await sampleOf("seed-a");
+    expect(a.c?.detail).toMatch(new RegExp(`^${NARINFO_SAMPLE} narinfos chosen at random of 450 \\(--full checks all\\)`));
+    expect(new Set(a.gets).size).toBeGreaterThanOrEqual(NARINFO_SAMPLE);
+    expect(new Set(a.gets).size).toBeLessThanOrEqual(NARINFO_SAMPLE + 1); // + a re-read to name a broken path's references
+    // Repeatable by seed; another seed picks others.
+    expect((await sampleOf("seed-a")).gets).toEqual(a.gets);
+    expect(new Set((await sampleOf("seed-b")).gets)).not.toEqual(new Set(a.gets));
+    // The broken path is found exactly when the sample holds it.
+    expect(a.c?.ok).toBe(!a.gets.includes(narinfoKey(450)));
+
+    cache.adminGets = [];
+    const full = closures(await runChecks({ ...input(), full: true }, cache));
+    expect(full?.ok).toBe(false);
+    expect(full?.detail.split("\n")).toEqual([
+      "all 450 narinfos: 1 lacks its NAR or a reference's narinfo, so a host that substitutes it fails or builds from source:",
+      `${storePath(450)} lacks its NAR ${narKey(450)}`,
+    ]);
+    expect(new Set(cache.adminGets).size).toBe(450);
   });
 });
