@@ -115,7 +115,7 @@ describe("a cache on MinIO over https with the homelab's own CA", () => {
   test("npm run verify passes, checking the certificate against Nix's bundle plus the stack's CA", async () => {
     const run = await runVerifyCli(t);
     expect(run.stdout).toMatch(/^PASS +tls-certificate +localhost:\d+: certificate valid \(issuer CN=nix-cache test CA\)/m);
-    expect(run.stdout).toMatch(/^verify: all 11 checks passed$/m);
+    expect(run.stdout).toMatch(/^verify: all 12 checks passed$/m);
     expect(run.status).toBe(0);
   });
 
