@@ -7,11 +7,14 @@ import * as https from "https";
 import * as os from "os";
 import * as path from "path";
 import { OutputMap } from "@pulumi/pulumi/automation";
+import { narinfoKey } from "../../lib/gc";
 import { fingerprint, parseNarinfo } from "../../lib/narinfo";
+import { S3Rest } from "../../lib/s3rest";
 import { signDetached } from "../../lib/signingKey";
 import { judgeTls } from "../../lib/verify";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
 import { tlsCheck } from "../../scripts/verifyProbe";
+import { chain, GeneratedPath, narinfoText, pushLikeNix } from "../../harness/cacheFill";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
 import { requireTool } from "../../harness/toolchain";
@@ -55,8 +58,9 @@ async function probeObjectsLeft(): Promise<string[]> {
 /** Runs verify on a broken deployment and checks that it fails, naming `check`, with a fix, and cleans up. */
 async function expectFailure(check: string): Promise<VerifyRun> {
   const run = await runVerify();
-  expect(run.stdout).toMatch(new RegExp(`^FAIL +${check} .*\\n +fix: `, "m"));
-  expect(run.stdout).toMatch(new RegExp(`^verify: \\d+ of 11 checks failed: .*${check}`, "m"));
+  // The detail may go on over indented lines (closures names each broken path), then the fix.
+  expect(run.stdout).toMatch(new RegExp(`^FAIL +${check} .*(\\n {20,}(?!fix: ).*)*\\n +fix: `, "m"));
+  expect(run.stdout).toMatch(new RegExp(`^verify: \\d+ of 12 checks failed: .*${check}`, "m"));
   expect(run.status).toBe(1);
   expectNoSecrets(run);
   expect(await probeObjectsLeft()).toEqual([]);
@@ -67,10 +71,12 @@ describe("npm run verify", () => {
   test("passes every check on a fresh deployment, prints a summary, leaves no probe object", async () => {
     const run = await runVerify();
     expect(run.stderr).toBe("");
-    expect([...run.verdicts.values()]).toEqual(Array(11).fill("PASS"));
+    expect([...run.verdicts.values()]).toEqual(Array(12).fill("PASS"));
     expect(run.stdout).toContain(`verify: stack ${t.stack.name}, cache ${out("substituterUrl")}`);
-    expect(run.stdout).toMatch(/^verify: all 11 checks passed$/m);
+    expect(run.stdout).toMatch(/^verify: all 12 checks passed$/m);
     expect(run.stdout).toMatch(/^PASS +narinfo-signatures +the cache holds no narinfo yet: nothing to check$/m);
+    expect(run.stdout).toMatch(/^PASS +closures +the cache holds no narinfo yet: nothing to check$/m);
+    expect(run.stdout).toMatch(/^PASS +lifecycle +retention gc: no lifecycle rule expires cached objects/m);
     expect(run.status).toBe(0);
     expectNoSecrets(run);
     expect(await probeObjectsLeft()).toEqual([]);
@@ -127,15 +133,18 @@ describe("npm run verify", () => {
     }
   });
 
-  test("a whole-bucket expiry rule → lifecycle fails (it would expire nix-cache-info)", async () => {
-    const saved = await admin().getBucketLifecycle(BUCKET);
+  test("retention gc: an expiry rule added by hand → lifecycle fails (it breaks closures); the printed fix (up --refresh) removes it", async () => {
     await admin().setBucketLifecycle(BUCKET, { Rule: [{ ID: "everything", Status: "Enabled", Filter: { Prefix: "" }, Expiration: { Days: 7 } }] });
-    try {
-      const run = await expectFailure("lifecycle");
-      expect(run.stdout).toContain("also expires nix-cache-info");
-    } finally {
-      await admin().setBucketLifecycle(BUCKET, saved as Parameters<ReturnType<typeof admin>["setBucketLifecycle"]>[1]);
-    }
+    const run = await expectFailure("lifecycle");
+    expect(run.stdout).toContain("retention is gc, but the bucket's lifecycle expires cached objects: everything (7 days)");
+    expect(run.stdout).toContain("closures break");
+    expect(run.stdout).toMatch(/^ +fix: run `pulumi up --refresh`/m);
+
+    const up = await t.stack.up({ refresh: true });
+    expect(up.summary.result).toBe("succeeded");
+    const again = await runVerify();
+    expect(again.verdicts.get("lifecycle")).toBe("PASS");
+    expect(again.status).toBe(0);
   });
 
   test("nix-cache-info deleted → cache-info fails; after the printed fix (up --refresh) verify passes", async () => {
@@ -147,7 +156,7 @@ describe("npm run verify", () => {
     const up = await t.stack.up({ refresh: true });
     expect(up.summary.result).toBe("succeeded");
     const again = await runVerify();
-    expect(again.stdout).toMatch(/^verify: all 11 checks passed$/m);
+    expect(again.stdout).toMatch(/^verify: all 12 checks passed$/m);
     expect(again.status).toBe(0);
   });
 
@@ -159,6 +168,8 @@ describe("npm run verify", () => {
     const signed = `${base}Sig: ${signDetached(out("secretKey"), fingerprint(parseNarinfo(base)))}\n`;
     const put = (key: string, body: string) =>
       builder.putObject(BUCKET, key, Buffer.from(body), undefined, { "Content-Type": "text/x-nix-narinfo" });
+    // Its NAR too, or the closures check fails as well.
+    await builder.putObject(BUCKET, "nar/x.nar.zst", Buffer.from("nar"), undefined, { "Content-Type": "application/x-nix-nar" });
     await put("0c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo", signed);
     try {
       const ok = await runVerify(["--stack", t.stack.name, "--full"]);
@@ -169,7 +180,60 @@ describe("npm run verify", () => {
       expect(run.stdout).toMatch(/all 2 narinfos: 1 lack a valid signature by the active key [^:]+: 1c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq\.narinfo \(no /);
       expect(run.stdout).toContain("npm run resign");
     } finally {
-      for (const k of ["0c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo", "1c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo"]) await admin().removeObject(BUCKET, k);
+      for (const k of ["0c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo", "1c6bfvhqrb4hp2ijbdy6wsqsll0fzgkq.narinfo", "nar/x.nar.zst"]) await admin().removeObject(BUCKET, k);
+    }
+  });
+
+  test("closures: a dependency's narinfo deleted → closures fails naming the dependent and what it lacks; passes once the dependent is gone", async () => {
+    // A chain v-0 ← v-1 ← v-2 pushed as Nix pushes (NAR, then narinfo), then signed by the stack's key, so every
+    // other check passes and only the closure decides.
+    const builder = new S3Rest({ endpoint: minio.endpoint, region: "us-east-1", bucket: BUCKET, accessKey: out("builderAccessKey"), secretKey: out("builderSecretKey") });
+    const paths = chain("verify-closure", 3);
+    const signed = (p: GeneratedPath) => {
+      // cacheFill's NarHash is not a real hash; a signature needs one that decodes.
+      const text = narinfoText(p).replace(/^NarHash: .*$/m, `NarHash: sha256:${"0".repeat(52)}`);
+      return `${text}Sig: ${signDetached(out("secretKey"), fingerprint(parseNarinfo(text)))}\n`;
+    };
+    try {
+      expect(await pushLikeNix(builder, paths)).toBe(3);
+      for (const p of paths) await builder.put(narinfoKey(p.hash), signed(p), { contentType: "text/x-nix-narinfo" });
+      const whole = await runVerify(["--stack", t.stack.name, "--full"]);
+      expect(whole.stdout).toMatch(/^PASS +closures +all 3 narinfos: each has its NAR and the narinfos of its references$/m);
+      expect(whole.status).toBe(0);
+      // The default samples (3 < 200: all of them, and says so).
+      const sampled = await runVerify();
+      expect(sampled.stdout).toMatch(/^PASS +closures +all 3 narinfos: /m);
+
+      const [dep, mid, top] = paths;
+      await admin().removeObject(BUCKET, narinfoKey(mid.hash));
+      const broken = await expectFailure("closures");
+      expect(broken.stdout).toContain(
+        "all 2 narinfos: 1 lacks its NAR or a reference's narinfo, so a host that substitutes it fails or builds from source:\n",
+      );
+      expect(broken.stdout).toMatch(new RegExp(`^ {20,}${top.storePath} lacks the narinfo of ${mid.storePath} \\(${narinfoKey(mid.hash)}\\)$`, "m"));
+      expect(broken.stdout).not.toContain(`${dep.storePath} lacks`);
+      expect(broken.stdout).toContain("fix: run `npm run gc`: it removes broken closures");
+      expect(broken.stdout).not.toContain("nix-cache:retention is lifecycle");
+      expect([...broken.verdicts].filter(([, v]) => v === "FAIL").map(([k]) => k)).toEqual(["closures"]);
+
+      // A NAR gone is named too (--full: every narinfo).
+      await admin().removeObject(BUCKET, dep.narKey);
+      const noNar = await runVerify(["--stack", t.stack.name, "--full"]);
+      expect(noNar.status).toBe(1);
+      expect(noNar.stdout).toContain("all 2 narinfos: 2 lack their NAR or a reference's narinfo");
+      expect(noNar.stdout).toMatch(new RegExp(`^ {20,}${dep.storePath} lacks its NAR ${dep.narKey}$`, "m"));
+      await builder.put(dep.narKey, Buffer.alloc(dep.narBytes), { contentType: "application/x-nix-nar" });
+
+      // The dependent removed (what npm run gc does): every remaining closure is whole again.
+      await admin().removeObject(BUCKET, narinfoKey(top.hash));
+      const again = await runVerify(["--stack", t.stack.name, "--full"]);
+      expect(again.stdout).toMatch(/^PASS +closures +all 1 narinfos: each has its NAR/m);
+      expect(again.stdout).toMatch(/^verify: all 12 checks passed$/m);
+      expect(again.status).toBe(0);
+      expectNoSecrets(again);
+    } finally {
+      for (const p of paths) for (const k of [narinfoKey(p.hash), p.narKey]) await admin().removeObject(BUCKET, k);
+      builder.close();
     }
   });
 
