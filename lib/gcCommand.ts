@@ -187,6 +187,7 @@ export async function runGcAction(action: GcAction, ctx: GcContext, io: GcComman
           deleteDelayMs: ctx.deleteDelayMs,
           settleMs: ctx.settleMs,
           onPhase: (text) => io.log(`gc: ${text}`),
+          onDeleted: action.verbose ? (step) => io.log(`deleted ${step.key} (${step.reason})`) : undefined,
           onProgress: io.progress ? (phase, done, total) => io.progress?.(`gc: ${phase} ${done}${total ? `/${total}` : ""}`) : undefined,
         });
       } catch (err) {

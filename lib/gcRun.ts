@@ -93,6 +93,8 @@ export interface GcOptions {
   settleMs?: number;
   onPhase?(text: string): void;
   onProgress?(phase: string, done: number, total: number): void;
+  /** Called after each delete of the sweep (for --verbose). */
+  onDeleted?(step: SweepStep): void;
   /** Test only: runs after the plan, before the re-check (a test pushes here). */
   afterPlan?(): Promise<void>;
   /** Test only: waits this long after each delete, so a test can race or kill the sweep. */
@@ -140,14 +142,24 @@ class Lease {
     readonly ttlMs: number,
   ) {}
 
+  private renewing?: Promise<void>;
+
   /** Renews when a third of the TTL has passed; throws when someone else has taken the lease. */
   async keep(): Promise<void> {
+    if (this.renewing) return this.renewing; // concurrent workers share one renewal (a second would race the ETag)
     if (Date.now() - this.renewedAt < this.ttlMs / 3) return;
-    const r = await this.store.put(LEASE_KEY, JSON.stringify(this.body), { contentType: "application/json", ifMatch: this.etag });
-    if (r.outcome !== "written" || !r.etag) throw new Error(`lost the lease ${LEASE_KEY} (taken over by another GC); stopped`);
-    this.etag = r.etag;
-    this.renewedAt = Date.now();
+    this.renewing = (async () => {
+      const r = await this.store.put(LEASE_KEY, JSON.stringify(this.body), { contentType: "application/json", ifMatch: this.etag });
+      if (r.outcome !== "written" || !r.etag) throw new Error(`lost the lease ${LEASE_KEY} (taken over by another GC); stopped`);
+      this.etag = r.etag;
+      this.renewedAt = Date.now();
+      this.renewals++;
+    })().finally(() => (this.renewing = undefined));
+    return this.renewing;
   }
+
+  /** How often the lease was renewed (tests). */
+  renewals = 0;
 
   async release(): Promise<void> {
     const now = await this.store.head(LEASE_KEY);
@@ -207,6 +219,8 @@ class CacheView {
   constructor(
     private readonly store: GcStore,
     private readonly options: GcOptions,
+    /** Called now and then during long listings and reads: renews the lease of a run on a big cache. */
+    private readonly keepAlive: () => Promise<void> = async () => undefined,
   ) {}
 
   /** Lists the whole bucket anew and reads every narinfo not read yet at its current ETag. */
@@ -215,7 +229,10 @@ class CacheView {
     let listed = 0;
     for await (const o of this.store.list()) {
       inventory.add(o);
-      if (++listed % 1000 === 0) this.options.onProgress?.(`${phase}: listing`, listed, 0);
+      if (++listed % 1000 === 0) {
+        this.options.onProgress?.(`${phase}: listing`, listed, 0);
+        await this.keepAlive();
+      }
     }
     this.inventory = inventory;
     const toRead = [...inventory.narinfos].filter(([hash, o]) => this.factsEtag.get(hash) !== o.etag).map(([hash]) => hash);
@@ -227,7 +244,10 @@ class CacheView {
         this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8")));
         this.factsEtag.set(hash, got.etag);
       }
-      if (++done % 100 === 0 || done === toRead.length) this.options.onProgress?.(`${phase}: reading narinfos`, done, toRead.length);
+      if (++done % 100 === 0 || done === toRead.length) {
+        this.options.onProgress?.(`${phase}: reading narinfos`, done, toRead.length);
+        await this.keepAlive();
+      }
     });
     // A narinfo deleted between the listing and its GET is simply not there.
     for (const hash of toRead) if (!this.factsEtag.has(hash)) inventory.narinfos.delete(hash);
@@ -295,7 +315,7 @@ export async function runGc(store: GcStore, options: GcOptions): Promise<GcRepor
   }
   try {
     const pins = await readPins(store);
-    const view = new CacheView(store, options);
+    const view = new CacheView(store, options, async () => lease?.keep());
     phase("listing the bucket and reading every narinfo");
     await view.refresh("mark");
     let plan = await view.plan(startedAt, pins);
@@ -328,6 +348,7 @@ export async function runGc(store: GcStore, options: GcOptions): Promise<GcRepor
       try {
         await store.delete(step.key);
         count(deleted, step);
+        options.onDeleted?.(step);
         if (step.kind === "narinfo") doomedHashes.add(step.key.slice(0, 32));
       } catch (err) {
         failed.push({ key: step.key, error: (err as Error).message });
@@ -351,6 +372,7 @@ export async function runGc(store: GcStore, options: GcOptions): Promise<GcRepor
         try {
           await store.delete(step.key);
           count(deleted, step);
+          options.onDeleted?.(step);
         } catch (err) {
           failed.push({ key: step.key, error: (err as Error).message });
         }

@@ -70,6 +70,13 @@ describe("runGcAction", () => {
     expect(bucket.keys().filter((k) => !k.startsWith("gc/"))).toEqual([]);
   });
 
+  test("--verbose names each deleted key with why", async () => {
+    await runGcAction({ kind: "gc", dryRun: false, retainMs: 0, graceMs: 0, repairBroken: true, verbose: true }, ctx(), io);
+    expect(lines).toContain(`deleted ${c.key("system")} (dead)`);
+    expect(lines).toContain("deleted nar/base.nar.xz (dead)");
+    expect(lines.indexOf(`deleted ${c.key("system")} (dead)`)).toBeLessThan(lines.indexOf(`deleted ${c.key("base")} (dead)`));
+  });
+
   test("a pin of a path not in the cache, or outside its store, is refused (exit 1), and so is unpinning nothing", async () => {
     expect(await runGcAction({ kind: "pin", name: "x", storePath: `/nix/store/${hashOf("never")}-x` }, ctx(), io)).toBe(EXIT.failed);
     expect(lines.pop()).toMatch(/is not in the cache .*push it first/);

@@ -157,3 +157,22 @@ describe("checkClosures (verify's invariant check)", () => {
     expect((await checkClosures(bucket)).broken).toEqual([]);
   });
 });
+
+test("a long run renews its lease (concurrent NAR deletes share one renewal) and keeps it to the end", async () => {
+  for (let i = 0; i < 30; i++) c.push({ name: `slow${i}` });
+  bucket.advance(30 * DAY);
+  const leasePuts: string[] = [];
+  const put = bucket.put.bind(bucket);
+  bucket.put = async (key, body, opts) => {
+    const r = await put(key, body, opts);
+    if (key === LEASE_KEY) leasePuts.push(r.outcome);
+    return r;
+  };
+  const deleted: string[] = [];
+  const r = await runGc(bucket, options({ leaseTtlMs: 60, deleteDelayMs: 5, onDeleted: (s) => deleted.push(s.key) }));
+  expect(r.failed).toEqual([]);
+  expect(leasePuts.length).toBeGreaterThan(3);
+  expect(leasePuts.every((o) => o === "written")).toBe(true);
+  expect(deleted).toContain(c.key("slow0"));
+  expect(deleted.length).toBe(r.deleted.narinfos + r.deleted.nars + r.deleted.listings + r.deleted.logs);
+});
