@@ -237,6 +237,35 @@ describe("npm run verify", () => {
     }
   });
 
+  test("retention lifecycle: our rule passes; a whole-bucket rule fails (nix-cache-info); a broken closure's fix names the expiry rule", async () => {
+    const builder = new S3Rest({ endpoint: minio.endpoint, region: "us-east-1", bucket: BUCKET, accessKey: out("builderAccessKey"), secretKey: out("builderSecretKey") });
+    const paths = chain("verify-lifecycle", 2);
+    await t.stack.setConfig("nix-cache:retention", { value: "lifecycle" });
+    try {
+      expect((await t.stack.up()).summary.result).toBe("succeeded");
+      const ok = await runVerify();
+      expect(ok.stdout).toMatch(/^PASS +lifecycle +retention lifecycle: objects expire after 7 days \(which can break closures\); nix-cache-info never does$/m);
+      expect(ok.status).toBe(0);
+
+      await admin().setBucketLifecycle(BUCKET, { Rule: [{ ID: "everything", Status: "Enabled", Filter: { Prefix: "" }, Expiration: { Days: 7 } }] });
+      await pushLikeNix(builder, paths);
+      await admin().removeObject(BUCKET, narinfoKey(paths[0].hash));
+      const run = await expectFailure("lifecycle");
+      expect(run.stdout).toContain("also expires nix-cache-info");
+      expect(run.verdicts.get("closures")).toBe("FAIL");
+      expect(run.stdout).toMatch(new RegExp(`^ {20,}${paths[1].storePath} lacks the narinfo of ${paths[0].storePath} `, "m"));
+      expect(run.stdout).toContain("nix-cache:retention is lifecycle: its expiry rule deletes each object on its own by age, which is what breaks closures");
+    } finally {
+      for (const p of paths) for (const k of [narinfoKey(p.hash), p.narKey]) await admin().removeObject(BUCKET, k);
+      builder.close();
+      await t.stack.setConfig("nix-cache:retention", { value: "gc" });
+      expect((await t.stack.up({ refresh: true })).summary.result).toBe("succeeded");
+    }
+    const back = await runVerify();
+    expect(back.stdout).toMatch(/^PASS +lifecycle +retention gc: /m);
+    expect(back.stdout).toMatch(/^verify: all 12 checks passed$/m);
+  });
+
   test("an unknown stack exits 2 with how to point verify at the stack", async () => {
     const run = await runVerify(["--stack", "no-such-stack-here"]);
     expect(run.status).toBe(2);
