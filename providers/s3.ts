@@ -336,10 +336,13 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
       try {
         return await client.getBucketLifecycle(props.bucket);
       } catch (err) {
-        if (["NoSuchLifecycleConfiguration", "NoSuchBucket"].includes(errorCode(err))) return null;
+        if (errorCode(err) === "NoSuchLifecycleConfiguration") return null;
+        // Gone with its bucket, in either mode: made again once the bucket is.
+        if (errorCode(err) === "NoSuchBucket") return undefined;
         throw err;
       }
     });
+    if (live === undefined) return { id: "" };
     const rules = readExpiryRules(live);
     // An expiry rule removed by hand reads as gone (the preview shows it made again); with no rules declared
     // (retention=gc) no lifecycle is the wanted state, and any rule found is drift.

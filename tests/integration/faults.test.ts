@@ -59,9 +59,9 @@ const ourErrors = (text: string) =>
 
 /** The converged cache: one of everything on the server, every resource in the state, none pending. */
 async function expectConverged(): Promise<void> {
-  expect(await serverInventory(minio)).toEqual({ buckets: [BUCKET], users: [BUILDER], policies: [`${BUCKET}-write`] });
+  expect(await serverInventory(minio, [BUILDER, "nixgc"])).toEqual({ buckets: [BUCKET], users: [BUILDER, "nixgc"], policies: [`${BUCKET}-gc`, `${BUCKET}-write`] });
   const state = (await t.stack.exportStack()).deployment as { resources?: { type: string }[]; pending_operations?: unknown[] };
-  expect((state.resources ?? []).filter((r) => r.type.startsWith("pulumi-nodejs:dynamic:"))).toHaveLength(10);
+  expect((state.resources ?? []).filter((r) => r.type.startsWith("pulumi-nodejs:dynamic:"))).toHaveLength(14);
   expect(state.pending_operations ?? []).toEqual([]);
   const check = await driftPreview(t.stack);
   expect(check.changes).toEqual({});
@@ -95,8 +95,9 @@ test("MinIO stopped before up: one clear error naming the endpoint, fast; after 
 });
 
 test("MinIO killed in the middle of up: a clear error naming the endpoint; after a restart up converges", async () => {
-  // Work to do: a new nix-cache-info, expiry and anonymous policy (three updates after the bucket is read).
-  await setExactConfig(t, minioConfig(minio, { priority: "41", expireDays: "8", anonymousList: "true" }));
+  // Work to do: a new nix-cache-info, expiry rule (retention=lifecycle) and anonymous policy (three updates
+  // after the bucket is read).
+  await setExactConfig(t, minioConfig(minio, { priority: "41", retention: "lifecycle", expireDays: "8", anonymousList: "true" }));
   const pid = minioPid(minio);
   let killed = false;
   const { text, seconds } = await failure(() =>
@@ -153,7 +154,7 @@ test(`MinIO hanging (SIGSTOP): up fails within the ${REQUEST_TIMEOUT_MS / 1000} 
 
 test("MinIO's data wiped: the drift check names everything, up --refresh recreates it all", async () => {
   await wipeMinio();
-  expect(await serverInventory(minio)).toEqual({ buckets: [], users: [], policies: [] });
+  expect(await serverInventory(minio, [BUILDER, "nixgc"])).toEqual({ buckets: [], users: [], policies: [] });
   const check = await driftPreview(t.stack);
   expect(check.failed).toBe(true);
   expect(check.changes).toEqual({
@@ -164,6 +165,9 @@ test("MinIO's data wiped: the drift check names everything, up --refresh recreat
     "nix-cache-builder-user": "create",
     "nix-cache-builder-policy": "create",
     "nix-cache-builder-attachment": "create",
+    "nix-cache-gc-user": "create",
+    "nix-cache-gc-policy": "create",
+    "nix-cache-gc-attachment": "create",
   });
   const up = await t.stack.up({ refresh: true });
   expect(up.summary.result).toBe("succeeded");

@@ -2,6 +2,7 @@
 // text in the state, in `pulumi stack output` without --show-secrets, or in what up/preview print (also with
 // --diff, on changes, on drift, on failures). Every check reports only WHERE a secret showed, never the
 // secret itself, so a failing run does not leak it into the test output either.
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -9,7 +10,22 @@ import { EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { minioAdmin } from "../../providers/minioClients";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
-import { BUILDER, pulumiCli, rootOf, setExactConfig, targetOf } from "./helpers";
+import { BUILDER, CliResult, pulumiCli, rootOf, setExactConfig, targetOf } from "./helpers";
+
+/**
+ * pulumiCli with room for a big output: `pulumi stack export` of this stack (every dynamic resource carries its
+ * serialized provider) is over the 1 MiB spawnSync keeps by default since the GC identity's resources came.
+ */
+function pulumiCliBig(t: TestStack, args: string[]): CliResult {
+  const res = spawnSync("pulumi", [...args, "--stack", t.stack.name, "--non-interactive"], {
+    cwd: PROJECT_DIR,
+    env: { ...process.env, ...t.env },
+    encoding: "utf8",
+    timeout: 300_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return { code: res.status ?? -1, stdout: res.stdout ?? "", stderr: res.stderr ?? "" };
+}
 
 let minio: MinioServer;
 let t: TestStack;
@@ -40,6 +56,7 @@ function secretForms(outputs: OutputMap): Record<string, string[]> {
   const seed = Buffer.from(signingB64, "base64").subarray(0, 32);
   return {
     "builder password": [builder],
+    "GC password": [String(outputs.gcSecretKey.value)],
     // The whole key, its base64, the part of it that encodes the seed alone, and the seed in hex.
     "signing secret": [signing, signingB64, signingB64.slice(0, 40), seed.toString("hex")],
     "admin password": [minio.rootPassword],
@@ -64,6 +81,7 @@ test("no secret shows in up/preview output (also --diff, drift and failures), st
   const outputs = await t.stack.outputs();
   const secrets = secretForms(outputs);
   expect(outputs.builderSecretKey.secret && outputs.secretKey.secret && outputs.awsCredentials.secret).toBe(true);
+  expect(outputs.gcSecretKey.secret && outputs.gcCredentials.secret).toBe(true);
   for (const forms of Object.values(secrets)) for (const f of forms) expect(f.length).toBeGreaterThanOrEqual(16);
 
   const preview = await t.stack.preview({ refresh: true, diff: true, ...record("preview --refresh --diff") });
@@ -103,8 +121,8 @@ test("no secret shows in up/preview output (also --diff, drift and failures), st
     ["preview", "--diff", "--refresh"],
     ["stack", "history"],
   ]) {
-    const res = pulumiCli(t, args);
-    expect(res.code).toBe(0);
+    const res = pulumiCliBig(t, args);
+    expect([args.join(" "), res.code]).toEqual([args.join(" "), 0]);
     seen.push({ where: `pulumi ${args.join(" ")}`, text: `${res.stdout}\n${res.stderr}` });
   }
   const masked = pulumiCli(t, ["stack", "output", "builderSecretKey"]);
