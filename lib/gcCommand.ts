@@ -117,6 +117,41 @@ export interface GcCommandIo {
   progress?(line: string): void;
 }
 
+/** Whether a process of this host still runs (a lease it left is stale once it does not). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * The io of a process: lines on stdout; a progress line on stderr, rewritten in place, only when stderr is a
+ * terminal (systemd's journal and CI logs get none). `endLine` ends a progress line left open (before an error).
+ */
+export function processIo(): GcCommandIo & { endLine(): void } {
+  let open = false;
+  const endLine = () => {
+    if (open) process.stderr.write("\n");
+    open = false;
+  };
+  return {
+    log: (line) => {
+      endLine();
+      console.log(line);
+    },
+    progress: process.stderr.isTTY
+      ? (line) => {
+          open = true;
+          process.stderr.write(`\r${line}\x1b[K`);
+        }
+      : undefined,
+    endLine,
+  };
+}
+
 /** What the command runs against: the bucket, the stack's settings, who runs it. */
 export interface GcContext {
   store: GcStore;

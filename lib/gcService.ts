@@ -11,7 +11,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import { EXIT, ExitCode, runCommand, SetupError, UsageError } from "./cli";
-import { GC_USAGE, GcCommandIo, parseGcCommand, retainDaysMs, runGcAction } from "./gcCommand";
+import { GC_USAGE, GcCommandIo, parseGcCommand, processAlive, processIo, retainDaysMs, runGcAction } from "./gcCommand";
 import { parseAwsCredentials } from "./pushTarget";
 import { S3Rest } from "./s3rest";
 
@@ -123,15 +123,6 @@ export function readGcEnvironment(env: Readonly<Record<string, string | undefine
   return { endpoint: url.origin, region, bucket, retainDays, storeDir, profile, accessKey: keys.accessKey, secretKey: keys.secretKey, ca };
 }
 
-/** Whether a process of this host still runs (a lease it left is stale once it does not). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** One run: the command line, then the environment (so --help needs none), then the action. */
 export async function gcServiceMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: GcCommandIo): Promise<ExitCode> {
@@ -173,20 +164,7 @@ export async function gcServiceMain(argv: readonly string[], env: Readonly<Recor
 }
 
 if (require.main === module) {
-  let progressShown = false;
-  const io: GcCommandIo = {
-    log: (line) => {
-      if (progressShown) process.stderr.write("\n");
-      progressShown = false;
-      console.log(line);
-    },
-    // systemd's journal is no terminal: progress only when a person runs it by hand.
-    progress: process.stderr.isTTY
-      ? (line) => {
-          progressShown = true;
-          process.stderr.write(`\r${line}\x1b[K`);
-        }
-      : undefined,
-  };
+  // systemd's journal is no terminal: progress only when a person runs it by hand.
+  const io = processIo();
   void runCommand(GC_SERVICE_NAME, () => gcServiceMain(process.argv.slice(2), process.env, io), { usage: GC_SERVICE_USAGE });
 }

@@ -7,20 +7,11 @@
 // race pushes against the sweep or kill it half-way (it has no other use).
 import * as os from "os";
 import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli";
-import { GC_USAGE, parseGcCommand, runGcAction } from "../lib/gcCommand";
+import { GC_USAGE, parseGcCommand, processAlive, processIo, runGcAction } from "../lib/gcCommand";
 import { SettingsError } from "../lib/settings";
 import { S3Rest } from "../lib/s3rest";
 import { readStack } from "./stackReader";
 
-/** Whether a process of this host still runs (a lease it left is stale once it does not). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 async function main(): Promise<ExitCode> {
   const parsed = parseGcCommand(process.argv.slice(2));
@@ -42,7 +33,7 @@ async function main(): Promise<ExitCode> {
   });
   if (parsed.action.kind === "gc") console.log(`gc: stack ${stack.stackName}, bucket ${settings.bucket} at ${settings.endpoint}, as ${accessKey}`);
   const delay = Number(process.env.NIX_CACHE_GC_TEST_DELETE_DELAY_MS ?? "0");
-  let progressShown = false;
+  const io = processIo();
   try {
     const code = await runGcAction(
       parsed.action,
@@ -54,23 +45,11 @@ async function main(): Promise<ExitCode> {
         isLocalProcessAlive: processAlive,
         deleteDelayMs: delay > 0 ? delay : undefined,
       },
-      {
-        log: (line) => {
-          if (progressShown) process.stderr.write("\n");
-          progressShown = false;
-          console.log(line);
-        },
-        progress: process.stderr.isTTY
-          ? (line) => {
-              progressShown = true;
-              process.stderr.write(`\r${line}\x1b[K`);
-            }
-          : undefined,
-      },
+      io,
     );
     return code;
   } catch (err) {
-    if (progressShown) process.stderr.write("\n");
+    io.endLine();
     throw new SetupError(`cannot work on bucket ${settings.bucket} at ${settings.endpoint}: ${(err as Error).message}`);
   }
 }

@@ -1,42 +1,13 @@
 // The GC's decisions (lib/gc.ts): key kinds, narinfo facts, roots and marking, the delete order, and the
 // invariant after every single delete of a plan, on hand-made and generated caches.
-import {
-  classifyKey,
-  dependentsFirst,
-  formatDuration,
-  Inventory,
-  invariantViolations,
-  inventoryView,
-  isUnreadable,
-  narinfoKey,
-  NarinfoFacts,
-  narSweep,
-  parseDuration,
-  planGc,
-  readNarinfoFacts,
-  storePathHash,
-  SweepStep,
-  UnreadableNarinfo,
-} from "../../lib/gc";
+import { classifyKey, dependentsFirst, formatDuration, isUnreadable, narinfoKey, NarinfoFacts, narSweep, parseDuration, planGc, readNarinfoFacts, storePathHash, SweepStep } from "../../lib/gc";
 import { CacheBuilder, hashOf, MemoryBucket, prng } from "./support/gcCache";
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
-/** The bucket as the GC would read it. */
-function snapshot(bucket: MemoryBucket): { inventory: Inventory; facts: Map<string, NarinfoFacts | UnreadableNarinfo> } {
-  const inventory = new Inventory();
-  const facts = new Map<string, NarinfoFacts | UnreadableNarinfo>();
-  for (const [key, o] of bucket.objects) {
-    inventory.add({ key, lastModified: o.lastModified, size: o.body.length, etag: o.etag });
-    const { kind, hash } = classifyKey(key);
-    if (kind === "narinfo" && hash) facts.set(hash, readNarinfoFacts(hash, o.body.toString("utf8")));
-  }
-  return { inventory, facts };
-}
-
 function plan(bucket: MemoryBucket, opts: { retainMs?: number; graceMs?: number; pins?: { name: string; storePath: string }[]; repairBroken?: boolean } = {}) {
-  const { inventory, facts } = snapshot(bucket);
+  const { inventory, facts } = bucket.snapshot();
   const p = planGc(inventory, facts, {
     now: bucket.now,
     retainMs: opts.retainMs ?? 7 * DAY,
@@ -50,11 +21,7 @@ function plan(bucket: MemoryBucket, opts: { retainMs?: number; graceMs?: number;
   return { plan: p, nars, steps: [...p.narinfoSteps, ...nars], inventory, facts };
 }
 
-/** The violations of the bucket as it is now. */
-function violations(bucket: MemoryBucket): string[] {
-  const { inventory, facts } = snapshot(bucket);
-  return invariantViolations(inventoryView(inventory), facts).map((v) => v.key);
-}
+const violations = (bucket: MemoryBucket) => bucket.violations();
 
 const deletedKeys = (steps: SweepStep[]) => steps.map((s) => s.key);
 

@@ -1,6 +1,6 @@
 // One GC run over an in-memory bucket (lib/gcRun.ts): the lease, the re-check before deleting, a GC killed
 // half-way, and pushes that race the sweep. The real-MinIO versions are in tests/integration/gc.test.ts.
-import { classifyKey, Inventory, invariantViolations, inventoryView, LEASE_KEY, NarinfoFacts, readNarinfoFacts, UnreadableNarinfo } from "../../lib/gc";
+import { LEASE_KEY } from "../../lib/gc";
 import { acquireLease, checkClosures, GcOptions, LeaseHeld, runGc } from "../../lib/gcRun";
 import { CacheBuilder, MemoryBucket } from "./support/gcCache";
 
@@ -8,16 +8,7 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const holder = { host: "builder", pid: 4242, command: "test" };
 
-function violations(bucket: MemoryBucket): string[] {
-  const inventory = new Inventory();
-  const facts = new Map<string, NarinfoFacts | UnreadableNarinfo>();
-  for (const [key, o] of bucket.objects) {
-    inventory.add({ key, lastModified: o.lastModified, size: o.body.length, etag: o.etag });
-    const { kind, hash } = classifyKey(key);
-    if (kind === "narinfo" && hash) facts.set(hash, readNarinfoFacts(hash, o.body.toString("utf8")));
-  }
-  return invariantViolations(inventoryView(inventory), facts).map((v) => v.key);
-}
+const violations = (bucket: MemoryBucket) => bucket.violations();
 
 const options = (extra: Partial<GcOptions> = {}): GcOptions => ({ retainMs: 7 * DAY, graceMs: 6 * HOUR, holder, settleMs: 0, ...extra });
 

@@ -1,6 +1,6 @@
 // Test support for the GC: an in-memory bucket with S3's conditional-write rules and a clock the test moves,
 // and generated caches (narinfos with References, shared NARs, listings, logs) of any shape.
-import { CacheObject, narinfoKey } from "../../../lib/gc";
+import { CacheObject, classifyKey, Inventory, invariantViolations, inventoryView, narinfoKey, NarinfoFacts, readNarinfoFacts, UnreadableNarinfo } from "../../../lib/gc";
 import { GcStore } from "../../../lib/gcRun";
 import { hashOf, prng } from "../../../harness/cacheFill";
 
@@ -67,6 +67,24 @@ export class MemoryBucket implements GcStore {
 
   async serverTime(): Promise<Date> {
     return this.now;
+  }
+
+  /** The bucket as the GC would read it: its inventory and every narinfo's facts. */
+  snapshot(): { inventory: Inventory; facts: Map<string, NarinfoFacts | UnreadableNarinfo> } {
+    const inventory = new Inventory();
+    const facts = new Map<string, NarinfoFacts | UnreadableNarinfo>();
+    for (const [key, o] of this.objects) {
+      inventory.add({ key, lastModified: o.lastModified, size: o.body.length, etag: o.etag });
+      const { kind, hash } = classifyKey(key);
+      if (kind === "narinfo" && hash) facts.set(hash, readNarinfoFacts(hash, o.body.toString("utf8")));
+    }
+    return { inventory, facts };
+  }
+
+  /** The narinfos that break the invariant now (lacking their NAR or a reference's narinfo). */
+  violations(): string[] {
+    const { inventory, facts } = this.snapshot();
+    return invariantViolations(inventoryView(inventory), facts).map((v) => v.key);
   }
 }
 
