@@ -1,9 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/settings";
-import { markPolicy, StackOwner } from "../lib/ownership";
+import { StackOwner } from "../lib/ownership";
 import { builderPolicy } from "../lib/policies";
-import { MinioPolicy, MinioPolicyAttachment, MinioUser } from "../providers/admin";
-import { RandomPassword } from "../providers/secrets";
+import { accessIdentity } from "./accessIdentity";
 
 export interface BuilderAccessArgs {
   /** MinIO S3 API URL (scheme://host[:port]). */
@@ -31,32 +30,20 @@ export class BuilderAccess extends pulumi.ComponentResource {
 
   constructor(name: string, args: BuilderAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:BuilderAccess", name, {}, opts);
-    const region = args.region ?? DEFAULTS.region;
-    const password = new RandomPassword(`${name}-password`, { length: args.passwordLength ?? 40 }, { parent: this });
-    const user = new MinioUser(
-      `${name}-user`,
-      { endpoint: args.endpoint, region, user: args.user ?? DEFAULTS.builderUser, secretKey: password.result, owner: args.owner },
-      { parent: this },
-    );
-    const policy = new MinioPolicy(
-      `${name}-policy`,
-      {
-        endpoint: args.endpoint,
-        region,
-        name: pulumi.output(args.bucket).apply((b) => `${b}-write`),
-        owner: args.owner,
-        document: pulumi.all([args.bucket, args.owner]).apply(([b, owner]) => JSON.stringify(markPolicy(builderPolicy(b), owner, ["Bucket", "Objects"]))),
-      },
-      { parent: this },
-    );
-    new MinioPolicyAttachment(
-      `${name}-attachment`,
-      { endpoint: args.endpoint, region, user: user.user, policy: policy.name },
-      { parent: this },
-    );
-    this.accessKey = user.user;
-    this.secretKey = pulumi.secret(password.result);
-    this.policyName = policy.name;
+    const identity = accessIdentity(this, name, {
+      endpoint: args.endpoint,
+      region: args.region ?? DEFAULTS.region,
+      bucket: args.bucket,
+      user: args.user ?? DEFAULTS.builderUser,
+      passwordLength: args.passwordLength ?? 40,
+      owner: args.owner,
+      policyName: (b) => `${b}-write`,
+      policy: builderPolicy,
+      roles: ["Bucket", "Objects"],
+    });
+    this.accessKey = identity.accessKey;
+    this.secretKey = identity.secretKey;
+    this.policyName = identity.policyName;
     this.registerOutputs({ accessKey: this.accessKey, secretKey: this.secretKey, policyName: this.policyName });
   }
 }

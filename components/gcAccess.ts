@@ -1,9 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/settings";
-import { markPolicy, StackOwner } from "../lib/ownership";
+import { StackOwner } from "../lib/ownership";
 import { GC_POLICY_ROLES, gcPolicy } from "../lib/policies";
-import { MinioPolicy, MinioPolicyAttachment, MinioUser } from "../providers/admin";
-import { RandomPassword } from "../providers/secrets";
+import { accessIdentity } from "./accessIdentity";
 
 /** The GC policy's name for a bucket (the builder's is BUCKET-write). */
 export const gcPolicyName = (bucket: string): string => `${bucket}-gc`;
@@ -37,32 +36,20 @@ export class GcAccess extends pulumi.ComponentResource {
 
   constructor(name: string, args: GcAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:GcAccess", name, {}, opts);
-    const region = args.region ?? DEFAULTS.region;
-    const password = new RandomPassword(`${name}-password`, { length: args.passwordLength ?? 40 }, { parent: this });
-    const user = new MinioUser(
-      `${name}-user`,
-      { endpoint: args.endpoint, region, user: args.user ?? DEFAULTS.gcUser, secretKey: password.result, owner: args.owner },
-      { parent: this },
-    );
-    const policy = new MinioPolicy(
-      `${name}-policy`,
-      {
-        endpoint: args.endpoint,
-        region,
-        name: pulumi.output(args.bucket).apply(gcPolicyName),
-        owner: args.owner,
-        document: pulumi.all([args.bucket, args.owner]).apply(([b, owner]) => JSON.stringify(markPolicy(gcPolicy(b), owner, GC_POLICY_ROLES))),
-      },
-      { parent: this },
-    );
-    new MinioPolicyAttachment(
-      `${name}-attachment`,
-      { endpoint: args.endpoint, region, user: user.user, policy: policy.name },
-      { parent: this },
-    );
-    this.accessKey = user.user;
-    this.secretKey = pulumi.secret(password.result);
-    this.policyName = policy.name;
+    const identity = accessIdentity(this, name, {
+      endpoint: args.endpoint,
+      region: args.region ?? DEFAULTS.region,
+      bucket: args.bucket,
+      user: args.user ?? DEFAULTS.gcUser,
+      passwordLength: args.passwordLength ?? 40,
+      owner: args.owner,
+      policyName: gcPolicyName,
+      policy: gcPolicy,
+      roles: GC_POLICY_ROLES,
+    });
+    this.accessKey = identity.accessKey;
+    this.secretKey = identity.secretKey;
+    this.policyName = identity.policyName;
     this.registerOutputs({ accessKey: this.accessKey, secretKey: this.secretKey, policyName: this.policyName });
   }
 }
