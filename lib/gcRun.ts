@@ -27,6 +27,7 @@ import {
   narinfoKey,
   NarinfoFacts,
   narSweep,
+  ownString,
   PIN_PREFIX,
   PinnedPath,
   planGc,
@@ -214,6 +215,16 @@ class CacheView {
   inventory = new Inventory();
   readonly facts = new Map<string, NarinfoFacts | UnreadableNarinfo>();
   private readonly factsEtag = new Map<string, string>();
+  /** One copy of each string the facts keep (hashes are referenced by many narinfos). */
+  private readonly strings = new Map<string, string>();
+  private readonly intern = (v: string): string => {
+    let kept = this.strings.get(v);
+    if (kept === undefined) {
+      kept = ownString(v);
+      this.strings.set(kept, kept);
+    }
+    return kept;
+  };
   read = 0;
 
   constructor(
@@ -241,7 +252,7 @@ class CacheView {
       const got = await this.store.get(narinfoKey(hash));
       this.read++;
       if (got) {
-        this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8")));
+        this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8"), this.intern));
         this.factsEtag.set(hash, got.etag);
       }
       if (++done % 100 === 0 || done === toRead.length) {
@@ -293,7 +304,7 @@ class CacheView {
       const got = await this.store.get(narinfoKey(hash));
       this.read++;
       if (got) {
-        this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8")));
+        this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8"), this.intern));
         this.factsEtag.set(hash, got.etag);
       } else this.inventory.narinfos.delete(hash);
     });
