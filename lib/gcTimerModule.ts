@@ -10,7 +10,7 @@
 // gc.credentialsFile at run time.
 import { gcScriptText } from "./gcBundle";
 import { GC_ENV, GC_SERVICE_NAME } from "./gcService";
-import { nixString } from "./hostConfig";
+import { escapeNixIndented, nixString } from "./hostConfig";
 
 /** The file `host-config --secrets-dir` writes the GC identity's AWS credentials to (the gcCredentials output). */
 export const GC_CREDENTIALS_FILE_NAME = "nix-cache-gc-credentials";
@@ -53,9 +53,7 @@ export function nixIndentedLines(text: string, indent: string): string[] {
     throw new Error("nixIndentedLines: every line of the text starts with a space: Nix would strip it");
   }
   if (text.includes("\r")) throw new Error("nixIndentedLines: the text has a carriage return, which a Nix indented string would not keep as is");
-  const escape = (line: string) =>
-    line.replace(/''|'(?=\$\{)|\$\{/g, (m) => (m === "''" ? "'''" : m === "'" ? "''\\'" : "''${"));
-  return ["''", ...lines.map((l) => (l.length > 0 ? indent + escape(l) : l)), `${indent.slice(2)}''`];
+  return ["''", ...lines.map((l) => (l.length > 0 ? indent + escapeNixIndented(l) : l)), `${indent.slice(2)}''`];
 }
 
 /** `gcScript = pkgs.writeText "nix-cache-gc.js" ''…'';` for the module's `let` (indent: the binding's). */

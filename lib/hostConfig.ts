@@ -61,11 +61,18 @@ export function nixString(s: string): string {
 export function nixIndentedBody(text: string, indent: string): string {
   return text
     .replace(/\n+$/, "")
-    .replace(/''/g, "'''")
-    .replace(/\$\{/g, "''${")
     .split("\n")
-    .map((line) => (line.length > 0 ? indent + line : line))
+    .map((line) => (line.length > 0 ? indent + escapeNixIndented(line) : line))
     .join("\n");
+}
+
+/**
+ * Text as it must stand inside a Nix indented string to be read back as itself: two quotes become three,
+ * `${` becomes `''${`, and a quote right before `${` becomes `''\'` (else it would join the escape into three
+ * quotes followed by a live `${`).
+ */
+export function escapeNixIndented(text: string): string {
+  return text.replace(/''|'(?=\$\{)|\$\{/g, (m) => (m === "''" ? "'''" : m === "'" ? "''\\'" : "''${"));
 }
 
 /**
