@@ -33,6 +33,9 @@ describe("nixIndentedBody", () => {
   test("escapes what Nix would interpolate or end the string at, and indents non-empty lines", () => {
     expect(nixIndentedBody('echo "${x}" \'\'\n\nmore\n\n', "  ")).toBe("  echo \"''${x}\" '''\n\n  more");
   });
+  test("a quote right before ${ stays a quote (two plain escapes would make three quotes and a live ${)", () => {
+    expect(nixIndentedBody("echo '${HOME}'", "")).toBe("echo ''\\'''${HOME}'");
+  });
 });
 
 describe("builderModule", () => {

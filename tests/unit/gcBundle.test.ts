@@ -230,7 +230,7 @@ describe("nixIndentedLines: Nix 2.8 reads back exactly the text", () => {
 
   test("the GC script as the module's gcScript: pkgs.writeText gets the bundle byte for byte", () => {
     const script = gcScriptText();
-    expect(script).toContain("'${"); // the case the builder module's nixIndentedBody gets wrong
+    expect(script).toContain("'${"); // the case two plain escapes get wrong (see escapeNixIndented)
     const expr = ["let", '  pkgs = { writeText = name: text: { inherit name text; }; };', ...gcScriptLetLines({ script }), "in gcScript", ""].join("\n");
     expect(evalJson(expr)).toEqual({ name: "nix-cache-gc.js", text: script });
   });
