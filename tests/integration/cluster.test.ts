@@ -95,7 +95,9 @@ test("deployed through node 1, every node serves it: anonymous pulls, builder up
     expect(await codeOf(builderAt(node).removeObject(BUCKET, "nix-cache-info"))).toBe("AccessDenied");
     const user = await minioAdmin.userInfo(targetAt(node), rootOf(minio), BUILDER);
     expect(user).toEqual({ status: "enabled", policies: [`${BUCKET}-write`] });
-    expect(await rootAt(node).getBucketLifecycle(BUCKET)).toBeTruthy();
+    // retention=gc (the default): every node agrees the bucket has no lifecycle, and knows the GC user.
+    expect(await codeOf(rootAt(node).getBucketLifecycle(BUCKET))).toBe("NoSuchLifecycleConfiguration");
+    expect(await minioAdmin.userInfo(targetAt(node), rootOf(minio), "nixgc")).toEqual({ status: "enabled", policies: [`${BUCKET}-gc`] });
   }
   // What went in through one node comes out of every other.
   for (const node of minio.nodes) {
