@@ -167,8 +167,8 @@ const WHAT: Record<Kind, (name: string) => string> = {
 /** How to pick a name of this stack's own instead, per kind. */
 const OTHER_NAME: Record<Kind, string> = {
   bucket: "pulumi config set nix-cache:bucket NAME",
-  user: "pulumi config set nix-cache:builderUser NAME",
-  policy: "pulumi config set nix-cache:bucket NAME (the policy is named BUCKET-write)",
+  user: "pulumi config set nix-cache:builderUser NAME (for the builder's user) or nix-cache:gcUser NAME (for the GC's)",
+  policy: "pulumi config set nix-cache:bucket NAME (the policies are named BUCKET-write and BUCKET-gc)",
 };
 
 /** What taking a thing over overwrites, per kind. */

@@ -182,6 +182,8 @@ export function pulumiCli(t: TestStack, args: string[], timeoutMs = 300_000): Cl
     env: { ...process.env, ...t.env },
     encoding: "utf8",
     timeout: timeoutMs,
+    // A stack export holds every dynamic resource's serialized provider code: over spawnSync's 1 MiB default.
+    maxBuffer: 64 * 1024 * 1024,
   });
   return { code: res.status ?? -1, stdout: res.stdout ?? "", stderr: res.stderr ?? "" };
 }
