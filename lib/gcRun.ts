@@ -249,12 +249,7 @@ class CacheView {
     const toRead = [...inventory.narinfos].filter(([hash, o]) => this.factsEtag.get(hash) !== o.etag).map(([hash]) => hash);
     let done = 0;
     await eachConcurrently(toRead, this.options.concurrency ?? 16, async (hash) => {
-      const got = await this.store.get(narinfoKey(hash));
-      this.read++;
-      if (got) {
-        this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8"), this.intern));
-        this.factsEtag.set(hash, got.etag);
-      }
+      await this.readNarinfo(hash);
       if (++done % 100 === 0 || done === toRead.length) {
         this.options.onProgress?.(`${phase}: reading narinfos`, done, toRead.length);
         await this.keepAlive();
@@ -301,13 +296,18 @@ class CacheView {
   private async readMissing(): Promise<void> {
     const missing = [...this.inventory.narinfos.keys()].filter((h) => !this.facts.has(h));
     await eachConcurrently(missing, this.options.concurrency ?? 16, async (hash) => {
-      const got = await this.store.get(narinfoKey(hash));
-      this.read++;
-      if (got) {
-        this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8"), this.intern));
-        this.factsEtag.set(hash, got.etag);
-      } else this.inventory.narinfos.delete(hash);
+      if (!(await this.readNarinfo(hash))) this.inventory.narinfos.delete(hash);
     });
+  }
+
+  /** GETs and reads one narinfo; false when it is gone. */
+  private async readNarinfo(hash: string): Promise<boolean> {
+    const got = await this.store.get(narinfoKey(hash));
+    this.read++;
+    if (!got) return false;
+    this.facts.set(hash, readNarinfoFacts(hash, got.body.toString("utf8"), this.intern));
+    this.factsEtag.set(hash, got.etag);
+    return true;
   }
 }
 
