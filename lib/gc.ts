@@ -105,7 +105,7 @@ export function readNarinfoFacts(hash: string, text: string, own: (s: string) =>
     if (ref !== "" && STORE_HASH.test(h) && h !== hash) references.add(h);
   }
   const deriver = fields.get("Deriver");
-  const narKey = narKeyOfUrl(url);
+  const narKey = narKeyOf(url);
   // `own` copies (or interns: many narinfos reference the same few paths) what is kept, see ownString.
   return {
     hash,
@@ -119,7 +119,7 @@ export function readNarinfoFacts(hash: string, text: string, own: (s: string) =>
 export const isUnreadable = (f: NarinfoFacts | UnreadableNarinfo): f is UnreadableNarinfo => "problem" in f;
 
 /** The bucket key a narinfo URL names (relative to the cache root), or undefined for one outside the cache. */
-export function narKeyOfUrl(url: string): string | undefined {
+export function narKeyOf(url: string): string | undefined {
   if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith("/") || url.split("/").includes("..")) return undefined;
   return url;
 }

@@ -6,6 +6,7 @@
 // rewritten narinfo is touched first, so the expiry rule never leaves the narinfo behind it. The storage side
 // is a ResignStore (the command's is S3; unit tests pass an in-memory one). No Pulumi runtime.
 import { binaryCacheContentType } from "./pushTarget";
+import { narKeyOf } from "./gc";
 import { parseNarinfo, resignDecision, SigningKey } from "./narinfo";
 
 /** One object as read: its bytes, its ETag (as the server sent it, quotes included) and its headers (lower case). */
@@ -33,15 +34,6 @@ export interface ResignStore {
    * (with `dryRun`, only looks): "gone" when it does not exist.
    */
   touch(key: string, dryRun: boolean): Promise<"touched" | "gone">;
-}
-
-/**
- * The bucket key of the NAR a narinfo's URL names (relative to the cache root), or undefined for a URL this
- * cache does not hold (absolute, or leaving the cache root).
- */
-export function narKeyOf(url: string): string | undefined {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith("/") || url.split("/").includes("..")) return undefined;
-  return url;
 }
 
 /** Headers a re-signed narinfo keeps from the object it replaces (a PUT replaces all of an object's metadata). */

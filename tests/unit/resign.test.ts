@@ -3,7 +3,8 @@
 // dry run, realisations counted, the summary line. The real MinIO side is tests/integration/resign.test.ts.
 import * as crypto from "crypto";
 import { fingerprint, parseNarinfo, verifySignatures } from "../../lib/narinfo";
-import { formatResignReport, headersToKeep, narKeyOf, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/resign";
+import { narKeyOf } from "../../lib/gc";
+import { formatResignReport, headersToKeep, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/resign";
 import { generateKeypair, signDetached } from "../../lib/signingKey";
 import { stackKeys } from "../../scripts/resign";
 
