@@ -494,21 +494,17 @@ export interface ClosureCheck {
 
 /**
  * Checks the invariant on the bucket: every checked narinfo has its NAR and its references' narinfos. One
- * listing, then a GET of each checked narinfo: all of them, or `sample` picked at random (`npm run verify`;
- * `--full` checks all).
+ * listing, then a GET of each checked narinfo: all of them, or those `pick` chooses from the listing's hashes
+ * (`npm run verify` picks a sample; `--full` checks all).
  */
-export async function checkClosures(store: Pick<GcStore, "list" | "get" | "head">, opts: { sample?: number; concurrency?: number; random?: () => number } = {}): Promise<ClosureCheck> {
+export async function checkClosures(
+  store: Pick<GcStore, "list" | "get" | "head">,
+  opts: { pick?: (hashes: string[]) => string[]; concurrency?: number } = {},
+): Promise<ClosureCheck> {
   const inventory = new Inventory();
   for await (const o of store.list()) inventory.add(o);
-  let hashes = [...inventory.narinfos.keys()];
-  if (opts.sample !== undefined && opts.sample < hashes.length) {
-    const random = opts.random ?? Math.random;
-    for (let i = hashes.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [hashes[i], hashes[j]] = [hashes[j], hashes[i]];
-    }
-    hashes = hashes.slice(0, opts.sample);
-  }
+  const all = [...inventory.narinfos.keys()];
+  const hashes = opts.pick ? opts.pick(all) : all;
   const facts = new Map<string, NarinfoFacts | UnreadableNarinfo>();
   await eachConcurrently(hashes, opts.concurrency ?? 16, async (hash) => {
     const got = await store.get(narinfoKey(hash));

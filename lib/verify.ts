@@ -373,7 +373,7 @@ export interface VerifyInput {
 export const NARINFO_SAMPLE = 200;
 
 /** A PRNG in [0, 1) seeded with `seed` (xorshift32 over an FNV-1a hash of it), so a run can be repeated. */
-export function seededRandom(seed: string): () => number {
+function seededRandom(seed: string): () => number {
   let x = 2166136261;
   for (const c of seed) x = Math.imul(x ^ c.charCodeAt(0), 16777619) >>> 0;
   if (x === 0) x = 1; // xorshift stays at 0 forever
@@ -491,7 +491,7 @@ export function brokenLine(storePath: string, missing: readonly string[], refere
 export async function checkClosureInvariant(input: VerifyInput, probe: CacheProbe): Promise<CheckResult> {
   const name = "closures";
   const store = probe.adminStore();
-  const found = await checkClosures(store, { sample: input.full ? undefined : NARINFO_SAMPLE, random: seededRandom(input.random) });
+  const found = await checkClosures(store, { pick: input.full ? undefined : (hashes) => sampleKeys(hashes, NARINFO_SAMPLE, input.random) });
   if (found.narinfos === 0) return { name, ok: true, detail: "the cache holds no narinfo yet: nothing to check" };
   const scope =
     found.checked === found.narinfos
