@@ -4,7 +4,8 @@
 // and a server that stops answering.
 import * as crypto from "crypto";
 import { MinioServer, startMinio } from "../../harness/minio";
-import { ListedObject, S3Error, S3Location, S3Rest } from "../../lib/s3rest";
+import { ListedObject, S3Location, S3Rest } from "../../lib/s3rest";
+import { s3ErrorOf } from "../support/s3ErrorOf";
 
 const BUCKET = "s3rest-it";
 let minio: MinioServer;
@@ -39,15 +40,6 @@ async function pool<T>(items: T[], width: number, work: (item: T) => Promise<voi
   );
 }
 
-/** The failure of `p`, which must fail with an S3Error. */
-async function s3ErrorOf(p: Promise<unknown>): Promise<S3Error> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof S3Error)) throw new Error(`expected an S3Error, got ${String(err)}`);
-  return err;
-}
 
 beforeAll(async () => {
   minio = await startMinio();

@@ -21,10 +21,10 @@ import {
   parseErrorBody,
   parseListPage,
   parseXml,
-  S3Error,
   S3Rest,
   uriEncode,
 } from "../../lib/s3rest";
+import { s3ErrorOf } from "../support/s3ErrorOf";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const ACCESS = "AKIAIOSFODNN7EXAMPLE";
@@ -304,15 +304,6 @@ const xmlError = (res: http.ServerResponse, status: number, code: string, messag
 
 const objectHeaders = { etag: '"0123abc"', "last-modified": "Fri, 27 Nov 2026 19:48:07 GMT", "content-type": "text/x-nix-narinfo" };
 
-/** The failure of `p`, which must fail with an S3Error. */
-async function s3ErrorOf(p: Promise<unknown>): Promise<S3Error> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof S3Error)) throw new Error(`expected an S3Error, got ${String(err)}`);
-  return err;
-}
 
 describe("the requests the client sends", () => {
   test("each is signed as aws4 signs it, with the body's sha256 and every x-amz-* and content-type header signed", async () => {
