@@ -3,11 +3,11 @@
 //
 //   1. lease: one GC at a time (gc/lease written with If-None-Match: *, renewed while the run lasts; a lease past
 //      its expiry, or left by a dead process on this host, is taken over with If-Match on its ETag);
-//   2. inventory (one streaming ListObjectsV2) and a GET of every narinfo; mark and plan (lib/gc.ts planGc);
-//      a missing NAR or reference that makes a closure "broken" is confirmed with a HEAD first (listings are
-//      not snapshots);
-//   3. re-check: list again just before deleting; narinfos pushed since are roots too (a push that landed during
-//      the mark keeps what it references);
+//   2. inventory (one streaming ListObjectsV2) and a GET of every narinfo;
+//   3. re-check: list again just before deleting, reading only narinfos new or changed since; narinfos pushed
+//      since are roots too (a push that landed during the reads keeps what it references); mark and plan from
+//      this listing (lib/gc.ts planGc; a dry run plans from the first), a missing NAR or reference that makes
+//      a closure "broken" confirmed with a HEAD first (listings are not snapshots);
 //   4. sweep narinfos one by one, dependents before dependencies (each delete keeps the invariant, so a GC
 //      killed at any point leaves a whole cache and the next run finishes the job); then NARs no remaining
 //      narinfo names;
@@ -96,8 +96,8 @@ export interface GcOptions {
   onProgress?(phase: string, done: number, total: number): void;
   /** Called after each delete of the sweep (for --verbose). */
   onDeleted?(step: SweepStep): void;
-  /** Test only: runs after the plan, before the re-check (a test pushes here). */
-  afterPlan?(): Promise<void>;
+  /** Test only: runs after the mark's listing and reads, before the re-check (a test pushes here). */
+  afterMark?(): Promise<void>;
   /** Test only: waits this long after each delete, so a test can race or kill the sweep. */
   deleteDelayMs?: number;
 }
@@ -325,16 +325,16 @@ export async function runGc(store: GcStore, options: GcOptions): Promise<GcRepor
     if (tookOverLease) phase(tookOverLease);
   }
   try {
-    const pins = await readPins(store);
     const view = new CacheView(store, options, async () => lease?.keep());
     phase("listing the bucket and reading every narinfo");
     await view.refresh("mark");
-    let plan = await view.plan(startedAt, pins);
     const deleted = { narinfos: 0, listings: 0, logs: 0, nars: 0, bytes: 0 };
     const failed: { key: string; error: string }[] = [];
     const raced: { key: string; missing: string[] }[] = [];
 
     if (dryRun) {
+      const pins = await readPins(store);
+      const plan = await view.plan(startedAt, pins);
       const doomed = new Set(plan.narinfoSteps.filter((s) => s.kind === "narinfo").map((s) => s.key));
       const remaining = [...view.inventory.narinfos.keys()].filter((h) => !doomed.has(narinfoKey(h)));
       const steps = [...plan.narinfoSteps, ...narSweep(view.inventory, view.facts, remaining, new Date(startedAt.getTime() - options.graceMs))];
@@ -342,12 +342,13 @@ export async function runGc(store: GcStore, options: GcOptions): Promise<GcRepor
       return report({ plan, pins, view, deleted, raced, failed, remaining, steps });
     }
 
-    await options.afterPlan?.();
-    // Re-check just before deleting: what was pushed since the mark is young, so a root, and keeps its closure.
+    await options.afterMark?.();
+    // Re-check just before deleting (the plan comes only from this listing): what was pushed since the mark is
+    // young, so a root, and keeps its closure; only narinfos new or changed since the mark are read again.
     phase("listing again before deleting (pushes since the mark keep what they reference)");
-    const pinsNow = await readPins(store);
+    const pins = await readPins(store);
     await view.refresh("re-check");
-    plan = await view.plan(startedAt, pinsNow);
+    const plan = await view.plan(startedAt, pins);
 
     const doomedHashes = new Set<string>();
     phase(`deleting ${plan.counts.deadNarinfos} narinfos, dependents first`);
@@ -440,7 +441,7 @@ export async function runGc(store: GcStore, options: GcOptions): Promise<GcRepor
       }
     }
     const finalRemaining = [...view.inventory.narinfos.keys()];
-    return report({ plan, pins: pinsNow, view, deleted, raced, failed, remaining: finalRemaining, steps: [] });
+    return report({ plan, pins, view, deleted, raced, failed, remaining: finalRemaining, steps: [] });
   } finally {
     await lease?.release().catch(() => undefined);
   }

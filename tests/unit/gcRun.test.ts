@@ -100,7 +100,7 @@ test("a push after the mark that references a dead path keeps it (re-check befor
   const r = await runGc(
     bucket,
     options({
-      afterPlan: async () => {
+      afterMark: async () => {
         // Nix found old-app present (HEAD) and did not upload it again; it writes only the new narinfo.
         c.push({ name: "new", refs: ["old-app"] });
       },
