@@ -1,6 +1,7 @@
 // The `gc` command's arguments, pins, and report: shared by `npm run gc` (scripts/gc.ts, which reads the stack)
 // and the builder's daily GC service (lib/gcService.ts, which reads its environment). Imports only lib/ modules
 // without dependencies, so the builder's GC script can bundle it.
+import * as fs from "fs";
 import { allowedOptions, EXIT, ExitCode, OptionSpecs, parseCommandLine, UsageError } from "./cli";
 import { checkPinName, formatBytes, formatDuration, narinfoKey, parseDuration, PIN_PREFIX, storePathHash } from "./gc";
 import { GcOptions, GcReport, GcStore, LeaseHeld, readPins, runGc } from "./gcRun";
@@ -117,14 +118,26 @@ export interface GcCommandIo {
   progress?(line: string): void;
 }
 
-/** Whether a process of this host still runs (a lease it left is stale once it does not). */
+/**
+ * Whether a process of this host still runs (a lease it left is stale once it does not). A zombie (killed, not
+ * yet reaped by its parent; in a container whose init reaps late, for a while) runs no more: kill(pid, 0) still
+ * succeeds on it, so Linux's /proc/PID/stat state decides.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return true; // no /proc (not Linux): kill's answer stands
+  }
+  // `PID (COMM) STATE …`: COMM may hold spaces and parentheses, the state follows the last ')'.
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state !== "Z" && state !== "X";
 }
 
 /**

@@ -123,7 +123,6 @@ export function readGcEnvironment(env: Readonly<Record<string, string | undefine
   return { endpoint: url.origin, region, bucket, retainDays, storeDir, profile, accessKey: keys.accessKey, secretKey: keys.secretKey, ca };
 }
 
-
 /** One run: the command line, then the environment (so --help needs none), then the action. */
 export async function gcServiceMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: GcCommandIo): Promise<ExitCode> {
   const parsed = parseGcCommand(argv);

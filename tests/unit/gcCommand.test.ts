@@ -1,7 +1,9 @@
 // The gc command's arguments, pins and report (lib/gcCommand.ts), over an in-memory bucket.
 import { EXIT, UsageError } from "../../lib/cli";
 import { LEASE_KEY } from "../../lib/gc";
-import { formatGcReport, GcContext, parseGcCommand, runGcAction } from "../../lib/gcCommand";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import { formatGcReport, GcContext, parseGcCommand, processAlive, runGcAction } from "../../lib/gcCommand";
 import { acquireLease, runGc } from "../../lib/gcRun";
 import { CacheBuilder, hashOf, MemoryBucket } from "./support/gcCache";
 
@@ -103,5 +105,28 @@ describe("runGcAction", () => {
     expect(text).toContain(`broken closure: ${c.storePath("new")} (depends on broken ${c.key("system")}): would remove (push it again to restore it)`);
     expect(text).toContain("not the cache's layout, left alone: 1 keys (stray.bin)");
     expect(text[text.length - 1]).toMatch(/^gc \(dry run\): would keep 0 paths and 0 NARs \(0 B\), would delete 3 paths and 4 NARs \(.*\), 2 broken closures found \(2 would be removed\)$/);
+  });
+});
+
+describe("processAlive (a lease left by a dead process on this host is stale)", () => {
+  test("this process runs; a process that is gone does not", () => {
+    expect(processAlive(process.pid)).toBe(true);
+    const done = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" });
+    expect(processAlive(Number(done.stdout.trim()))).toBe(false);
+  });
+
+  test("a killed process not yet reaped (a zombie) does not run", () => {
+    const child = spawn("sh", ["-c", "exit 0"]);
+    const pid = child.pid as number;
+    // Wait synchronously, so node cannot reap it: it stays a zombie until the event loop runs again.
+    const until = Date.now() + 5000;
+    let state = "";
+    while (Date.now() < until) {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state === "Z") break;
+    }
+    expect(state).toBe("Z");
+    expect(processAlive(pid)).toBe(false);
   });
 });
