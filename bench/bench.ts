@@ -15,7 +15,7 @@
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf, UsageError } from "../lib/cli";
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf, UsageError } from "../lib/cli/command";
 import { minioAdmin, s3Client } from "../providers/minioClients";
 import { MinioServer, startMinio } from "../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness/stack";

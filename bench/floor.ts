@@ -1,10 +1,10 @@
 // The floor for `pulumi up`: the same MinIO calls the providers make, with the same clients, in one node
 // process. Reads the target from the environment: BENCH_ENDPOINT, BENCH_ADMIN_USER, BENCH_ADMIN_PASSWORD.
 // Prints the in-process time of the calls (ms) on stdout.
-import { renderCacheInfo, CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY } from "../lib/cacheInfo";
-import { expiryRule, lifecycleConfiguration } from "../lib/lifecycle";
-import { anonymousPolicy, builderPolicy } from "../lib/policies";
-import { generateKeypair } from "../lib/signingKey";
+import { renderCacheInfo, CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY } from "../lib/config/cacheInfo";
+import { expiryRule, lifecycleConfiguration } from "../lib/minio/lifecycle";
+import { anonymousPolicy, builderPolicy } from "../lib/minio/policies";
+import { generateKeypair } from "../lib/signing/signingKey";
 import { minioAdmin, s3Client } from "../providers/minioClients";
 
 async function main(): Promise<void> {

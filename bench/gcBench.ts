@@ -1,6 +1,6 @@
-// The GC figure of `npm run bench` (--only gc, issue 12): `gc --dry-run` (lib/gcRun.ts runGc) over a bucket of
+// The GC figure of `npm run bench` (--only gc, issue 12): `gc --dry-run` (lib/gc/run.ts runGc) over a bucket of
 // N narinfos with nixpkgs' reference shape and their NARs (harness/cacheFill.ts), against its floor: the same
-// ListObjectsV2 of the whole bucket and a GET of every narinfo, made directly with lib/s3rest.ts at the same
+// ListObjectsV2 of the whole bucket and a GET of every narinfo, made directly with lib/s3/client.ts at the same
 // concurrency, without parsing or planning. Each runs in a child node process of its own, so the peak memory
 // reported is the run's alone (VmHWM, read by the child itself when it is done); times are the child's own,
 // from its first request to its last (node's and ts-node's start-up are not counted), interleaved run by run.
@@ -9,8 +9,8 @@
 // one JSON line (ChildResult).
 import * as fs from "fs";
 import * as os from "os";
-import { runGc } from "../lib/gcRun";
-import { S3Rest } from "../lib/s3rest";
+import { runGc } from "../lib/gc/run";
+import { S3Rest } from "../lib/s3/client";
 import { pushLikeNix, realisticClosures } from "../harness/cacheFill";
 import { MinioServer } from "../harness/minio";
 import { fmt, median, mib, timed } from "./measure";

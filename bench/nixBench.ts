@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { execFileSync } from "child_process";
-import { parseS3StoreUrl } from "../lib/pushTarget";
+import { parseS3StoreUrl } from "../lib/s3/pushTarget";
 import { s3Client } from "../providers/minioClients";
 import { MinioServer } from "../harness/minio";
 import { nixEnv } from "../harness/nix";

@@ -9,8 +9,8 @@
 import { spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
-import { fingerprint, nix32, parseNarinfo } from "../lib/narinfo";
-import { publicKeyOf, signDetached } from "../lib/signingKey";
+import { fingerprint, nix32, parseNarinfo } from "../lib/signing/narinfo";
+import { publicKeyOf, signDetached } from "../lib/signing/signingKey";
 import { s3Client } from "../providers/minioClients";
 import { MinioServer } from "../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR } from "../harness/stack";

@@ -2,8 +2,8 @@
 // user, a canned policy marked with the owning stack, and the policy's attachment to the user. A function, not a
 // component: each identity stays its own component (its own type token and URNs), with these as its children.
 import * as pulumi from "@pulumi/pulumi";
-import { markPolicy, StackOwner } from "../lib/ownership";
-import { PolicyDocument } from "../lib/policies";
+import { markPolicy, StackOwner } from "../lib/minio/ownership";
+import { PolicyDocument } from "../lib/minio/policies";
 import { MinioPolicy, MinioPolicyAttachment, MinioUser } from "../providers/admin";
 import { RandomPassword } from "../providers/secrets";
 
@@ -18,7 +18,7 @@ export interface IdentityParts {
   policyName(bucket: string): string;
   /** What the policy grants on the bucket. */
   policy(bucket: string): PolicyDocument;
-  /** The policy statements' roles, marked in their Sids (lib/ownership.ts markPolicy). */
+  /** The policy statements' roles, marked in their Sids (lib/minio/ownership.ts markPolicy). */
   roles: readonly string[];
 }
 

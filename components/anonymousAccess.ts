@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/settings";
-import { markPolicy, StackOwner } from "../lib/ownership";
-import { anonymousPolicy } from "../lib/policies";
+import { DEFAULTS } from "../lib/config/settings";
+import { markPolicy, StackOwner } from "../lib/minio/ownership";
+import { anonymousPolicy } from "../lib/minio/policies";
 import { MinioBucketPolicy } from "../providers/s3";
 
 export interface AnonymousAccessArgs {
@@ -13,7 +13,7 @@ export interface AnonymousAccessArgs {
   bucket: pulumi.Input<string>;
   /** Also let anonymous clients list the bucket. Default false (Nix never needs it). */
   allowList?: pulumi.Input<boolean>;
-  /** The owning stack, marked in the policy's Sids (lib/ownership.ts). Default: unmarked. */
+  /** The owning stack, marked in the policy's Sids (lib/minio/ownership.ts). Default: unmarked. */
   owner?: pulumi.Input<StackOwner | undefined>;
 }
 

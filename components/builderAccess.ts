@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/settings";
-import { StackOwner } from "../lib/ownership";
-import { builderPolicy } from "../lib/policies";
+import { DEFAULTS } from "../lib/config/settings";
+import { StackOwner } from "../lib/minio/ownership";
+import { builderPolicy } from "../lib/minio/policies";
 import { accessIdentity } from "./accessIdentity";
 
 export interface BuilderAccessArgs {
@@ -15,7 +15,7 @@ export interface BuilderAccessArgs {
   user?: pulumi.Input<string>;
   /** Length of the generated password. Default 40. */
   passwordLength?: pulumi.Input<number>;
-  /** The owning stack: marked in the policy's Sids, and what the user's check knows it by (lib/ownership.ts). */
+  /** The owning stack: marked in the policy's Sids, and what the user's check knows it by (lib/minio/ownership.ts). */
   owner?: pulumi.Input<StackOwner | undefined>;
 }
 

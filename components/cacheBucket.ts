@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/settings";
-import { CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY, renderCacheInfo } from "../lib/cacheInfo";
-import { StackOwner } from "../lib/ownership";
+import { DEFAULTS } from "../lib/config/settings";
+import { CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY, renderCacheInfo } from "../lib/config/cacheInfo";
+import { StackOwner } from "../lib/minio/ownership";
 import { MinioBucket, MinioObject } from "../providers/s3";
 
 export interface CacheBucketArgs {
@@ -19,7 +19,7 @@ export interface CacheBucketArgs {
   priority?: pulumi.Input<number>;
   /** Delete cached objects with the bucket on destroy. Default false: destroy refuses a non-empty bucket. */
   forceDestroy?: pulumi.Input<boolean>;
-  /** The owning stack, written as the bucket's tags (lib/ownership.ts). Default: unmarked. */
+  /** The owning stack, written as the bucket's tags (lib/minio/ownership.ts). Default: unmarked. */
   owner?: pulumi.Input<StackOwner | undefined>;
 }
 

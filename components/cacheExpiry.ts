@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS, Retention } from "../lib/settings";
-import { ExpiryRule, expiryRule, retentionRules } from "../lib/lifecycle";
-import { expiryRuleId, StackOwner } from "../lib/ownership";
+import { DEFAULTS, Retention } from "../lib/config/settings";
+import { ExpiryRule, expiryRule, retentionRules } from "../lib/minio/lifecycle";
+import { expiryRuleId, StackOwner } from "../lib/minio/ownership";
 import { MinioLifecycle } from "../providers/s3";
 
 export interface CacheExpiryArgs {
@@ -12,7 +12,7 @@ export interface CacheExpiryArgs {
   /** The cache bucket. */
   bucket: pulumi.Input<string>;
   /**
-   * "gc" (default): the lifecycle expires nothing (the closure-safe GC deletes; lib/lifecycle.ts says why no
+   * "gc" (default): the lifecycle expires nothing (the closure-safe GC deletes; lib/minio/lifecycle.ts says why no
    * abort-multipart rule either); "lifecycle": the expiry rule.
    */
   retention?: pulumi.Input<Retention>;
@@ -20,7 +20,7 @@ export interface CacheExpiryArgs {
   expireDays?: pulumi.Input<number>;
   /** The nix-cache-info text: objects no larger than it never expire, so it is always kept. */
   cacheInfo: pulumi.Input<string>;
-  /** The owning stack, marked in the rule's ID (lib/ownership.ts). Default: unmarked. */
+  /** The owning stack, marked in the rule's ID (lib/minio/ownership.ts). Default: unmarked. */
   owner?: pulumi.Input<StackOwner | undefined>;
 }
 

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/settings";
-import { StackOwner } from "../lib/ownership";
-import { GC_POLICY_ROLES, gcPolicy } from "../lib/policies";
+import { DEFAULTS } from "../lib/config/settings";
+import { StackOwner } from "../lib/minio/ownership";
+import { GC_POLICY_ROLES, gcPolicy } from "../lib/minio/policies";
 import { accessIdentity } from "./accessIdentity";
 
 /** The GC policy's name for a bucket (the builder's is BUCKET-write). */
@@ -18,13 +18,13 @@ export interface GcAccessArgs {
   user?: pulumi.Input<string>;
   /** Length of the generated password. Default 40. */
   passwordLength?: pulumi.Input<number>;
-  /** The owning stack: marked in the policy's Sids, and what the user's check knows it by (lib/ownership.ts). */
+  /** The owning stack: marked in the policy's Sids, and what the user's check knows it by (lib/minio/ownership.ts). */
   owner?: pulumi.Input<StackOwner | undefined>;
 }
 
 /**
  * The GC's own user, so the builder never needs DeleteObject: it lists, reads and deletes in the cache bucket,
- * writes only its bookkeeping under gc/, and can neither delete nor rewrite nix-cache-info (lib/policies.ts).
+ * writes only its bookkeeping under gc/, and can neither delete nor rewrite nix-cache-info (lib/minio/policies.ts).
  */
 export class GcAccess extends pulumi.ComponentResource {
   /** The GC's access key (its user name). */

@@ -1,13 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS, Retention } from "../lib/settings";
-import { awsCredentials, defaultSecretKeyFiles, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hostConfig";
+import { DEFAULTS, Retention } from "../lib/config/settings";
+import { awsCredentials, defaultSecretKeyFiles, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hosts/hostConfig";
 import { AnonymousAccess } from "./anonymousAccess";
 import { BuilderAccess } from "./builderAccess";
 import { CacheBucket } from "./cacheBucket";
 import { CacheExpiry } from "./cacheExpiry";
 import { GcAccess, gcPolicyName } from "./gcAccess";
 import { SigningKey } from "./signingKey";
-import { StackOwner } from "../lib/ownership";
+import { StackOwner } from "../lib/minio/ownership";
 import { NixCacheOwner } from "../providers/owner";
 
 export interface NixCacheArgs {
@@ -100,7 +100,7 @@ export class NixCache extends pulumi.ComponentResource {
 
     // This stack's owner id (random, kept in the state, so it survives a stack rename): everything below is
     // marked with it on MinIO, and a bucket, user or policy marked as another stack's (or by nobody) is refused
-    // unless nix-cache:adopt is set (lib/ownership.ts).
+    // unless nix-cache:adopt is set (lib/minio/ownership.ts).
     const project = pulumi.getProject();
     const stack = pulumi.getStack();
     const bucketName = pulumi.output(args.bucket ?? DEFAULTS.bucket);

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/settings";
+import { DEFAULTS } from "../lib/config/settings";
 import { NixSigningKeypair } from "../providers/secrets";
 
 export interface SigningKeyArgs {

@@ -3,8 +3,8 @@
 // writes them, and a pusher that uploads them the way Nix's S3 store does (a path already present is skipped;
 // NAR before narinfo; dependencies before dependents). One way to fill a cache, shared by tests and bench.
 import { createHash } from "crypto";
-import { narinfoKey } from "../lib/gc";
-import { S3Rest } from "../lib/s3rest";
+import { narinfoKey } from "../lib/gc/plan";
+import { S3Rest } from "../lib/s3/client";
 
 const NIX32 = "0123456789abcdfghijklmnpqrsvwxyz";
 

@@ -1,6 +1,6 @@
 // The one MinIO starter of the project, used by the tests, the bench and the demo. By default a private server:
 // 127.0.0.1 on a free port, its own data dir and root credentials, ended with the process that started it;
-// optionally serving https with a certificate from a throwaway CA (lib/localCa.ts), as a homelab's MinIO does.
+// optionally serving https with a certificate from a throwaway CA (harness/localCa.ts), as a homelab's MinIO does.
 // The demo asks for a fixed port, its own credentials and certificates, and a server that outlives it.
 // With `nodes: N` it starts MinIO's distributed, erasure-coded mode instead: N processes on 127.0.0.1, one drive
 // each, that form one cluster (see ../shared/facts/minio-distributed.md); the server's endpoint is node 1's.
@@ -12,7 +12,7 @@ import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { LocalCa, makeCa, makeServerCert, Pem, writeMinioCerts } from "../lib/localCa";
+import { LocalCa, makeCa, makeServerCert, Pem, writeMinioCerts } from "./localCa";
 import * as Minio from "minio";
 import { httpsAgentFor } from "../providers/minioClients";
 import { requireTool } from "./toolchain";

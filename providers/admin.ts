@@ -1,7 +1,7 @@
 // Dynamic resources on MinIO's admin API: a user, a canned policy, and the policy's attachment to the user.
 import * as pulumi from "@pulumi/pulumi";
-import { canonicalPolicy } from "../lib/policies";
-import { Found, FoundOwner, mayDelete, ownerOfPolicy, pickOwner } from "../lib/ownership";
+import { canonicalPolicy } from "../lib/minio/policies";
+import { Found, FoundOwner, mayDelete, ownerOfPolicy, pickOwner } from "../lib/minio/ownership";
 import { AdminCredentials, errorCode, minioAdmin, minioCall, MinioTarget, s3Client } from "./minioClients";
 import {
   adminOf,
@@ -30,7 +30,7 @@ export interface UserProps extends TargetProps {
   /** Read back: false when the password no longer works (changed outside Pulumi). */
   secretKeyWorks?: boolean;
   /**
-   * This stack's owner id (lib/ownership.ts). A user has no marker of its own: it is the stack's whose
+   * This stack's owner id (lib/minio/ownership.ts). A user has no marker of its own: it is the stack's whose
    * marked policy is attached to it, or whose password it has.
    */
   owner?: OwnerMark;
@@ -55,7 +55,7 @@ async function passwordWorks(props: UserProps, target: MinioTarget): Promise<boo
   }
 }
 
-/** The owners the markers of the user's attached policies name (another stack's first; lib/ownership.ts). */
+/** The owners the markers of the user's attached policies name (another stack's first; lib/minio/ownership.ts). */
 async function attachedOwner(target: MinioTarget, admin: AdminCredentials, policies: string[], us: string | undefined): Promise<FoundOwner | undefined> {
   const owners: (FoundOwner | undefined)[] = [];
   for (const p of policies) owners.push(ownerOfPolicy(await minioAdmin.policyDocument(target, admin, p)));
@@ -76,7 +76,7 @@ export async function liveUser(target: MinioTarget, admin: AdminCredentials, use
   return { exists: true, owner: await attachedOwner(target, admin, info.policies, us) };
 }
 
-/** Refuses a user that exists and is another stack's or nobody's, unless nix-cache:adopt (lib/ownership.ts). */
+/** Refuses a user that exists and is another stack's or nobody's, unless nix-cache:adopt (lib/minio/ownership.ts). */
 async function claimUser(provider: ConfiguredProvider, props: UserProps, inState: boolean): Promise<void> {
   const target = targetOf(props, provider);
   const found = await minioCall(`read user ${props.user}`, target, () => liveUser(target, adminOf(provider), props.user, props.secretKey, ownerIdOf(props.owner)));
@@ -172,7 +172,7 @@ export async function livePolicy(target: MinioTarget, admin: AdminCredentials, n
 }
 
 /**
- * Refuses a policy that exists and is another stack's or nobody's, unless nix-cache:adopt (lib/ownership.ts).
+ * Refuses a policy that exists and is another stack's or nobody's, unless nix-cache:adopt (lib/minio/ownership.ts).
  * `inState`: the policy is this stack's by its state (a stack from before markers, marking it now).
  */
 async function claimPolicy(provider: ConfiguredProvider, props: PolicyProps, inState: boolean): Promise<void> {

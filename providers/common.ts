@@ -1,8 +1,8 @@
 // Pieces every dynamic provider here shares: reading the admin credentials in `configure`, and a diff that
 // says which changed properties update in place and which replace.
 import * as pulumi from "@pulumi/pulumi";
-import { CA_CERTIFICATE_KEY, parseCaCertificate } from "../lib/caCertificate";
-import { ADOPT_KEY, claimRefusal, ClaimArgs, isOwnerId, readAdopt, takenOverRefusal } from "../lib/ownership";
+import { CA_CERTIFICATE_KEY, parseCaCertificate } from "../lib/config/caCertificate";
+import { ADOPT_KEY, claimRefusal, ClaimArgs, isOwnerId, readAdopt, takenOverRefusal } from "../lib/minio/ownership";
 import { AdminCredentials, adminCredentialsFrom, MinioTarget, providerError } from "./minioClients";
 
 /** Properties every MinIO-backed resource carries: where the server is. */
@@ -16,12 +16,12 @@ export interface ConfiguredProvider {
   admin?: AdminCredentials;
   /** nix-cache:caCertificate, normalized; undefined when unset. */
   ca?: string;
-  /** nix-cache:adopt: take over a bucket, user or policy this stack did not make (lib/ownership.ts). */
+  /** nix-cache:adopt: take over a bucket, user or policy this stack did not make (lib/minio/ownership.ts). */
   adopt?: ReturnType<typeof readAdopt>;
 }
 
 /**
- * The owner marker a resource carries (lib/ownership.ts): this stack's id and name as inputs; after a read,
+ * The owner marker a resource carries (lib/minio/ownership.ts): this stack's id and name as inputs; after a read,
  * the id (and the name, when the marker says) of whoever the live marker names.
  */
 export interface OwnerMark {
@@ -97,13 +97,13 @@ function adoptOf(provider: ConfiguredProvider): boolean {
   return provider.adopt?.allowed ?? false;
 }
 
-/** Throws the refusal when this stack may not write the thing (lib/ownership.ts claimRefusal). */
+/** Throws the refusal when this stack may not write the thing (lib/minio/ownership.ts claimRefusal). */
 export function enforceClaim(provider: ConfiguredProvider, args: Omit<ClaimArgs, "adopt">): void {
   const refusal = claimRefusal({ ...args, adopt: adoptOf(provider) });
   if (refusal) throw Object.assign(providerError(refusal), { ownership: true });
 }
 
-/** Throws when a thing of this stack's state now carries another stack's marker (lib/ownership.ts takenOverRefusal). */
+/** Throws when a thing of this stack's state now carries another stack's marker (lib/minio/ownership.ts takenOverRefusal). */
 export function enforceNotTakenOver(provider: ConfiguredProvider, kind: ClaimArgs["kind"], name: string, live: OwnerMark | undefined, us: string | undefined): void {
   const refusal = takenOverRefusal(kind, name, live && isOwnerId(live.id) ? { id: live.id, label: live.label } : undefined, us, adoptOf(provider));
   if (refusal) throw Object.assign(providerError(refusal), { ownership: true });

@@ -5,8 +5,8 @@ import * as http from "http";
 import * as https from "https";
 import * as crypto from "crypto";
 import * as tls from "tls";
-import { encryptAdminBody } from "../lib/adminCrypto";
-import { failureKind, failureMessage, httpStatusMessage, PeerCertificate, quorumMessage, sdkRetryStatus, timeoutMessage, tlsFailureMessage, WRITE_QUORUM_LOST } from "../lib/failures";
+import { encryptAdminBody } from "../lib/minio/adminCrypto";
+import { failureKind, failureMessage, httpStatusMessage, PeerCertificate, quorumMessage, sdkRetryStatus, timeoutMessage, tlsFailureMessage, WRITE_QUORUM_LOST } from "../lib/minio/failures";
 
 /** Admin credentials read from the stack config (`nix-cache:adminUser`, `nix-cache:adminPassword`). */
 export interface AdminCredentials {
@@ -76,7 +76,7 @@ export async function withTimeout<T>(endpoint: string, work: Promise<T>, ms = RE
   }
 }
 
-/** Turns transport and credential failures into one readable sentence naming the endpoint (lib/failures.ts). */
+/** Turns transport and credential failures into one readable sentence naming the endpoint (lib/minio/failures.ts). */
 export function describeFailure(what: string, endpoint: string, err: unknown): Error & { code?: string } {
   const e = err as { code?: string; message?: string; described?: boolean } | undefined;
   if (e?.described) return err as Error & { code?: string };

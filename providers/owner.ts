@@ -1,10 +1,10 @@
-// The stack's owner id (lib/ownership.ts): a dynamic resource made once, first, and kept in the state, so it
+// The stack's owner id (lib/minio/ownership.ts): a dynamic resource made once, first, and kept in the state, so it
 // survives `pulumi stack rename`. Everything the stack makes on MinIO waits for it and is marked with it.
 // Its create is also the first look at MinIO: a bucket, user or policy the stack is about to make that is
 // marked as another stack's is refused there, before anything at all is written (also for `up --skip-preview`,
 // where the resources' own checks run side by side with the first writes).
 import * as pulumi from "@pulumi/pulumi";
-import { claimRefusal, Found, Kind, newOwnerId } from "../lib/ownership";
+import { claimRefusal, Found, Kind, newOwnerId } from "../lib/minio/ownership";
 import { liveUser, livePolicy } from "./admin";
 import { adminOf, configureAdmin, ConfiguredProvider, known, TargetProps, targetOf } from "./common";
 import { minioCall, providerError, s3Client } from "./minioClients";

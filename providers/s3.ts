@@ -1,10 +1,10 @@
 // Dynamic resources on MinIO's S3 API: the bucket, an object, the bucket policy and the lifecycle rule.
 // Thin: each CRUD call translates to SDK calls; the decisions live in lib/.
 import * as pulumi from "@pulumi/pulumi";
-import { canonicalPolicy } from "../lib/policies";
-import { canonicalRules, ExpiryRule, lifecycleConfigurationOf, readExpiryRules } from "../lib/lifecycle";
-import { bucketOwner, Found, mayDelete, ownerOfPolicy, ownerOfRules, ownerOfTags, withOwnerTags } from "../lib/ownership";
-import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/settings";
+import { canonicalPolicy } from "../lib/minio/policies";
+import { canonicalRules, ExpiryRule, lifecycleConfigurationOf, readExpiryRules } from "../lib/minio/lifecycle";
+import { bucketOwner, Found, mayDelete, ownerOfPolicy, ownerOfRules, ownerOfTags, withOwnerTags } from "../lib/minio/ownership";
+import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/config/settings";
 import { bucketExists, errorCode, minioCall, providerError, readTextObject, requireWriteQuorum, s3Client } from "./minioClients";
 import {
   adminOf,
@@ -29,7 +29,7 @@ export interface BucketProps extends TargetProps {
   bucket: string;
   /** Delete the cached objects with the bucket on destroy. */
   forceDestroy: boolean;
-  /** This stack's owner marker, written as the bucket's tags (lib/ownership.ts). */
+  /** This stack's owner marker, written as the bucket's tags (lib/minio/ownership.ts). */
   owner?: OwnerMark;
   /** Read back when the marker on MinIO is not this stack's: another stack's, or none (id ""). */
   liveOwner?: OwnerMark;
@@ -52,7 +52,7 @@ const bucketPolicyText = (client: S3, bucket: string) => orNone(client.getBucket
 const bucketRules = async (client: S3, bucket: string) =>
   readExpiryRules(await orNone<unknown>(client.getBucketLifecycle(bucket), null, ["NoSuchLifecycleConfiguration"]));
 
-/** The bucket as MinIO has it: absent, or present with the owner its markers name (lib/ownership.ts). */
+/** The bucket as MinIO has it: absent, or present with the owner its markers name (lib/minio/ownership.ts). */
 export async function liveBucket(client: S3, bucket: string): Promise<Found> {
   if (!(await bucketExists(client, bucket))) return { exists: false };
   const tags = await bucketTags(client, bucket);
@@ -61,7 +61,7 @@ export async function liveBucket(client: S3, bucket: string): Promise<Found> {
 }
 
 /**
- * Makes the bucket (or takes the existing one, when this stack may: lib/ownership.ts) and marks it as this
+ * Makes the bucket (or takes the existing one, when this stack may: lib/minio/ownership.ts) and marks it as this
  * stack's. `inState`: the bucket is already this stack's by its state (a stack from before markers).
  */
 async function claimBucket(provider: ConfiguredProvider, props: BucketProps, inState: boolean): Promise<void> {
@@ -96,7 +96,7 @@ const bucketProvider: BucketProvider = {
   },
   async check(olds, news) {
     // A bucket new to this stack (a first up, an opted-in rename) that exists and is another stack's or
-    // nobody's is refused here, in the preview, before anything changes (lib/ownership.ts).
+    // nobody's is refused here, in the preview, before anything changes (lib/minio/ownership.ts).
     if (olds?.bucket !== news.bucket && known(news.bucket) && known(news.endpoint)) {
       await checkClaim(async () => {
         const client = s3Client(targetOf(news, this), adminOf(this));
@@ -126,7 +126,7 @@ const bucketProvider: BucketProvider = {
   },
   async diff(_id, olds, news) {
     // A rename is never a silent replacement: refused (the preview fails saying why), or with the opt-in an
-    // update that switches to the new bucket and leaves the old one as it is (lib/settings.ts).
+    // update that switches to the new bucket and leaves the old one as it is (lib/config/settings.ts).
     if (this.rename?.problem) throw providerError(this.rename.problem);
     const allowed = this.rename?.allowed ?? false;
     const refusal = news.bucket === UNKNOWN_INPUT ? undefined : bucketRenameRefusal(olds.bucket, news.bucket, allowed);

@@ -2,8 +2,8 @@
 // keys and the builder's password. Nothing remote: read returns the state, and only a change of the inputs
 // (a new key name, a new length) makes new ones.
 import * as pulumi from "@pulumi/pulumi";
-import { ALLOW_KEY_DROP_KEY, keyChangeRefusal, KeyRingState, nextRing, ringOf } from "../lib/keyRing";
-import { readAllowKeyDrop } from "../lib/settings";
+import { ALLOW_KEY_DROP_KEY, keyChangeRefusal, KeyRingState, nextRing, ringOf } from "../lib/signing/keyRing";
+import { readAllowKeyDrop } from "../lib/config/settings";
 import { diffProps, UNKNOWN_INPUT } from "./common";
 import { providerError } from "./minioClients";
 
@@ -32,7 +32,7 @@ const keyRingProvider: KeyRingProvider = {
   },
   async diff(_id, olds, news) {
     // A key change is never a silent loss of a key hosts trust: refused (the preview fails saying why and
-    // what to do instead), or an update that keeps every listed key byte for byte (lib/keyRing.ts).
+    // what to do instead), or an update that keeps every listed key byte for byte (lib/signing/keyRing.ts).
     if (this.allowKeyDrop?.problem) throw providerError(this.allowKeyDrop.problem);
     const old = ringOf(olds);
     if (JSON.stringify(news.keyNames).includes(UNKNOWN_INPUT)) return { changes: true };

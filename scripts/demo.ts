@@ -21,10 +21,10 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import { EXIT, ExitCode, runCommand, SetupError, UsageError } from "../lib/cli";
+import { EXIT, ExitCode, runCommand, SetupError, UsageError } from "../lib/cli/command";
 import { healthStatus, startMinio } from "../harness/minio";
 import { backendEnv, openStack, PROJECT_DIR } from "../harness/stack";
-import { writeFileAtomic } from "../lib/writeFile";
+import { writeFileAtomic } from "../lib/cli/writeFile";
 import { ensureDemoCerts } from "./demoTls";
 
 const USAGE = `usage: npm run demo [-- --tls | --nodes N]                 start MinIO if needed, pulumi up, print the outputs

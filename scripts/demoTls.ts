@@ -9,9 +9,9 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { SetupError } from "../lib/cli";
-import { writeFileAtomic } from "../lib/writeFile";
-import { loadCa, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../lib/localCa";
+import { SetupError } from "../lib/cli/command";
+import { writeFileAtomic } from "../lib/cli/writeFile";
+import { loadCa, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../harness/localCa";
 import { TLS_NAMES } from "../harness/minio";
 
 const DNS_NAMES = TLS_NAMES.dnsNames;

@@ -1,4 +1,4 @@
-// `npm run gc [-- …]`: the closure-safe garbage collector, and its pins (lib/gcCommand.ts has the usage). Reads
+// `npm run gc [-- …]`: the closure-safe garbage collector, and its pins (lib/gc/command.ts has the usage). Reads
 // the stack (outputs gcAccessKey/gcSecretKey: it runs as the least-privilege GC identity, which can list, read
 // and delete in the bucket but write only gc/; config: endpoint, bucket, region, retainDays, CA) with the pulumi
 // CLI, as `npm run verify` does. Exit 0 done, 1 refused or failed, 2 could not run.
@@ -6,10 +6,10 @@
 // Test only: NIX_CACHE_GC_TEST_DELETE_DELAY_MS=N waits N ms after each delete, so the integration tests can
 // race pushes against the sweep or kill it half-way (it has no other use).
 import * as os from "os";
-import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli";
-import { GC_USAGE, parseGcCommand, processAlive, processIo, runGcAction } from "../lib/gcCommand";
-import { SettingsError } from "../lib/settings";
-import { S3Rest } from "../lib/s3rest";
+import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli/command";
+import { GC_USAGE, parseGcCommand, processAlive, processIo, runGcAction } from "../lib/gc/command";
+import { SettingsError } from "../lib/config/settings";
+import { S3Rest } from "../lib/s3/client";
 import { readStack } from "./stackReader";
 
 

@@ -1,13 +1,13 @@
 // `npm run host-config -- [--stack NAME] --out DIR [--secrets-dir DIR]`: writes the files NixOS hosts use
-// from a deployed stack's outputs (see lib/hostFiles.ts). Never prints a secret. Exits 0 when the files are
+// from a deployed stack's outputs (see lib/hosts/hostFiles.ts). Never prints a secret. Exits 0 when the files are
 // written, 2 when it could not run (bad arguments, stack unreadable, outputs missing); --help prints the usage.
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
-import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli";
-import { writeFileAtomic } from "../lib/writeFile";
-import { HostFile, hostFiles, Outputs, parseHostConfigArgs, staleSigningKeyFiles, USAGE } from "../lib/hostFiles";
+import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli/command";
+import { writeFileAtomic } from "../lib/cli/writeFile";
+import { HostFile, hostFiles, Outputs, parseHostConfigArgs, staleSigningKeyFiles, USAGE } from "../lib/hosts/hostFiles";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
 
@@ -27,7 +27,7 @@ async function stackOutputs(stack: string | undefined, showSecrets: boolean): Pr
   }
 }
 
-/** Writes one host file into `dir` (lib/writeFile.ts) and returns its path. */
+/** Writes one host file into `dir` (lib/cli/writeFile.ts) and returns its path. */
 function writeHostFile(dir: string, file: HostFile, mode: number): string {
   const target = path.join(dir, file.name);
   writeFileAtomic(target, file.content, mode);

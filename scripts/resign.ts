@@ -7,11 +7,11 @@
 //
 // Test only: NIX_CACHE_RESIGN_TEST_DELAY_MS=N waits N ms between reading a narinfo and writing it back, so the
 // integration test can upload a narinfo again in between (it has no other use).
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, SetupError } from "../lib/cli";
-import { SigningKey } from "../lib/narinfo";
-import { formatResignReport, resignCache, ResignStore, ResignSummary, StoredObject, WriteOutcome } from "../lib/resign";
-import { SettingsError } from "../lib/settings";
-import { publicKeyOf } from "../lib/signingKey";
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, SetupError } from "../lib/cli/command";
+import { SigningKey } from "../lib/signing/narinfo";
+import { formatResignReport, resignCache, ResignStore, ResignSummary, StoredObject, WriteOutcome } from "../lib/signing/resign";
+import { SettingsError } from "../lib/config/settings";
+import { publicKeyOf } from "../lib/signing/signingKey";
 import { errorCode, minioCall, MinioTarget, s3Client, withTimeout } from "../providers/minioClients";
 import { readStack, StackView } from "./stackReader";
 

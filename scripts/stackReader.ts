@@ -4,8 +4,8 @@
 // says what to do.
 import { execFileSync } from "child_process";
 import * as path from "path";
-import { SetupError } from "../lib/cli";
-import { CacheSettings, CONFIG_NAMESPACE, parseSettings, RawSettings, SETTING_KEYS } from "../lib/settings";
+import { SetupError } from "../lib/cli/command";
+import { CacheSettings, CONFIG_NAMESPACE, parseSettings, RawSettings, SETTING_KEYS } from "../lib/config/settings";
 import { AdminCredentials, adminCredentialsFrom } from "../providers/minioClients";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");

@@ -3,10 +3,10 @@
 // in to, or PULUMI_BACKEND_URL), prints one PASS/FAIL line per check and a summary, and exits 1 when a check
 // fails, 2 when it cannot run (bad arguments, stack unreadable); --help prints the usage.
 import * as crypto from "crypto";
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand } from "../lib/cli";
-import { parseS3StoreUrl } from "../lib/pushTarget";
-import { SettingsError } from "../lib/settings";
-import { formatReport, NARINFO_SAMPLE, runChecks } from "../lib/verify";
+import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand } from "../lib/cli/command";
+import { parseS3StoreUrl } from "../lib/s3/pushTarget";
+import { SettingsError } from "../lib/config/settings";
+import { formatReport, NARINFO_SAMPLE, runChecks } from "../lib/verify/checks";
 import { readStack } from "./stackReader";
 import { networkProbe, trustedCa } from "./verifyProbe";
 

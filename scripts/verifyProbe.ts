@@ -5,9 +5,9 @@ import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
 import * as tls from "tls";
-import { S3Rest } from "../lib/s3rest";
-import { CacheProbe, HttpAnswer, ObjectStore, S3Outcome, TlsAnswer } from "../lib/verify";
-import { sdkRetryStatus, WRITE_QUORUM_LOST } from "../lib/failures";
+import { S3Rest } from "../lib/s3/client";
+import { CacheProbe, HttpAnswer, ObjectStore, S3Outcome, TlsAnswer } from "../lib/verify/checks";
+import { sdkRetryStatus, WRITE_QUORUM_LOST } from "../lib/minio/failures";
 import { tlsHandshake } from "../providers/minioClients";
 
 const TIMEOUT_MS = 20_000;

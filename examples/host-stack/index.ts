@@ -5,8 +5,8 @@
 //   pulumi up
 import * as pulumi from "@pulumi/pulumi";
 // The generators host-config uses, so this stack and `npm run host-config` produce the same text.
-// Copying this example out of the repository? Copy lib/builderModule.ts and lib/hostConfig.ts along.
-import { builderModule as builderModuleText } from "../../lib/builderModule";
+// Copying this example out of the repository? Copy lib/hosts/builderModule.ts and lib/hosts/hostConfig.ts along.
+import { builderModule as builderModuleText } from "../../lib/hosts/builderModule";
 
 const config = new pulumi.Config();
 const cache = new pulumi.StackReference(config.require("cacheStack"));

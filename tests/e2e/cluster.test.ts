@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/pushTarget";
+import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/s3/pushTarget";
 import { s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, removeDeployment, TestStack } from "../../harness/stack";

@@ -15,9 +15,9 @@ import {
   previousSigningKeyFileName,
   PUSH_COMMAND_ENV,
   SIGNING_KEY_FILE_NAME,
-} from "../../lib/builderModule";
-import { GC_CREDENTIALS_FILE_NAME } from "../../lib/gcTimerModule";
-import { BUILDER_MODULE_FILE, CLIENT_MODULE_FILE, OUTPUTS_JSON_FILE } from "../../lib/hostFiles";
+} from "../../lib/hosts/builderModule";
+import { GC_CREDENTIALS_FILE_NAME } from "../../lib/hosts/gcTimerModule";
+import { BUILDER_MODULE_FILE, CLIENT_MODULE_FILE, OUTPUTS_JSON_FILE } from "../../lib/hosts/hostFiles";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";

@@ -9,7 +9,7 @@ import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, TestStack } from "../../harness/stack";
 import { BUCKET, cacheProblems, changesOf, codeOf, driftPreview, errorLines, failureOf, rootS3, serverInventory, stackTraceLines } from "./helpers";
 import { s3Client } from "../../providers/minioClients";
-import { readExpiryRules } from "../../lib/lifecycle";
+import { readExpiryRules } from "../../lib/minio/lifecycle";
 
 let minio: MinioServer;
 let relay: net.Server;
@@ -50,7 +50,7 @@ interface BadCase {
 }
 
 // Settings Pulumi.yaml types (integer, boolean) are checked by Pulumi before our program runs: its message
-// names the key and the type. Everything else is checked by lib/settings.ts: "nix-cache:KEY is VALUE:
+// names the key and the type. Everything else is checked by lib/config/settings.ts: "nix-cache:KEY is VALUE:
 // allowed is ...".
 const OURS = (what: string) => new RegExp(`allowed is .*${what}`);
 const TYPED = (type: string) => new RegExp(`must be of type '${type}'`);

@@ -1,8 +1,8 @@
 // The user's flow on a real MinIO with the real engine: up → real requests → preview clean → destroy.
 import { EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
-import { parseCacheInfo } from "../../lib/cacheInfo";
-import { readExpiryRules, wouldExpire } from "../../lib/lifecycle";
-import { publicKeyOf } from "../../lib/signingKey";
+import { parseCacheInfo } from "../../lib/config/cacheInfo";
+import { readExpiryRules, wouldExpire } from "../../lib/minio/lifecycle";
+import { publicKeyOf } from "../../lib/signing/signingKey";
 import { adminRequest, s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { backendText, deployCache, removeDeployment, TestStack } from "../../harness/stack";

@@ -7,8 +7,8 @@
 // message that says so, reads keep working, and once the nodes return the stack converges. One cluster and one
 // stack, the cases in order (each leaves the cluster as the next expects).
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { parseCacheInfo } from "../../lib/cacheInfo";
-import { sdkRetryStatus } from "../../lib/failures";
+import { parseCacheInfo } from "../../lib/config/cacheInfo";
+import { sdkRetryStatus } from "../../lib/minio/failures";
 import { minioAdmin, MinioTarget, REQUEST_TIMEOUT_MS, s3Client } from "../../providers/minioClients";
 import { MinioNode, MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, TestStack } from "../../harness/stack";

@@ -4,8 +4,8 @@
 // cases run one after another against it.
 import * as crypto from "crypto";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { canonicalPolicy, anonymousPolicy, builderPolicy, gcPolicy } from "../../lib/policies";
-import { lifecycleConfiguration, readExpiryRules } from "../../lib/lifecycle";
+import { canonicalPolicy, anonymousPolicy, builderPolicy, gcPolicy } from "../../lib/minio/policies";
+import { lifecycleConfiguration, readExpiryRules } from "../../lib/minio/lifecycle";
 import { minioAdmin, s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, removeDeployment, TestStack } from "../../harness/stack";

@@ -2,11 +2,11 @@
 // stack's least-privilege GC identity) against a real MinIO and a real deployed stack, in the user's order: a
 // cache with closures of various ages, pins and refreshed paths; a dry run; the GC; then pushes racing the GC,
 // a GC killed half-way, two GCs at once; the stack stays without drift. After every run, every narinfo present
-// has its NAR and its references' narinfos (checked with real requests, lib/gcRun.ts checkClosures). One
+// has its NAR and its references' narinfos (checked with real requests, lib/gc/run.ts checkClosures). One
 // deployed stack; the cases run in order, each on what the previous left (every case keeps the invariant).
-import { narinfoKey } from "../../lib/gc";
-import { checkClosures } from "../../lib/gcRun";
-import { S3Rest } from "../../lib/s3rest";
+import { narinfoKey } from "../../lib/gc/plan";
+import { checkClosures } from "../../lib/gc/run";
+import { S3Rest } from "../../lib/s3/client";
 import { chain, GeneratedPath, generatedPath, pushLikeNix } from "../../harness/cacheFill";
 import { DeployedCache, deployCache, removeDeployment } from "../../harness/stack";
 import { keepLastSeconds, startGcCli } from "../support/gcCli";

@@ -2,8 +2,8 @@
 // up (retention=gc, the default) → real requests as the GC user and the builder → the bucket's lifecycle →
 // preview clean → secrets in the state → switch to retention=lifecycle and back (nothing deleted) → destroy.
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { expiryRuleId, ownerOfRules } from "../../lib/ownership";
-import { readExpiryRules, wouldExpire } from "../../lib/lifecycle";
+import { expiryRuleId, ownerOfRules } from "../../lib/minio/ownership";
+import { readExpiryRules, wouldExpire } from "../../lib/minio/lifecycle";
 import { adminRequest, errorCode, minioAdmin, readTextObject, s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { backendText, deployCache, removeDeployment, TestStack } from "../../harness/stack";
@@ -145,7 +145,7 @@ describe("retention=gc: the bucket's lifecycle", () => {
     expect(await codeOf(rootS3(minio).getBucketLifecycle(BUCKET))).toBe("NoSuchLifecycleConfiguration");
   });
 
-  test("MinIO refuses an AbortIncompleteMultipartUpload-only rule (why gc mode declares none; lib/lifecycle.ts)", async () => {
+  test("MinIO refuses an AbortIncompleteMultipartUpload-only rule (why gc mode declares none; lib/minio/lifecycle.ts)", async () => {
     const root = rootS3(minio);
     await root.makeBucket("abort-probe");
     const abortOnly = { Rule: [{ ID: "abort", Status: "Enabled", Filter: { Prefix: "" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }] };

@@ -1,4 +1,4 @@
-// The builder's GC script (lib/gcBundle.ts's bundle of lib/gcService.ts) as nix-cache-gc.service runs it: the one
+// The builder's GC script (lib/gc/bundle.ts's bundle of lib/gc/service.ts) as nix-cache-gc.service runs it: the one
 // file written out and run by plain `node` (no ts-node, no node_modules, from a directory outside the project),
 // configured only by its environment and an AWS credentials file, against a real MinIO (harness/minio.ts). The
 // credentials are MinIO's root keys under the GC's profile: the GC user's policy is tested with the stack
@@ -9,11 +9,11 @@ import * as os from "os";
 import * as path from "path";
 import { GeneratedPath, generatedPath, pushLikeNix } from "../../harness/cacheFill";
 import { MinioServer, startMinio } from "../../harness/minio";
-import { narinfoKey } from "../../lib/gc";
-import { gcScriptText } from "../../lib/gcBundle";
-import { checkClosures } from "../../lib/gcRun";
-import { GC_ENV } from "../../lib/gcService";
-import { S3Rest } from "../../lib/s3rest";
+import { narinfoKey } from "../../lib/gc/plan";
+import { gcScriptText } from "../../lib/gc/bundle";
+import { checkClosures } from "../../lib/gc/run";
+import { GC_ENV } from "../../lib/gc/service";
+import { S3Rest } from "../../lib/s3/client";
 
 const BUCKET = "nix-cache";
 const PROFILE = "nixgc";

@@ -4,7 +4,7 @@ import { execFile, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap, EngineEvent, OpType, OutputMap, Stack } from "@pulumi/pulumi/automation";
-import { parseCacheInfo } from "../../lib/cacheInfo";
+import { parseCacheInfo } from "../../lib/config/cacheInfo";
 import { adminRequest, AdminCredentials, minioAdmin, MinioTarget, s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { PROJECT_DIR, TestStack } from "../../harness/stack";

@@ -5,8 +5,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
-import { builderModule, previousSigningKeyFileName } from "../../lib/builderModule";
-import { nixosModule } from "../../lib/hostConfig";
+import { builderModule, previousSigningKeyFileName } from "../../lib/hosts/builderModule";
+import { nixosModule } from "../../lib/hosts/hostConfig";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 

@@ -3,7 +3,7 @@
 // anything changes; a retired name is never used again; allowKeyDrop drops a key on purpose. One stack, the
 // cases run in order.
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { publicKeyOf } from "../../lib/signingKey";
+import { publicKeyOf } from "../../lib/signing/signingKey";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, removeDeployment, TestStack } from "../../harness/stack";
 import { cacheProblems, driftPreview, errorLines, failureOf, pulumiCli, serverInventory, stackTraceLines } from "./helpers";

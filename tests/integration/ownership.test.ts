@@ -6,9 +6,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { EngineEvent, LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
-import { EXPIRY_RULE_ID, lifecycleConfiguration, readExpiryRules } from "../../lib/lifecycle";
-import { FoundOwner, ownerOfPolicy, ownerOfRules, ownerOfTags } from "../../lib/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy } from "../../lib/policies";
+import { EXPIRY_RULE_ID, lifecycleConfiguration, readExpiryRules } from "../../lib/minio/lifecycle";
+import { FoundOwner, ownerOfPolicy, ownerOfRules, ownerOfTags } from "../../lib/minio/ownership";
+import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy } from "../../lib/minio/policies";
 import { adminRequest, minioAdmin, s3Client } from "../../providers/minioClients";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";

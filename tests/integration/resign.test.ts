@@ -7,8 +7,8 @@
 import { ChildProcess, spawn } from "child_process";
 import * as crypto from "crypto";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { fingerprint, nix32, parseNarinfo, verifySignatures } from "../../lib/narinfo";
-import { generateKeypair, publicKeyOf, signDetached } from "../../lib/signingKey";
+import { fingerprint, nix32, parseNarinfo, verifySignatures } from "../../lib/signing/narinfo";
+import { generateKeypair, publicKeyOf, signDetached } from "../../lib/signing/signingKey";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
 import { NIXOS_KEY, REAL } from "../unit/fixtures/realNarinfos";

@@ -1,10 +1,10 @@
-// lib/s3rest.ts against a real MinIO (harness/minio.ts, root credentials), over http and over https with the
+// lib/s3/client.ts against a real MinIO (harness/minio.ts, root credentials), over http and over https with the
 // server's own CA: listing across pages, missing keys, conditional PUTs, deletes, touch (same ETag, later
 // LastModified, the Content-Type kept), the server's clock, keys with spaces, '+' and unicode, a wrong secret,
 // and a server that stops answering.
 import * as crypto from "crypto";
 import { MinioServer, startMinio } from "../../harness/minio";
-import { ListedObject, S3Location, S3Rest } from "../../lib/s3rest";
+import { ListedObject, S3Location, S3Rest } from "../../lib/s3/client";
 import { s3ErrorOf } from "../support/s3ErrorOf";
 
 const BUCKET = "s3rest-it";

@@ -1,5 +1,5 @@
 // HTTPS with the homelab's own CA, against a real MinIO serving TLS with a certificate from a throwaway CA
-// (lib/localCa.ts), driven as a user drives it: `up` with nix-cache:caCertificate → real https requests as
+// (harness/localCa.ts), driven as a user drives it: `up` with nix-cache:caCertificate → real https requests as
 // anonymous client, builder and admin → drift check clean → `npm run verify` passes. Then what goes wrong in
 // homelabs, each failing with its own message before anything on MinIO changes: a stack without the CA, a
 // certificate for another name, an expired certificate. The stacks reach MinIO through a TCP relay that keeps
@@ -8,9 +8,9 @@ import * as http from "http";
 import * as https from "https";
 import * as net from "net";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { parseCaCertificate } from "../../lib/caCertificate";
-import { makeServerCert } from "../../lib/localCa";
-import { parseS3StoreUrl } from "../../lib/pushTarget";
+import { parseCaCertificate } from "../../lib/config/caCertificate";
+import { makeServerCert } from "../../harness/localCa";
+import { parseS3StoreUrl } from "../../lib/s3/pushTarget";
 import { s3Client } from "../../providers/minioClients";
 import { MinioServer, startMinio, TLS_NAMES } from "../../harness/minio";
 import { createTestStack, minioConfig, TestStack } from "../../harness/stack";

@@ -13,7 +13,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/pushTarget";
+import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/s3/pushTarget";
 import { s3Client } from "../../providers/minioClients";
 
 function listFiles(dir: string, prefix = ""): string[] {

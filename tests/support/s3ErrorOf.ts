@@ -1,5 +1,5 @@
 // The failure of an S3Rest call, for the s3rest tests (unit and integration).
-import { S3Error } from "../../lib/s3rest";
+import { S3Error } from "../../lib/s3/client";
 
 /** The failure of `p`, which must fail with an S3Error. */
 export async function s3ErrorOf(p: Promise<unknown>): Promise<S3Error> {

@@ -1,7 +1,7 @@
 // MinIO's encrypted admin bodies: round trips over the fragment boundaries, failures, and byte-for-byte
 // agreement with vectors made by MinIO's own Go code (madmin-go + sio-go, see fixtures/madminVectors.ts).
 import * as crypto from "crypto";
-import { decryptAdminBody, encryptAdminBody } from "../../lib/adminCrypto";
+import { decryptAdminBody, encryptAdminBody } from "../../lib/minio/adminCrypto";
 import { MADMIN_VECTORS, VECTOR_NONCE, VECTOR_PASSWORD, VECTOR_SALT, vectorPattern } from "./fixtures/madminVectors";
 
 const PASSWORD = "unit-test-admin-password";

@@ -1,5 +1,5 @@
-// Renaming the bucket (lib/settings.ts): refused unless the user opts in, never a silent replacement.
-import { bucketRenameRefusal, parseSettings, readAllowBucketRename, SettingsError } from "../../lib/settings";
+// Renaming the bucket (lib/config/settings.ts): refused unless the user opts in, never a silent replacement.
+import { bucketRenameRefusal, parseSettings, readAllowBucketRename, SettingsError } from "../../lib/config/settings";
 
 test("the same bucket is never refused", () => {
   expect(bucketRenameRefusal("nix-cache", "nix-cache", false)).toBeUndefined();

@@ -14,8 +14,8 @@ import {
   PUSH_COMMAND_ENV,
   queueHookBody,
   SECRETS_MOUNT,
-} from "../../lib/builderModule";
-import { nixosModule } from "../../lib/hostConfig";
+} from "../../lib/hosts/builderModule";
+import { nixosModule } from "../../lib/hosts/hostConfig";
 import { evalHostModules } from "../support/nixosStandIn";
 
 const PUSH_URL = "s3://nix-cache?profile=nixbuilder&endpoint=http://127.0.0.1:9000&region=us-east-1&compression=zstd";

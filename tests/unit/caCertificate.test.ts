@@ -4,11 +4,11 @@
 import { generateKeyPairSync, X509Certificate } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { CA_CERTIFICATE_KEY, certificateBlocks, parseCaCertificate } from "../../lib/caCertificate";
-import { builderModule } from "../../lib/builderModule";
-import { nixosModule } from "../../lib/hostConfig";
-import { LocalCa, makeCa } from "../../lib/localCa";
-import { parseSettings } from "../../lib/settings";
+import { CA_CERTIFICATE_KEY, certificateBlocks, parseCaCertificate } from "../../lib/config/caCertificate";
+import { builderModule } from "../../lib/hosts/builderModule";
+import { nixosModule } from "../../lib/hosts/hostConfig";
+import { LocalCa, makeCa } from "../../harness/localCa";
+import { parseSettings } from "../../lib/config/settings";
 import { nixOk, nixSandbox } from "./support/nix";
 
 let ca: LocalCa;

@@ -1,8 +1,8 @@
 // The nix-cache-info text: exact rendering, parsing back, and acceptance by the real Nix.
 import * as fs from "fs";
 import * as path from "path";
-import { CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY, parseCacheInfo, renderCacheInfo } from "../../lib/cacheInfo";
-import { DEFAULTS } from "../../lib/settings";
+import { CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY, parseCacheInfo, renderCacheInfo } from "../../lib/config/cacheInfo";
+import { DEFAULTS } from "../../lib/config/settings";
 import { nixSandbox } from "./support/nix";
 
 const defaults = { storeDir: DEFAULTS.storeDir, wantMassQuery: DEFAULTS.wantMassQuery, priority: DEFAULTS.priority };

@@ -1,4 +1,4 @@
-// The command-line convention shared by verify, host-config and bench (lib/cli.ts).
+// The command-line convention shared by verify, host-config and bench (lib/cli/command.ts).
 import {
   allowedOptions,
   CommandIo,
@@ -11,7 +11,7 @@ import {
   SetupError,
   subsetOf,
   UsageError,
-} from "../../lib/cli";
+} from "../../lib/cli/command";
 
 const USAGE = "usage: thing [--stack NAME] [--out DIR] [--dry-run]";
 const OPTIONS = {

@@ -1,4 +1,4 @@
-// What a failed MinIO request tells the user (lib/failures.ts).
+// What a failed MinIO request tells the user (lib/minio/failures.ts).
 import {
   failureKind,
   failureMessage,
@@ -12,8 +12,8 @@ import {
   timeoutMessage,
   tlsFailureMessage,
   WRITE_QUORUM_LOST,
-} from "../../lib/failures";
-import { judgeBuilderUpload } from "../../lib/verify";
+} from "../../lib/minio/failures";
+import { judgeBuilderUpload } from "../../lib/verify/checks";
 
 const ENDPOINT = "http://127.0.0.1:9000";
 

@@ -1,6 +1,6 @@
-// The GC's decisions (lib/gc.ts): key kinds, narinfo facts, roots and marking, the delete order, and the
+// The GC's decisions (lib/gc/plan.ts): key kinds, narinfo facts, roots and marking, the delete order, and the
 // invariant after every single delete of a plan, on hand-made and generated caches.
-import { classifyKey, dependentsFirst, formatDuration, isUnreadable, narinfoKey, NarinfoFacts, narSweep, parseDuration, planGc, readNarinfoFacts, storePathHash, SweepStep } from "../../lib/gc";
+import { classifyKey, dependentsFirst, formatDuration, isUnreadable, narinfoKey, NarinfoFacts, narSweep, parseDuration, planGc, readNarinfoFacts, storePathHash, SweepStep } from "../../lib/gc/plan";
 import { CacheBuilder, hashOf, MemoryBucket, prng } from "./support/gcCache";
 
 const DAY = 86_400_000;

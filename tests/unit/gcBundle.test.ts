@@ -1,15 +1,15 @@
-// The builder's GC script: lib/gcBundle.ts's one-file bundle of lib/gcService.ts runs with plain node and no
+// The builder's GC script: lib/gc/bundle.ts's one-file bundle of lib/gc/service.ts runs with plain node and no
 // node_modules, requires nothing but node built-ins, and refuses a module that imports a package; the service
-// reads its environment (lib/gcService.ts readGcEnvironment); lib/gcTimerModule.ts's pieces, put into a module
+// reads its environment (lib/gc/service.ts readGcEnvironment); lib/hosts/gcTimerModule.ts's pieces, put into a module
 // and evaluated by real Nix 2.8, give back the bundle byte for byte, the service, the timer and the options.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import { isBuiltin } from "module";
 import * as os from "os";
 import * as path from "path";
-import { bundleText, collectModules, gcScriptText, importSpecifiers, requiredSpecifiers } from "../../lib/gcBundle";
-import { GC_USAGE } from "../../lib/gcCommand";
-import { GC_ENV, GC_SERVICE_USAGE, GcServiceConfig, readGcEnvironment } from "../../lib/gcService";
+import { bundleText, collectModules, gcScriptText, importSpecifiers, requiredSpecifiers } from "../../lib/gc/bundle";
+import { GC_USAGE } from "../../lib/gc/command";
+import { GC_ENV, GC_SERVICE_USAGE, GcServiceConfig, readGcEnvironment } from "../../lib/gc/service";
 import {
   GC_DEFAULTS,
   gcAssertionLines,
@@ -18,7 +18,7 @@ import {
   gcScriptLetLines,
   GcTimerInput,
   nixIndentedLines,
-} from "../../lib/gcTimerModule";
+} from "../../lib/hosts/gcTimerModule";
 import { nixOk, nixSandbox } from "./support/nix";
 
 let dir: string;
@@ -43,13 +43,13 @@ describe("gcScriptText: one file for plain node", () => {
 
   test("requires node built-ins and its own modules only: no npm package, no path outside the bundle", () => {
     const modules = collectModules(path.join(__dirname, "../../lib"));
-    expect(modules.map((m) => m.id)).toEqual(["gcService", "cli", "gcCommand", "gc", "gcRun", "pushTarget", "s3rest"]);
+    expect(modules.map((m) => m.id)).toEqual(["gc/service", "cli/command", "gc/command", "gc/plan", "gc/run", "s3/pushTarget", "s3/client"]);
     const ids = new Set(modules.map((m) => m.id));
     const required = requiredSpecifiers(script);
     const bundled = modules.flatMap((m) => Object.entries(m.imports)).filter(([, id]) => ids.has(id)).map(([spec]) => spec);
     expect(required.filter((spec) => !isBuiltin(spec) && !bundled.includes(spec))).toEqual([]);
     expect(required.filter((spec) => isBuiltin(spec)).sort()).toEqual(["crypto", "fs", "fs", "http", "https", "os", "url", "util"]);
-    for (const pkg of ["minio", "@pulumi", "typescript", "aws4", "ts-node", "@peculiar", "../", "./stackReader", "./settings"]) {
+    for (const pkg of ["minio", "@pulumi", "typescript", "aws4", "ts-node", "@peculiar", "./stackReader", "../config/settings"]) {
       expect([pkg, script.includes(`require("${pkg}`)]).toEqual([pkg, false]);
     }
     expect(script.endsWith("\n") && !script.endsWith("\n\n")).toBe(true);
@@ -92,16 +92,16 @@ describe("collectModules refuses what the builder could not run", () => {
 
   test("an npm package imported by any bundled module, even for types only: throws naming module and package", () => {
     const withPackage = lib({ "gcService.ts": 'import { a } from "./a";\nconsole.log(a);\n', "a.ts": 'import * as Minio from "minio";\nexport const a = Minio;\n' });
-    expect(() => collectModules(withPackage)).toThrow("gc bundle: lib/a.ts imports the package 'minio', which the builder does not have");
+    expect(() => collectModules(withPackage, "gcService")).toThrow("gc bundle: lib/a.ts imports the package 'minio', which the builder does not have");
     const typeOnly = lib({ "gcService.ts": 'import type { Output } from "@pulumi/pulumi";\nexport type X = Output<string>;\n' });
-    expect(() => collectModules(typeOnly)).toThrow("lib/gcService.ts imports the package '@pulumi/pulumi'");
+    expect(() => collectModules(typeOnly, "gcService")).toThrow("lib/gcService.ts imports the package '@pulumi/pulumi'");
   });
 
   test("a relative import that leaves lib/ or names no module", () => {
-    expect(() => collectModules(lib({ "gcService.ts": 'import "../harness/minio";\n' }))).toThrow(
+    expect(() => collectModules(lib({ "gcService.ts": 'import "../harness/minio";\n' }), "gcService")).toThrow(
       "gc bundle: lib/gcService.ts imports '../harness/minio', which is no .ts module under lib/",
     );
-    expect(() => collectModules(lib({ "gcService.ts": 'export { x } from "./missing";\n' }))).toThrow("imports './missing', which is no .ts module");
+    expect(() => collectModules(lib({ "gcService.ts": 'export { x } from "./missing";\n' }), "gcService")).toThrow("imports './missing', which is no .ts module");
   });
 
   test("node: built-ins, re-exports and import cycles run as node would run them", () => {
@@ -112,7 +112,7 @@ describe("collectModules refuses what the builder could not run", () => {
     });
     expect(importSpecifiers(fs.readFileSync(path.join(d, "gcService.ts"), "utf8"))).toEqual(["./x", "node:path"]);
     const file = path.join(d, "out.js");
-    fs.writeFileSync(file, bundleText(collectModules(d)));
+    fs.writeFileSync(file, bundleText(collectModules(d, "gcService")));
     expect(runNode([file])).toEqual({ status: 0, stdout: "xy-x a/b\n", stderr: "" });
   });
 });
@@ -282,7 +282,7 @@ describe("gcTimerModule's pieces in a module, evaluated by Nix 2.8", () => {
     retainDays: 7,
     storeDir: "/nix/store",
   };
-  // The shape lib/builderModule.ts has: cfg and isSecretPath in the let, sslCertFile among the options.
+  // The shape lib/hosts/builderModule.ts has: cfg and isSecretPath in the let, sslCertFile among the options.
   const moduleText = [
     "{ config, lib, pkgs, ... }:",
     "let",

@@ -1,10 +1,10 @@
-// The gc command's arguments, pins and report (lib/gcCommand.ts), over an in-memory bucket.
-import { EXIT, UsageError } from "../../lib/cli";
-import { LEASE_KEY } from "../../lib/gc";
+// The gc command's arguments, pins and report (lib/gc/command.ts), over an in-memory bucket.
+import { EXIT, UsageError } from "../../lib/cli/command";
+import { LEASE_KEY } from "../../lib/gc/plan";
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
-import { formatGcReport, GcContext, parseGcCommand, processAlive, runGcAction } from "../../lib/gcCommand";
-import { acquireLease, runGc } from "../../lib/gcRun";
+import { formatGcReport, GcContext, parseGcCommand, processAlive, runGcAction } from "../../lib/gc/command";
+import { acquireLease, runGc } from "../../lib/gc/run";
 import { CacheBuilder, hashOf, MemoryBucket } from "./support/gcCache";
 
 const DAY = 86_400_000;

@@ -1,7 +1,7 @@
-// One GC run over an in-memory bucket (lib/gcRun.ts): the lease, the re-check before deleting, a GC killed
+// One GC run over an in-memory bucket (lib/gc/run.ts): the lease, the re-check before deleting, a GC killed
 // half-way, and pushes that race the sweep. The real-MinIO versions are in tests/integration/gc.test.ts.
-import { LEASE_KEY } from "../../lib/gc";
-import { acquireLease, checkClosures, GcOptions, LeaseHeld, runGc } from "../../lib/gcRun";
+import { LEASE_KEY } from "../../lib/gc/plan";
+import { acquireLease, checkClosures, GcOptions, LeaseHeld, runGc } from "../../lib/gc/run";
 import { CacheBuilder, MemoryBucket } from "./support/gcCache";
 
 const DAY = 86_400_000;

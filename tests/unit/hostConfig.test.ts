@@ -19,8 +19,8 @@ import {
   pushUrl,
   signCommand,
   substituterUrl,
-} from "../../lib/hostConfig";
-import { generateKeypair } from "../../lib/signingKey";
+} from "../../lib/hosts/hostConfig";
+import { generateKeypair } from "../../lib/signing/signingKey";
 import { nixOk, nixSandbox } from "./support/nix";
 
 const nix = nixSandbox();

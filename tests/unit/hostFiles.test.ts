@@ -1,8 +1,8 @@
 // What `npm run host-config` writes for given outputs, and how it reads its command line.
-import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "../../lib/builderModule";
-import { SetupError, UsageError } from "../../lib/cli";
-import { nixosModule } from "../../lib/hostConfig";
-import { GC_CREDENTIALS_FILE_NAME } from "../../lib/gcTimerModule";
+import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "../../lib/hosts/builderModule";
+import { SetupError, UsageError } from "../../lib/cli/command";
+import { nixosModule } from "../../lib/hosts/hostConfig";
+import { GC_CREDENTIALS_FILE_NAME } from "../../lib/hosts/gcTimerModule";
 import {
   BUILDER_MODULE_FILE,
   CLIENT_MODULE_FILE,
@@ -16,7 +16,7 @@ import {
   SECRET_OUTPUTS,
   staleSigningKeyFiles,
   trustedPublicKeysOf,
-} from "../../lib/hostFiles";
+} from "../../lib/hosts/hostFiles";
 
 const SECRET_KEY = "s3.homelab.local-1:c2VjcmV0LXNlZWQtYnl0ZXMtc2VjcmV0LXNlZWQtYnl0ZXMtcHVibGljLWhhbGYtcHVibGljLWhhbGYtMTIzNA==";
 const BUILDER_SECRET = "b3VpbGRlci1zZWNyZXQtdmFsdWUtMTIzNDU2Nzg5MA";

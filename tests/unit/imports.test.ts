@@ -57,3 +57,34 @@ test("the harness, the program and the scripts never import tests/ or bench/", (
     .flatMap(([file, targets]) => targets.filter((t) => /^(tests|bench)\//.test(rel(t))).map((t) => `${rel(file)} -> ${rel(t)}`));
   expect(offending).toEqual([]);
 });
+
+/**
+ * lib/'s rooms by job, lowest first: a group may import its own files and lower groups only, so a reader can
+ * take in each room with only what is below it (the GC knows nothing of signing, hosts' texts nothing of verify).
+ */
+const LIB_LAYERS = ["cli", "s3", "gc", "signing", "config", "minio", "hosts", "verify"] as const;
+
+test("lib/ is grouped by domain and its groups import one way (lower groups only), nothing outside lib/", () => {
+  const graph = importGraph();
+  const libFiles = Object.keys(graph).filter((f) => rel(f).startsWith("lib/"));
+  expect(libFiles.length).toBeGreaterThan(20);
+  const groupOf = (f: string) => rel(f).split("/")[1];
+  // Every lib module sits in a known room (no loose file in lib/ itself).
+  expect(libFiles.filter((f) => rel(f).split("/").length !== 3 || !LIB_LAYERS.includes(groupOf(f) as never)).map(rel)).toEqual([]);
+  const offending: string[] = [];
+  for (const file of libFiles) {
+    const own = LIB_LAYERS.indexOf(groupOf(file) as (typeof LIB_LAYERS)[number]);
+    for (const target of graph[file]) {
+      if (!rel(target).startsWith("lib/")) offending.push(`${rel(file)} -> ${rel(target)} (outside lib/)`);
+      else if (LIB_LAYERS.indexOf(groupOf(target) as (typeof LIB_LAYERS)[number]) > own) offending.push(`${rel(file)} -> ${rel(target)} (a higher group)`);
+    }
+  }
+  expect(offending).toEqual([]);
+});
+
+test("the layering check sees a violation: a lower group importing a higher one is reported", () => {
+  // Guards the check itself: the graph's edges resolve (a regexp typo would make the test above pass on nothing).
+  const graph = importGraph();
+  const edges = Object.entries(graph).filter(([f]) => rel(f).startsWith("lib/hosts/")).flatMap(([, ts]) => ts.map(rel));
+  expect(edges).toContain("lib/config/caCertificate.ts");
+});

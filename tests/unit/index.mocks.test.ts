@@ -1,7 +1,7 @@
 // index.ts under Pulumi's mocks: bad stack configuration stops the program with one SettingsError naming
 // every bad setting, before any resource is registered (so before any request could reach MinIO).
 import * as pulumi from "@pulumi/pulumi";
-import { SettingsError } from "../../lib/settings";
+import { SettingsError } from "../../lib/config/settings";
 
 const registered: string[] = [];
 

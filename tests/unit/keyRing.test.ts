@@ -1,6 +1,6 @@
-// The key ring's decisions (lib/keyRing.ts): which key changes go ahead, and that kept keys stay byte for byte.
-import { keyChangeRefusal, nextRing, ringOf } from "../../lib/keyRing";
-import { generateKeypair, keypairFromSeed, publicKeyOf } from "../../lib/signingKey";
+// The key ring's decisions (lib/signing/keyRing.ts): which key changes go ahead, and that kept keys stay byte for byte.
+import { keyChangeRefusal, nextRing, ringOf } from "../../lib/signing/keyRing";
+import { generateKeypair, keypairFromSeed, publicKeyOf } from "../../lib/signing/signingKey";
 
 const one = generateKeypair("s3.homelab.local-1");
 const legacy = { keyName: "s3.homelab.local-1", publicKey: one.publicKey, secretKey: one.secretKey };

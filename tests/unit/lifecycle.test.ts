@@ -3,7 +3,7 @@
 import * as http from "http";
 import { AddressInfo } from "net";
 import * as Minio from "minio";
-import { renderCacheInfo } from "../../lib/cacheInfo";
+import { renderCacheInfo } from "../../lib/config/cacheInfo";
 import {
   canonicalRules,
   EXPIRY_RULE_ID,
@@ -14,9 +14,9 @@ import {
   readExpiryRules,
   retentionRules,
   wouldExpire,
-} from "../../lib/lifecycle";
-import { generateKeypair, signDetached } from "../../lib/signingKey";
-import { DEFAULTS } from "../../lib/settings";
+} from "../../lib/minio/lifecycle";
+import { generateKeypair, signDetached } from "../../lib/signing/signingKey";
+import { DEFAULTS } from "../../lib/config/settings";
 
 const defaultInfo = renderCacheInfo({ storeDir: DEFAULTS.storeDir, wantMassQuery: DEFAULTS.wantMassQuery, priority: DEFAULTS.priority });
 

@@ -1,6 +1,6 @@
 // The throwaway CA for a local HTTPS MinIO: certificate contents read back with node's own X509 parser, and
 // real TLS handshakes against node's https server and client (the checks curl and Go make are the same ones).
-import "reflect-metadata"; // before @peculiar/x509 (see lib/localCa.ts)
+import "reflect-metadata"; // before @peculiar/x509 (see harness/localCa.ts)
 import * as x509 from "@peculiar/x509";
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -8,7 +8,7 @@ import * as https from "https";
 import type { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
-import { describeCertificate, loadCa, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../../lib/localCa";
+import { describeCertificate, loadCa, type LocalCa, makeCa, makeServerCert, type Pem, writeMinioCerts } from "../../harness/localCa";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

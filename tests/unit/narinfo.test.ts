@@ -18,8 +18,8 @@ import {
   resignDecision,
   signatures,
   verifySignatures,
-} from "../../lib/narinfo";
-import { generateKeypair, signDetached, verifyDetached } from "../../lib/signingKey";
+} from "../../lib/signing/narinfo";
+import { generateKeypair, signDetached, verifyDetached } from "../../lib/signing/signingKey";
 import { nixEnv } from "../../harness/nix";
 import { NIXOS_KEY, REAL } from "./fixtures/realNarinfos";
 import { nixOk, nixSandbox } from "./support/nix";

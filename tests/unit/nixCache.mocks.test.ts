@@ -1,12 +1,12 @@
 // The NixCache component's wiring, under Pulumi's mocks (no engine, no MinIO): the resource tree, the names,
 // what flows from one resource into another, the computed outputs and which of them are secret.
 import * as pulumi from "@pulumi/pulumi";
-import { CacheInfo, renderCacheInfo } from "../../lib/cacheInfo";
-import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand } from "../../lib/hostConfig";
-import { ExpiryRule, expiryRule } from "../../lib/lifecycle";
-import { expiryRuleId, ownerOfPolicy, ownerOfRules } from "../../lib/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy } from "../../lib/policies";
-import { keypairFromSeed } from "../../lib/signingKey";
+import { CacheInfo, renderCacheInfo } from "../../lib/config/cacheInfo";
+import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand } from "../../lib/hosts/hostConfig";
+import { ExpiryRule, expiryRule } from "../../lib/minio/lifecycle";
+import { expiryRuleId, ownerOfPolicy, ownerOfRules } from "../../lib/minio/ownership";
+import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy } from "../../lib/minio/policies";
+import { keypairFromSeed } from "../../lib/signing/signingKey";
 import type { NixCache as NixCacheType, NixCacheArgs } from "../../components/nixCache";
 
 interface Registration {

@@ -1,6 +1,6 @@
-// Ownership (lib/ownership.ts): the markers a stack writes on what it makes, reading them back, and the
+// Ownership (lib/minio/ownership.ts): the markers a stack writes on what it makes, reading them back, and the
 // refusals for a bucket, user or policy that is another stack's or nobody's.
-import { EXPIRY_RULE_ID, expiryRule } from "../../lib/lifecycle";
+import { EXPIRY_RULE_ID, expiryRule } from "../../lib/minio/lifecycle";
 import {
   ADOPT_KEY,
   claimRefusal,
@@ -20,9 +20,9 @@ import {
   takenOverRefusal,
   withOwnerTags,
   withoutOwnerTags,
-} from "../../lib/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy } from "../../lib/policies";
-import { parseSettings, SettingsError, SETTING_KEYS } from "../../lib/settings";
+} from "../../lib/minio/ownership";
+import { anonymousPolicy, builderPolicy, canonicalPolicy } from "../../lib/minio/policies";
+import { parseSettings, SettingsError, SETTING_KEYS } from "../../lib/config/settings";
 
 const A: StackOwner = { id: "0123456789abcdef0123456789abcdef", project: "nix-cache", stack: "homelab" };
 const B: StackOwner = { id: "fedcba9876543210fedcba9876543210", project: "nix-cache", stack: "private" };

@@ -1,8 +1,8 @@
 // The builder's canned policy, the anonymous bucket policy, and the normal form used to compare them with
 // what MinIO returns.
-import { GC_KEY_PREFIX } from "../../lib/gc";
-import { markPolicy, ownerOfPolicy } from "../../lib/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy, GC_POLICY_ROLES, GC_PREFIX, gcPolicy, PolicyDocument } from "../../lib/policies";
+import { GC_KEY_PREFIX } from "../../lib/gc/plan";
+import { markPolicy, ownerOfPolicy } from "../../lib/minio/ownership";
+import { anonymousPolicy, builderPolicy, canonicalPolicy, GC_POLICY_ROLES, GC_PREFIX, gcPolicy, PolicyDocument } from "../../lib/minio/policies";
 
 const BUCKET = "nix-cache";
 const BUCKET_ARN = "arn:aws:s3:::nix-cache";
@@ -67,7 +67,7 @@ describe("gcPolicy", () => {
     const puts = doc.Statement.filter((s) => s.Effect === "Allow" && s.Action.includes("s3:PutObject")).flatMap((s) => s.Resource);
     expect(puts).toEqual([`${BUCKET_ARN}/${GC_PREFIX}*`]);
     expect(GC_PREFIX).toBe("gc/");
-    // The GC (lib/gc.ts) writes its lease and pins under the same prefix the policy allows.
+    // The GC (lib/gc/plan.ts) writes its lease and pins under the same prefix the policy allows.
     expect(GC_KEY_PREFIX).toBe(GC_PREFIX);
   });
 

@@ -1,5 +1,5 @@
-import { awsCredentials, pushUrl } from "../../lib/hostConfig";
-import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/pushTarget";
+import { awsCredentials, pushUrl } from "../../lib/hosts/hostConfig";
+import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/s3/pushTarget";
 
 describe("pushUrl", () => {
   test("puts the endpoint as a full URL, readable, with profile, region and zstd", () => {

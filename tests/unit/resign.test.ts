@@ -2,10 +2,10 @@
 // signed, every byte kept, a concurrent upload is never overwritten (412 → read again), bounded concurrency,
 // dry run, realisations counted, the summary line. The real MinIO side is tests/integration/resign.test.ts.
 import * as crypto from "crypto";
-import { fingerprint, parseNarinfo, verifySignatures } from "../../lib/narinfo";
-import { narKeyOf } from "../../lib/gc";
-import { formatResignReport, headersToKeep, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/resign";
-import { generateKeypair, signDetached } from "../../lib/signingKey";
+import { fingerprint, parseNarinfo, verifySignatures } from "../../lib/signing/narinfo";
+import { narKeyOf } from "../../lib/gc/plan";
+import { formatResignReport, headersToKeep, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/signing/resign";
+import { generateKeypair, signDetached } from "../../lib/signing/signingKey";
 import { stackKeys } from "../../scripts/resign";
 
 const active = generateKeypair("homelab-2");

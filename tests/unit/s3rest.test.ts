@@ -1,4 +1,4 @@
-// lib/s3rest.ts without MinIO: its SigV4 against AWS's published examples and the aws4 package (on the pure
+// lib/s3/client.ts without MinIO: its SigV4 against AWS's published examples and the aws4 package (on the pure
 // function and on the requests the client really sends, captured by a local HTTP server), the ListObjectsV2 and
 // error-body parsing on MinIO's and AWS's real output, and the client's answers to what a server can do: pages
 // held back, errors, HEAD without body, silence (Timeout), a refused port (Network), a kept-alive socket dropped.
@@ -23,7 +23,7 @@ import {
   parseXml,
   S3Rest,
   uriEncode,
-} from "../../lib/s3rest";
+} from "../../lib/s3/client";
 import { s3ErrorOf } from "../support/s3ErrorOf";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -534,9 +534,9 @@ describe("the client's answers", () => {
 });
 
 describe("zero dependencies", () => {
-  const source = fs.readFileSync(path.join(__dirname, "..", "..", "lib", "s3rest.ts"), "utf8");
+  const source = fs.readFileSync(path.join(__dirname, "..", "..", "lib", "s3", "client.ts"), "utf8");
 
-  test("lib/s3rest.ts imports node built-ins only", () => {
+  test("lib/s3/client.ts imports node built-ins only", () => {
     const specifiers = [...source.matchAll(/(?:\bfrom\s+|\bimport\s+|\brequire\()\s*["']([^"']+)["']/g)].map((m) => m[1]);
     expect(specifiers.length).toBeGreaterThan(0);
     expect(specifiers.filter((s) => !["crypto", "http", "https", "url"].includes(s))).toEqual([]);

@@ -1,5 +1,5 @@
 // Stack configuration: defaults, and one clear error naming every bad setting and what is allowed.
-import { CacheSettings, DEFAULTS, parseSettings, RawSettings, SettingsError } from "../../lib/settings";
+import { CacheSettings, DEFAULTS, parseSettings, RawSettings, SettingsError } from "../../lib/config/settings";
 
 const ENDPOINT = "http://127.0.0.1:9000";
 

@@ -6,7 +6,7 @@ import {
   publicKeyOf,
   signDetached,
   verifyDetached,
-} from "../../lib/signingKey";
+} from "../../lib/signing/signingKey";
 import { nixOk, nixSandbox } from "./support/nix";
 
 // RFC 8032 section 7.1, TEST 1 (the empty message).

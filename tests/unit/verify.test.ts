@@ -1,10 +1,10 @@
 // The verify checks judged from canned answers: a healthy cache passes every check, and each broken part
 // fails the check that names it, with a fix. The real network side is tested in tests/integration/verify.test.ts.
-import { renderCacheInfo } from "../../lib/cacheInfo";
-import { expiryRule, lifecycleConfiguration } from "../../lib/lifecycle";
-import { parseSettings } from "../../lib/settings";
-import { fingerprint, parseNarinfo } from "../../lib/narinfo";
-import { generateKeypair, signDetached } from "../../lib/signingKey";
+import { renderCacheInfo } from "../../lib/config/cacheInfo";
+import { expiryRule, lifecycleConfiguration } from "../../lib/minio/lifecycle";
+import { parseSettings } from "../../lib/config/settings";
+import { fingerprint, parseNarinfo } from "../../lib/signing/narinfo";
+import { generateKeypair, signDetached } from "../../lib/signing/signingKey";
 import {
   BROKEN_SHOWN,
   CacheProbe,
@@ -20,7 +20,7 @@ import {
   sampleKeys,
   S3Outcome,
   VerifyInput,
-} from "../../lib/verify";
+} from "../../lib/verify/checks";
 
 const settings = parseSettings({ endpoint: "http://127.0.0.1:9000", priority: "30" });
 /** The chapter's age rule instead of the GC (nix-cache:retention lifecycle). */

@@ -1,7 +1,7 @@
 // Test support for the GC: an in-memory bucket with S3's conditional-write rules and a clock the test moves,
 // and generated caches (narinfos with References, shared NARs, listings, logs) of any shape.
-import { CacheObject, classifyKey, Inventory, invariantViolations, inventoryView, narinfoKey, NarinfoFacts, readNarinfoFacts, UnreadableNarinfo } from "../../../lib/gc";
-import { GcStore } from "../../../lib/gcRun";
+import { CacheObject, classifyKey, Inventory, invariantViolations, inventoryView, narinfoKey, NarinfoFacts, readNarinfoFacts, UnreadableNarinfo } from "../../../lib/gc/plan";
+import { GcStore } from "../../../lib/gc/run";
 import { hashOf, prng } from "../../../harness/cacheFill";
 
 export { hashOf, prng };

@@ -1,6 +1,6 @@
-// The builder module's daily GC (issue 12): the pieces lib/builderModule.ts splices into its module text,
+// The builder module's daily GC (issue 12): the pieces lib/hosts/builderModule.ts splices into its module text,
 // under services.nix-cache-builder.gc:
-//   - gcScriptLetLines: `gcScript = pkgs.writeText "nix-cache-gc.js" ''…'';` (lib/gcBundle.ts's one-file script,
+//   - gcScriptLetLines: `gcScript = pkgs.writeText "nix-cache-gc.js" ''…'';` (lib/gc/bundle.ts's one-file script,
 //     escaped for a Nix indented string), for the module's `let`;
 //   - gcOptionLines: the `gc = { enable; credentialsFile; schedule; retainDays; extraArgs; };` option declarations;
 //   - gcAssertionLines: the credentials file must not be in the Nix store (uses the module's isSecretPath);
@@ -8,8 +8,8 @@
 //     path, the module's sslCertFile) and systemd.timers.nix-cache-gc (OnCalendar = gc.schedule, Persistent).
 // Each returns lines at the indentation the module uses there. Nothing secret goes in: keys are read from
 // gc.credentialsFile at run time.
-import { gcScriptText } from "./gcBundle";
-import { GC_ENV, GC_SERVICE_NAME } from "./gcService";
+import { gcScriptText } from "../gc/bundle";
+import { GC_ENV, GC_SERVICE_NAME } from "../gc/service";
 import { escapeNixIndented, nixString } from "./hostConfig";
 
 /** The file `host-config --secrets-dir` writes the GC identity's AWS credentials to (the gcCredentials output). */
@@ -36,7 +36,7 @@ export interface GcTimerInput {
   retainDays: number;
   /** The cache's store directory (nix-cache:storeDir). */
   storeDir: string;
-  /** The GC script; default lib/gcBundle.ts gcScriptText(). */
+  /** The GC script; default lib/gc/bundle.ts gcScriptText(). */
   script?: string;
 }
 
@@ -60,7 +60,7 @@ export function nixIndentedLines(text: string, indent: string): string[] {
 export function gcScriptLetLines(input: Pick<GcTimerInput, "script">, indent = "  "): string[] {
   const body = nixIndentedLines(input.script ?? gcScriptText(), `${indent}  `);
   return [
-    `${indent}# The GC (lib/gcService.ts and the lib/ modules it imports, bundled by lib/gcBundle.ts): plain node runs it.`,
+    `${indent}# The GC (lib/gc/service.ts and the lib/ modules it imports, bundled by lib/gc/bundle.ts): plain node runs it.`,
     `${indent}gcScript = pkgs.writeText "nix-cache-gc.js" ${body[0]}`,
     ...body.slice(1, -1),
     `${body[body.length - 1]};`,

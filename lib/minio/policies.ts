@@ -2,7 +2,7 @@
 // (MinIO reorders actions and may turn single values into lists).
 
 export interface PolicyStatement {
-  /** The owner marker (lib/ownership.ts markPolicy); not part of what the policy grants. */
+  /** The owner marker (lib/minio/ownership.ts markPolicy); not part of what the policy grants. */
   Sid?: string;
   Effect: "Allow" | "Deny";
   Principal?: { AWS: string[] };
@@ -11,7 +11,7 @@ export interface PolicyStatement {
 }
 
 export interface PolicyDocument {
-  /** The owning stack's name (lib/ownership.ts markPolicy); not part of what the policy grants. */
+  /** The owning stack's name (lib/minio/ownership.ts markPolicy); not part of what the policy grants. */
   Id?: string;
   Version: "2012-10-17";
   Statement: PolicyStatement[];
@@ -31,7 +31,7 @@ const objectsArn = (bucket: string) => `arn:aws:s3:::${bucket}/*`;
 
 /**
  * The prefix of the GC's own bookkeeping keys (its lease and pins): the only keys the GC identity may write.
- * The same prefix as lib/gc.ts GC_KEY_PREFIX (a unit test keeps them equal; lib/gc.ts imports nothing).
+ * The same prefix as lib/gc/plan.ts GC_KEY_PREFIX (a unit test keeps them equal; lib/gc/plan.ts imports nothing).
  */
 export const GC_PREFIX = "gc/";
 
@@ -71,7 +71,7 @@ export function gcPolicy(bucket: string): PolicyDocument {
   };
 }
 
-/** The owner-marker roles (lib/ownership.ts markPolicy) of gcPolicy's statements, in order. */
+/** The owner-marker roles (lib/minio/ownership.ts markPolicy) of gcPolicy's statements, in order. */
 export const GC_POLICY_ROLES = ["Bucket", "Objects", "Bookkeeping", "KeepCacheInfo"] as const;
 
 /** The bucket policy for anonymous clients: read objects; list the bucket only when asked to. */

@@ -16,7 +16,7 @@
 // by itself: every `api stale_uploads_cleanup_interval` (default 6h, internal/config/api/api.go:130;
 // cmd/erasure-sets.go:517-534) it removes uploads older than `api stale_uploads_expiry` (default 24h,
 // internal/config/api/api.go:134; cmd/erasure-multipart.go:194), i.e. about the same 1 day.
-import type { Retention } from "./settings";
+import type { Retention } from "../config/settings";
 
 export const EXPIRY_RULE_ID = "nix-cache-expiry";
 

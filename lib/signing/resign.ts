@@ -1,12 +1,12 @@
 // The engine of `npm run resign`: every narinfo of the cache gets a Sig line of each of our keys that it lacks,
-// when (and only when) one of our keys already signs it (lib/narinfo.ts resignDecision). Each object is
+// when (and only when) one of our keys already signs it (lib/signing/narinfo.ts resignDecision). Each object is
 // independent: read with its ETag, decided, written back with If-Match on that ETag, so a narinfo uploaded again
 // meanwhile is never overwritten (the write is refused with 412; the object is read and decided again). Killed
 // half-way, a second run finishes the rest; a second run after a complete one changes nothing. The NAR of each
 // rewritten narinfo is touched first, so the expiry rule never leaves the narinfo behind it. The storage side
 // is a ResignStore (the command's is S3; unit tests pass an in-memory one). No Pulumi runtime.
-import { binaryCacheContentType } from "./pushTarget";
-import { narKeyOf } from "./gc";
+import { binaryCacheContentType } from "../s3/pushTarget";
+import { narKeyOf } from "../gc/plan";
 import { parseNarinfo, resignDecision, SigningKey } from "./narinfo";
 
 /** One object as read: its bytes, its ETag (as the server sent it, quotes included) and its headers (lower case). */

@@ -1,7 +1,7 @@
 // Validation of the stack configuration: every bad value is reported, naming the setting and what is
 // allowed, before any resource is declared (so before any request reaches MinIO).
 import { parseCaCertificate } from "./caCertificate";
-import { checkKeyName } from "./signingKey";
+import { checkKeyName } from "../signing/signingKey";
 
 /** The retention modes: the closure-safe GC, or the chapter's age-based lifecycle expiry. */
 export const RETENTIONS = ["gc", "lifecycle"] as const;
@@ -51,7 +51,7 @@ export interface CacheSettings {
 /**
  * Raw config values as strings, keyed by the names without namespace; undefined where unset.
  * `allowBucketRename`, `allowKeyDrop` and `adopt` are checked here too, but only the providers act on them (see
- * bucketRenameRefusal, lib/keyRing.ts keyChangeRefusal, lib/ownership.ts claimRefusal).
+ * bucketRenameRefusal, lib/signing/keyRing.ts keyChangeRefusal, lib/minio/ownership.ts claimRefusal).
  */
 export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename" | "allowKeyDrop" | "adopt", string>>;
 

@@ -84,7 +84,7 @@ export function queueHookBody(): string {
 }
 
 /**
- * The drain's keep-alive functions (issue 12; the GC's side is lib/gc.ts): `refresh_closure PATH...` refreshes
+ * The drain's keep-alive functions (issue 12; the GC's side is lib/gc/plan.ts): `refresh_closure PATH...` refreshes
  * the cached closure of pushed paths. Expects `spool`, `push_url` and `refresh_after` (seconds) to be set, and
  * AWS_SHARED_CREDENTIALS_FILE (the push URL's profile) and NIX_SSL_CERT_FILE (https) in the environment.
  * Uses curl's own SigV4 (curl is on every NixOS) with the keys on stdin, so no other user sees them in `ps`.
@@ -107,7 +107,7 @@ export function keepAliveBody(): string {
     'trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf "%s" "${s%"${s##*[![:space:]]}"}"; }',
     '',
     "# Sets s3_bucket, s3_endpoint, s3_region and s3_profile from push_url, resolved as Nix's S3 store resolves it",
-    '# (lib/pushTarget.ts parseS3StoreUrl): s3://BUCKET?endpoint=…&region=…&profile=…&scheme=….',
+    '# (lib/s3/pushTarget.ts parseS3StoreUrl): s3://BUCKET?endpoint=…&region=…&profile=…&scheme=….',
     's3_target() {',
     '  local rest=${push_url#s3://} query="" part name value endpoint="" scheme=https parts',
     '  [ "$rest" != "$push_url" ] || return 1',
@@ -384,8 +384,8 @@ export interface BuilderModuleInput {
   /** The CA of MinIO's certificate (the stack's caCertificate output); undefined or "" when none. */
   caCertificate?: string;
   /**
-   * The daily closure-safe GC run by this host (lib/gcTimerModule.ts), from the stack's outputs
-   * (lib/hostFiles.ts gcTimerInputOf); undefined for a stack without a GC identity: no GC options or units.
+   * The daily closure-safe GC run by this host (lib/hosts/gcTimerModule.ts), from the stack's outputs
+   * (lib/hosts/hostFiles.ts gcTimerInputOf); undefined for a stack without a GC identity: no GC options or units.
    */
   gc?: GcTimerInput;
 }

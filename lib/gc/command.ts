@@ -1,10 +1,10 @@
 // The `gc` command's arguments, pins, and report: shared by `npm run gc` (scripts/gc.ts, which reads the stack)
-// and the builder's daily GC service (lib/gcService.ts, which reads its environment). Imports only lib/ modules
+// and the builder's daily GC service (lib/gc/service.ts, which reads its environment). Imports only lib/ modules
 // without dependencies, so the builder's GC script can bundle it.
 import * as fs from "fs";
-import { allowedOptions, EXIT, ExitCode, OptionSpecs, parseCommandLine, UsageError } from "./cli";
-import { checkPinName, formatBytes, formatDuration, narinfoKey, parseDuration, PIN_PREFIX, storePathHash } from "./gc";
-import { GcOptions, GcReport, GcStore, LeaseHeld, readPins, runGc } from "./gcRun";
+import { allowedOptions, EXIT, ExitCode, OptionSpecs, parseCommandLine, UsageError } from "../cli/command";
+import { checkPinName, formatBytes, formatDuration, narinfoKey, parseDuration, PIN_PREFIX, storePathHash } from "./plan";
+import { GcOptions, GcReport, GcStore, LeaseHeld, readPins, runGc } from "./run";
 
 export const DEFAULT_GRACE = "6h";
 

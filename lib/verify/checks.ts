@@ -1,14 +1,14 @@
 // The checks of `npm run verify`: what a Nix client and the builder meet when they use the cache, judged from
 // answers that a CacheProbe fetches (the CLI's probe makes real requests; unit tests pass canned answers).
 // Each check gives one PASS/FAIL line and, on failure, the fix.
-import { parseCacheInfo, renderCacheInfo } from "./cacheInfo";
-import { isQuorumLoss, QUORUM_FIX, quorumLoss, WRITE_QUORUM_LOST } from "./failures";
-import { checkClosures, GcStore } from "./gcRun";
-import { ExpiryRule, readExpiryRules, wouldExpire } from "./lifecycle";
-import { parseS3StoreUrl } from "./pushTarget";
-import { CacheSettings } from "./settings";
-import { NarinfoError, parseNarinfo, verifySignatures } from "./narinfo";
-import { publicKeyOf } from "./signingKey";
+import { parseCacheInfo, renderCacheInfo } from "../config/cacheInfo";
+import { isQuorumLoss, QUORUM_FIX, quorumLoss, WRITE_QUORUM_LOST } from "../minio/failures";
+import { checkClosures, GcStore } from "../gc/run";
+import { ExpiryRule, readExpiryRules, wouldExpire } from "../minio/lifecycle";
+import { parseS3StoreUrl } from "../s3/pushTarget";
+import { CacheSettings } from "../config/settings";
+import { NarinfoError, parseNarinfo, verifySignatures } from "../signing/narinfo";
+import { publicKeyOf } from "../signing/signingKey";
 
 /** The stack outputs verify reads. */
 export interface VerifyOutputs {
@@ -94,7 +94,7 @@ export interface CacheProbe {
   tls(url: string): Promise<TlsAnswer>;
 }
 
-/** What the closure check reads the bucket through (lib/s3rest.ts S3Rest has this shape). */
+/** What the closure check reads the bucket through (lib/s3/client.ts S3Rest has this shape). */
 export type ObjectStore = Pick<GcStore, "list" | "get" | "head">;
 
 const REFRESH = "run `pulumi up --refresh` on this stack: it puts back what the program declares";

@@ -1,12 +1,12 @@
-// One run of the closure-safe GC over a GcStore (the bucket through lib/s3rest.ts; unit tests pass an in-memory
-// one). The decisions are lib/gc.ts's; this file does the I/O in the order that keeps the invariant:
+// One run of the closure-safe GC over a GcStore (the bucket through lib/s3/client.ts; unit tests pass an in-memory
+// one). The decisions are lib/gc/plan.ts's; this file does the I/O in the order that keeps the invariant:
 //
 //   1. lease: one GC at a time (gc/lease written with If-None-Match: *, renewed while the run lasts; a lease past
 //      its expiry, or left by a dead process on this host, is taken over with If-Match on its ETag);
 //   2. inventory (one streaming ListObjectsV2) and a GET of every narinfo;
 //   3. re-check: list again just before deleting, reading only narinfos new or changed since; narinfos pushed
 //      since are roots too (a push that landed during the reads keeps what it references); mark and plan from
-//      this listing (lib/gc.ts planGc; a dry run plans from the first), a missing NAR or reference that makes
+//      this listing (lib/gc/plan.ts planGc; a dry run plans from the first), a missing NAR or reference that makes
 //      a closure "broken" confirmed with a HEAD first (listings are not snapshots);
 //   4. sweep narinfos one by one, dependents before dependencies (each delete keeps the invariant, so a GC
 //      killed at any point leaves a whole cache and the next run finishes the job); then NARs no remaining
@@ -14,7 +14,7 @@
 //   5. last look: after a short settle time, list again; a narinfo pushed during the sweep that references a
 //      path just collected (the pusher saw it present a moment before) is removed, dependents first, so no
 //      host is ever served an incomplete closure; the builder pushes it again next time.
-// No Pulumi runtime; imports only lib/gc.ts (the builder's GC script bundles both).
+// No Pulumi runtime; imports only lib/gc/plan.ts (the builder's GC script bundles both).
 import {
   CacheObject,
   dependentsFirst,
@@ -34,9 +34,9 @@ import {
   readNarinfoFacts,
   SweepStep,
   UnreadableNarinfo,
-} from "./gc";
+} from "./plan";
 
-/** The bucket as the GC sees it (lib/s3rest.ts S3Rest has this shape). ETags without quotes. */
+/** The bucket as the GC sees it (lib/s3/client.ts S3Rest has this shape). ETags without quotes. */
 export interface GcStore {
   list(prefix?: string): AsyncIterable<CacheObject>;
   get(key: string): Promise<{ body: Buffer; etag: string; lastModified: Date } | undefined>;

@@ -1,19 +1,19 @@
 // The builder's daily GC: `node nix-cache-gc.js [gc args]`, run by the builder module's nix-cache-gc.service.
-// The builder has no node_modules and no checkout: lib/gcBundle.ts bundles this file and the lib/ modules it
+// The builder has no node_modules and no checkout: lib/gc/bundle.ts bundles this file and the lib/ modules it
 // imports (node built-ins only) into that one script, and the module puts it in the Nix store. So this file
 // imports node built-ins and dependency-free lib/ modules only, and reads its settings from the environment
 // (the module sets them from the stack's outputs), not from a stack:
 //   NIX_CACHE_GC_ENDPOINT, NIX_CACHE_GC_REGION, NIX_CACHE_GC_BUCKET, NIX_CACHE_GC_RETAIN_DAYS, NIX_CACHE_GC_STORE_DIR,
 //   AWS_SHARED_CREDENTIALS_FILE + NIX_CACHE_GC_PROFILE (the GC identity's keys), NIX_SSL_CERT_FILE (CA bundle, optional).
-// The arguments are `npm run gc`'s (lib/gcCommand.ts): --dry-run, --retain-days, pins, … work here too.
-// Exit codes as lib/cli.ts runCommand: 0 done, 1 refused or failed, 2 could not run (a variable missing or
+// The arguments are `npm run gc`'s (lib/gc/command.ts): --dry-run, --retain-days, pins, … work here too.
+// Exit codes as lib/cli/command.ts runCommand: 0 done, 1 refused or failed, 2 could not run (a variable missing or
 // invalid: one line naming it).
 import * as fs from "fs";
 import * as os from "os";
-import { EXIT, ExitCode, runCommand, SetupError, UsageError } from "./cli";
-import { GC_USAGE, GcCommandIo, parseGcCommand, processAlive, processIo, retainDaysMs, runGcAction } from "./gcCommand";
-import { parseAwsCredentials } from "./pushTarget";
-import { S3Rest } from "./s3rest";
+import { EXIT, ExitCode, runCommand, SetupError, UsageError } from "../cli/command";
+import { GC_USAGE, GcCommandIo, parseGcCommand, processAlive, processIo, retainDaysMs, runGcAction } from "./command";
+import { parseAwsCredentials } from "../s3/pushTarget";
+import { S3Rest } from "../s3/client";
 
 export const GC_SERVICE_NAME = "nix-cache-gc";
 

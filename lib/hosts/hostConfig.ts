@@ -1,5 +1,5 @@
 // The texts host configs consume: substituter URL, push URL, NixOS module, AWS credentials, commands.
-import { certificateBlocks } from "./caCertificate";
+import { certificateBlocks } from "../config/caCertificate";
 
 /** How builders compress NARs. zstd: far faster than Nix's default xz at a small size cost, and every
  *  Nix since 2.4 reads it. */

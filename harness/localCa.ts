@@ -9,7 +9,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import { writeFileAtomic } from "./writeFile";
+import { writeFileAtomic } from "../lib/cli/writeFile";
 
 /** A certificate and its private key, both PEM. */
 export interface Pem {

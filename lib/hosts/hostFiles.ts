@@ -3,10 +3,10 @@
 // signing key, the builder's AWS credentials and the GC identity's (for the builder's daily GC).
 import * as path from "path";
 import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "./builderModule";
-import { OptionSpecs, parseCommandLine, SetupError, UsageError } from "./cli";
+import { OptionSpecs, parseCommandLine, SetupError, UsageError } from "../cli/command";
 import { GC_CREDENTIALS_FILE_NAME, GcTimerInput } from "./gcTimerModule";
 import { keyNameOf, nixosModule } from "./hostConfig";
-import { parseS3StoreUrl } from "./pushTarget";
+import { parseS3StoreUrl } from "../s3/pushTarget";
 
 /** What `pulumi stack output --json` prints in place of a secret value when --show-secrets is not given. */
 export const SECRET_MARKER = "[secret]";
@@ -47,7 +47,7 @@ export interface HostConfigArgs {
 }
 
 /**
- * Parses the command line (lib/cli.ts's convention); relative directories are taken from `cwd` (the directory
+ * Parses the command line (lib/cli/command.ts's convention); relative directories are taken from `cwd` (the directory
  * the user ran npm in). Throws a UsageError for a bad command line.
  */
 export function parseHostConfigArgs(argv: readonly string[], cwd: string): HostConfigArgs | "help" {
@@ -187,7 +187,7 @@ export function gcCredentialsFile(revealed: Outputs): { file?: HostFile; note?: 
 }
 
 /**
- * What the builder module's GC service needs from the (plain) outputs, for lib/gcTimerModule.ts: the push
+ * What the builder module's GC service needs from the (plain) outputs, for lib/hosts/gcTimerModule.ts: the push
  * URL's endpoint, region and bucket (the GC runs on the builder and reaches MinIO as its pushes do), the GC
  * user (gcAccessKey: its profile in the credentials file), retainDays, and storeDir (default /nix/store).
  * Undefined for a stack deployed before the GC identity (no gcAccessKey or retainDays output).
