@@ -26,8 +26,16 @@ if [[ -s "$results" ]]; then
         else k.skipped++;
       }
     }
+    // The slowest files: where the next minute of the run is to be won.
+    const slowest = r.testResults
+      .map((f) => ({ file: require("path").relative(process.argv[2], f.name), seconds: (f.endTime - f.startTime) / 1000 }))
+      .sort((a, b) => b.seconds - a.seconds)
+      .slice(0, 10);
+    console.log("slowest test files:");
+    for (const s of slowest) console.log(`  ${s.seconds.toFixed(1).padStart(7)} s  ${s.file}`);
+    console.log(`wall time: ${((Date.now() - r.startTime) / 1000 / 60).toFixed(1)} min for the jest run (type check before it not included)`);
     for (const [kind, k] of Object.entries(by)) console.log(`  ${kind}: ${k.passed} passed, ${k.failed} failed, ${k.skipped} skipped`);
     console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-  ' "$results"
+  ' "$results" "$root"
 fi
 exit "$status"

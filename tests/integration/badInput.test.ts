@@ -1,8 +1,7 @@
-// Bad input: every bad setting stops `pulumi preview` (and `pulumi up`) with one message that names the
-// setting and what is allowed, before any request reaches MinIO. MinIO sits behind a counting TCP relay,
+// Bad input: a bad setting stops `pulumi preview` (and `pulumi up`) with one message that names the
+// setting and what is allowed, before any request reaches MinIO (every case's message: tests/unit/badSettings.test.ts). MinIO sits behind a counting TCP relay,
 // so "no request" is measured, not assumed. Then: renaming the bucket of a deployed cache is refused unless
 // the user opts in, and with the opt-in the old bucket is kept as it was.
-import { generateKeyPairSync } from "crypto";
 import * as net from "net";
 import { ConfigMap, EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { MinioServer, startMinio } from "../../harness/minio";
@@ -10,6 +9,7 @@ import { createTestStack, minioConfig, TestStack } from "../../harness/stack";
 import { BUCKET, cacheProblems, changesOf, codeOf, driftPreview, errorLines, failureOf, rootS3, serverInventory, stackTraceLines } from "./helpers";
 import { s3Client } from "../../providers/minioClients";
 import { readExpiryRules } from "../../lib/minio/lifecycle";
+import { BAD_SETTINGS, BadCase, PASTED_KEY } from "../support/badSettings";
 
 let minio: MinioServer;
 let relay: net.Server;
@@ -41,63 +41,22 @@ afterAll(async () => {
   await minio?.destroy();
 });
 
-/** A bad value, and what the one error must say besides the setting's name. */
-interface BadCase {
-  setting: string;
-  value: string;
-  /** Words of "what is allowed" the message must carry. */
-  allowed: RegExp;
-}
-
-// Settings Pulumi.yaml types (integer, boolean) are checked by Pulumi before our program runs: its message
-// names the key and the type. Everything else is checked by lib/config/settings.ts: "nix-cache:KEY is VALUE:
-// allowed is ...".
-const OURS = (what: string) => new RegExp(`allowed is .*${what}`);
-const TYPED = (type: string) => new RegExp(`must be of type '${type}'`);
-// A private key pasted into nix-cache:caCertificate by mistake: refused like any bad value, and never shown.
-const PASTED_KEY = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
-const cases: BadCase[] = [
-  { setting: "bucket", value: "NixCache", allowed: OURS("lowercase letters") },
-  { setting: "bucket", value: "nix_cache", allowed: OURS("lowercase letters, digits, '\\.' and '-'") },
-  { setting: "bucket", value: "nc", allowed: OURS("3 to 63 characters") },
-  { setting: "bucket", value: "n".repeat(64), allowed: OURS("3 to 63 characters") },
-  { setting: "bucket", value: "192.168.1.10", allowed: OURS("not an IP address") },
-  { setting: "bucket", value: "", allowed: OURS("3 to 63 characters") },
-  { setting: "expireDays", value: "0", allowed: OURS("a whole number ≥ 1") },
-  { setting: "expireDays", value: "-7", allowed: OURS("a whole number ≥ 1") },
-  { setting: "expireDays", value: "1.5", allowed: TYPED("integer") },
-  { setting: "expireDays", value: "seven", allowed: TYPED("integer") },
-  { setting: "retention", value: "forever", allowed: OURS('"gc" or "lifecycle"') },
-  { setting: "retention", value: "GC", allowed: OURS('"gc" or "lifecycle"') },
-  { setting: "retainDays", value: "0", allowed: OURS("a whole number ≥ 1") },
-  { setting: "retainDays", value: "1.5", allowed: TYPED("integer") },
-  { setting: "gcUser", value: "gc", allowed: OURS("3 to 20 characters") },
-  { setting: "gcUser", value: "nix gc", allowed: OURS("letters, digits, '\\.', '_' and '-'") },
-  { setting: "gcUser", value: "nixbuilder", allowed: OURS("a user name other than nix-cache:builderUser") },
-  { setting: "priority", value: "-1", allowed: OURS("a whole number ≥ 0") },
-  { setting: "priority", value: "2.5", allowed: TYPED("integer") },
-  { setting: "priority", value: "high", allowed: TYPED("integer") },
-  { setting: "keyName", value: "", allowed: OURS("must not be empty") },
-  { setting: "keyName", value: "cache:1", allowed: OURS("must not contain ':' or white space") },
-  { setting: "keyName", value: "cache 1", allowed: OURS("must not contain ':' or white space") },
-  { setting: "keyName", value: "cache\t1", allowed: OURS("must not contain ':' or white space") },
-  { setting: "builderUser", value: "", allowed: OURS("3 to 20 characters of letters, digits") },
-  { setting: "builderUser", value: "ab", allowed: OURS("3 to 20 characters") },
-  { setting: "builderUser", value: "nix builder", allowed: OURS("letters, digits, '\\.', '_' and '-'") },
-  { setting: "builderUser", value: "nix=builder", allowed: OURS("letters, digits, '\\.', '_' and '-'") },
-  { setting: "endpoint", value: "ftp://127.0.0.1:9000", allowed: OURS("an http:// or https:// URL") },
-  { setting: "endpoint", value: "127.0.0.1:9000", allowed: OURS("an http:// or https:// URL") },
-  { setting: "endpoint", value: "not a url", allowed: OURS("an http:// or https:// URL") },
-  { setting: "publicUrl", value: "ftp://cache.homelab.local", allowed: OURS("an http:// or https:// URL") },
-  { setting: "publicUrl", value: "cache.homelab.local", allowed: OURS("an http:// or https:// URL") },
-  { setting: "anonymousList", value: "yes", allowed: TYPED("boolean") },
-  { setting: "anonymousList", value: "1", allowed: TYPED("boolean") },
-  { setting: "caCertificate", value: "/etc/ssl/homelab-ca.pem", allowed: OURS("one or more PEM certificates") },
-  { setting: "caCertificate", value: PASTED_KEY, allowed: OURS("one or more PEM certificates") },
-];
+// Each bad value's message is checked in tests/unit/badSettings.test.ts (parseSettings and Pulumi.yaml's types).
+// Here a few go through the real engine, one of each kind, to prove what only the engine can show: Pulumi's own
+// type check, our check in the program, and a secret value, each stopping preview and up with one message, no
+// stack trace, and no connection to MinIO.
+const ENGINE_CASES: BadCase[] = [
+  BAD_SETTINGS.find((c) => c.setting === "bucket" && c.value === "NixCache"),
+  BAD_SETTINGS.find((c) => c.setting === "priority" && c.value === "high"),
+  BAD_SETTINGS.find((c) => c.setting === "endpoint" && c.value === "not a url"),
+  BAD_SETTINGS.find((c) => c.value === PASTED_KEY),
+].map((c) => {
+  if (!c) throw new Error("tests/support/badSettings.ts lost a case this test runs");
+  return c;
+});
 
 describe("a bad setting stops preview and up before any request reaches MinIO", () => {
-  test.each(cases.map((c) => [c.setting, c.value === PASTED_KEY ? "(a private key)" : JSON.stringify(c.value), c] as const))("nix-cache:%s = %s", async (_s, _v, c) => {
+  test.each(ENGINE_CASES.map((c) => [c.setting, c.value === PASTED_KEY ? "(a private key)" : JSON.stringify(c.value), c] as const))("nix-cache:%s = %s", async (_s, _v, c) => {
     const key = `nix-cache:${c.setting}`;
     await t.stack.setAllConfig({ ...baseConfig(), [key]: { value: c.value } });
     const before = connections;
@@ -119,7 +78,7 @@ describe("a bad setting stops preview and up before any request reaches MinIO", 
 
   test("nothing appeared on the server: no bucket, user or policy", async () => {
     expect(connections).toBe(0);
-    const userNames = ["nixbuilder", "nixgc", ...cases.filter((c) => /^(builder|gc)User$/.test(c.setting) && c.value.length >= 3).map((c) => c.value)];
+    const userNames = ["nixbuilder", "nixgc", ...ENGINE_CASES.filter((c) => /^(builder|gc)User$/.test(c.setting) && c.value.length >= 3).map((c) => c.value)];
     expect(await serverInventory(minio, userNames)).toEqual({ buckets: [], users: [], policies: [] });
     // The stack holds no resources either.
     const state = await t.stack.exportStack();

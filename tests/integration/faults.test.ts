@@ -8,6 +8,7 @@ import { EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { REQUEST_TIMEOUT_MS } from "../../providers/minioClients";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
+import { continueProcess, stopProcess } from "../support/processState";
 import {
   BUCKET,
   BUILDER,
@@ -134,12 +135,12 @@ test("MinIO killed in the middle of up: a clear error naming the endpoint; after
 
 test(`MinIO hanging (SIGSTOP): up fails within the ${REQUEST_TIMEOUT_MS / 1000} s request bound naming the endpoint, no hang`, async () => {
   const pid = minioPid(minio);
-  process.kill(pid, "SIGSTOP");
+  await stopProcess(pid);
   let result: { text: string; seconds: number };
   try {
     result = await failure(() => t.stack.up({ refresh: true }));
   } finally {
-    process.kill(pid, "SIGCONT");
+    await continueProcess(pid);
   }
   expect(result.seconds).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS / 1000 - 1);
   expect(result.seconds).toBeLessThan(REQUEST_TIMEOUT_MS / 1000 + 30);
@@ -249,7 +250,7 @@ test("pulumi CLI killed mid-up: pulumi cancel, refresh --clear-pending-creates, 
     });
   });
   await exited;
-  process.kill(pid, "SIGCONT");
+  await continueProcess(pid);
 
   const pending = (await t.stack.exportStack()).deployment as { pending_operations?: { type: string; resource: { urn: string } }[] };
   expect((pending.pending_operations ?? []).map((p) => `${p.type} ${p.resource.urn.split("::").pop()}`)).toContain("creating nix-cache-store-bucket");

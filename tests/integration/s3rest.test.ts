@@ -5,6 +5,7 @@
 import * as crypto from "crypto";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { ListedObject, S3Location, S3Rest } from "../../lib/s3/client";
+import { continueProcess, stopProcess } from "../support/processState";
 import { s3ErrorOf } from "../support/s3ErrorOf";
 
 const BUCKET = "s3rest-it";
@@ -216,7 +217,7 @@ describe("over http", () => {
     await quick.put("probe", "x");
     const pid = minio.nodes[0].pid();
     expect(pid).toBeDefined();
-    process.kill(pid ?? 0, "SIGSTOP");
+    await stopProcess(pid ?? 0);
     try {
       const started = Date.now();
       const err = await s3ErrorOf(quick.get("probe"));
@@ -224,7 +225,7 @@ describe("over http", () => {
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(await s3ErrorOf(listAll(quick))).toMatchObject({ code: "Timeout" });
     } finally {
-      process.kill(pid ?? 0, "SIGCONT");
+      await continueProcess(pid ?? 0);
     }
     expect((await quick.get("probe"))?.body.toString()).toBe("x");
     await minio.stop();
