@@ -1,130 +1,113 @@
-// The builder's GC script (nix-cache-gc.js): lib/gc/service.ts and every relative module it imports, transpiled
-// with the typescript package (CommonJS, ES2022) into ONE file that plain `node` runs with no node_modules, as
-// the builder module's nix-cache-gc.service does. A tiny module table and require shim stand in for node's
-// loader between the bundled modules; node built-ins are required as usual. Anything else (an npm package) in
-// a bundled module would only fail on the builder, at 3 a.m.: gcScriptText throws here instead, naming it.
-// Runs where host-config runs (typescript is a dev dependency); the script itself needs none of it.
-import * as fs from "fs";
+// The builder's GC script (nix-cache-gc.js): lib/gc/service.ts and every lib/ module it imports, bundled by
+// esbuild (CommonJS, node 18) into ONE file that plain `node` runs with no node_modules, as the builder module's
+// nix-cache-gc.service does. Every package is left external, so esbuild's metafile names each import the script
+// would ask node for: anything but a node built-in (an npm package) would only fail on the builder, at 3 a.m.,
+// so gcScriptText throws here instead, naming the module and the package.
+// Runs where host-config and examples/host-stack run (esbuild is a dependency); the script itself needs none of it.
+import { buildSync, Message, Metafile, stop } from "esbuild";
 import { isBuiltin } from "module";
 import * as path from "path";
-import * as ts from "typescript";
 
 /** The entry, relative to lib/. */
 export const GC_ENTRY = "gc/service";
 
-/** A bundled module: its id (path relative to lib/, no extension) and its import specifiers mapped to ids. */
-export interface BundledModule {
-  id: string;
-  code: string;
-  imports: Record<string, string>;
+/** What the script is made of: its lib/ modules (relative to lib/, no extension; the entry first, then sorted). */
+export interface GcBundle {
+  text: string;
+  modules: string[];
+  /** The node built-ins it requires, sorted, each once. */
+  builtins: string[];
 }
 
-/** The specifiers a module's source imports or re-exports (type-only imports too: they are harmless to bundle). */
-export function importSpecifiers(source: string): string[] {
-  return ts.preProcessFile(source, true, true).importedFiles.map((f) => f.fileName);
-}
-
-/** The `require("…")` calls of emitted code: what it will ask the loader for at run time. */
-export function requiredSpecifiers(code: string): string[] {
-  return [...code.matchAll(/\brequire\(\s*(["'])([^"']+)\1\s*\)/g)].map((m) => m[2]);
-}
-
-const isRelative = (spec: string) => spec.startsWith("./") || spec.startsWith("../");
+/** True when a metafile path (relative to lib/) is a .ts module inside lib/, not a package's file. */
+const isLibModule = (file: string) =>
+  file.endsWith(".ts") && !file.startsWith("../") && !path.isAbsolute(file) && !file.split("/").includes("node_modules");
 
 /**
- * The modules of the bundle, entry first then in discovery order: each relative import resolved to a .ts file
- * under `libDir`. Throws naming the module and the specifier for an import that is neither relative nor a node
- * built-in, for a relative one that resolves to no file or leaves `libDir`, and for a require the emitted code
- * makes that is not among its imports.
+ * The bundle's modules and built-ins from esbuild's metafile (paths relative to lib/). Throws naming the module
+ * and the package for a package the script would require (an import used only for types is erased: it is among
+ * the inputs' imports but not the output's), and for an import that resolved to a file outside lib/ or to no .ts
+ * module.
  */
-export function collectModules(libDir: string, entry = GC_ENTRY): BundledModule[] {
-  const modules: BundledModule[] = [];
-  const seen = new Set<string>();
-  const visit = (id: string) => {
-    if (seen.has(id)) return;
-    seen.add(id);
-    const file = path.join(libDir, `${id}.ts`);
-    const source = fs.readFileSync(file, "utf8");
-    const imports: Record<string, string> = {};
-    const next: string[] = [];
-    for (const spec of importSpecifiers(source)) {
-      if (isRelative(spec)) {
-        const target = path.relative(libDir, path.resolve(path.dirname(file), spec)).split(path.sep).join("/");
-        if (target.startsWith("..") || !fs.existsSync(path.join(libDir, `${target}.ts`))) {
-          throw new Error(`gc bundle: lib/${id}.ts imports '${spec}', which is no .ts module under lib/ (the builder's GC script bundles only lib/ modules)`);
-        }
-        imports[spec] = target;
-        next.push(target);
-      } else if (!isBuiltin(spec)) {
-        throw new Error(
-          `gc bundle: lib/${id}.ts imports the package '${spec}', which the builder does not have (its GC script runs with plain node and no ` +
-            "node_modules): keep the GC's modules to node built-ins and each other",
-        );
-      }
+export function checkMetafile(metafile: Metafile, entry = GC_ENTRY): Pick<GcBundle, "modules" | "builtins"> {
+  const required = new Set(Object.values(metafile.outputs).flatMap((o) => o.imports.filter((i) => i.external).map((i) => i.path)));
+  const pkg = [...required].find((spec) => !isBuiltin(spec));
+  if (pkg !== undefined) {
+    const importer = Object.entries(metafile.inputs).find(([, input]) => input.imports.some((i) => i.external && i.path === pkg))?.[0];
+    throw new Error(
+      `gc bundle: ${importer === undefined ? "the bundle" : `lib/${importer}`} imports the package '${pkg}', which the builder does not have ` +
+        "(its GC script runs with plain node and no node_modules): keep the GC's modules to node built-ins and each other",
+    );
+  }
+  for (const [file, input] of Object.entries(metafile.inputs)) {
+    const stray = input.imports.find((i) => !i.external && !isLibModule(i.path));
+    if (stray !== undefined) {
+      throw new Error(
+        `gc bundle: lib/${file} imports '${stray.original ?? stray.path}', which is no .ts module under lib/ (the builder's GC script bundles only lib/ modules)`,
+      );
     }
-    const out = ts.transpileModule(source, {
-      fileName: file,
-      reportDiagnostics: true,
-      compilerOptions: {
-        module: ts.ModuleKind.CommonJS,
-        target: ts.ScriptTarget.ES2022,
-        esModuleInterop: true,
-        sourceMap: false,
-        inlineSourceMap: false,
-      },
+  }
+  const others = Object.keys(metafile.inputs).filter((f) => f !== `${entry}.ts`);
+  return { modules: [entry, ...others.map((f) => f.slice(0, -".ts".length)).sort()], builtins: [...required].sort() };
+}
+
+const isBuildFailure = (err: unknown): err is Error & { errors: Message[] } =>
+  typeof err === "object" && err !== null && "errors" in err && Array.isArray(err.errors) && err.errors.length > 0;
+
+/** esbuild's first error as one line: where (relative to lib/) and what. */
+function failure(err: Error & { errors: Message[] }): Error {
+  const [first] = err.errors;
+  const where = first.location ? `lib/${first.location.file}:${first.location.line}` : "lib/";
+  return new Error(`gc bundle: ${where}: ${first.text}`);
+}
+
+/** esbuild's bundle of `libDir`/`entry`.ts, readable (not minified), with its metafile; a failure as one line. */
+function build(libDir: string, entry: string) {
+  try {
+    return buildSync({
+      entryPoints: [`${entry}.ts`],
+      absWorkingDir: libDir,
+      bundle: true,
+      platform: "node",
+      format: "cjs",
+      // nixpkgs' nodejs is 18 or newer; the text stays UTF-8 (the messages' ≥) rather than \u escapes.
+      target: "node18",
+      charset: "utf8",
+      packages: "external",
+      metafile: true,
+      write: false,
+      logLevel: "silent",
+      // Not the repository's tsconfig.json: the same output wherever lib/ is copied.
+      tsconfigRaw: { compilerOptions: { alwaysStrict: true, useDefineForClassFields: true } },
     });
-    const errors = (out.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
-    if (errors.length > 0) {
-      throw new Error(`gc bundle: lib/${id}.ts does not transpile: ${ts.flattenDiagnosticMessageText(errors[0].messageText, "\n")}`);
-    }
-    for (const spec of requiredSpecifiers(out.outputText)) {
-      if (!Object.hasOwn(imports, spec) && !isBuiltin(spec)) throw new Error(`gc bundle: lib/${id}.ts requires '${spec}', which the bundle cannot provide`);
-    }
-    modules.push({ id, code: out.outputText.replace(/\s+$/, ""), imports });
-    for (const target of next) visit(target);
-  };
-  visit(entry);
-  return modules;
+  } catch (err) {
+    throw isBuildFailure(err) ? failure(err) : err;
+  } finally {
+    // buildSync leaves esbuild's service (a worker thread and an esbuild process) up for more builds: none come.
+    void stop();
+  }
 }
 
 /**
- * The script text: a header, the module table and the loader, ending with one newline. The entry gets the
- * script's own `module` (and the shim node's require.main), so its `require.main === module` holds when node
- * runs the script and not when something requires it.
+ * The script: a header saying what it is, then the bundle. The entry's code sits at the bundle's top level, so
+ * its `require.main === module` holds when node runs the script and not when something requires it.
  */
-export function bundleText(modules: readonly BundledModule[]): string {
-  const entries = modules.map(
-    (m) =>
-      `  ${JSON.stringify(m.id)}: [${JSON.stringify(m.imports)}, function (exports, require, module) {\n${m.code}\n  }],`,
-  );
-  return [
+export function bundleGc(libDir: string, entry = GC_ENTRY): GcBundle {
+  const result = build(libDir, entry);
+  const { modules, builtins } = checkMetafile(result.metafile, entry);
+  const header = [
     "// nix-cache-gc.js: the nix-cache builder's closure-safe GC (nix-cache-gc.service runs `node nix-cache-gc.js [ARGS]`;",
-    "// --help says what it reads). Generated by lib/gc/bundle.ts from the nix-cache project's lib/ modules",
-    `// (${modules.map((m) => `${m.id}.ts`).join(", ")}); do not edit.`,
-    '"use strict";',
-    "const __modules = {",
-    ...entries,
-    "};",
-    "const __loaded = {};",
-    "function __load(id, mod) {",
-    "  if (Object.prototype.hasOwnProperty.call(__loaded, id)) return __loaded[id].exports;",
-    "  const [imports, factory] = __modules[id];",
-    "  const m = mod || { exports: {} };",
-    "  __loaded[id] = m; // before running it, as node does: import cycles see the partial exports",
-    "  const shim = (spec) => (Object.prototype.hasOwnProperty.call(imports, spec) ? __load(imports[spec]) : require(spec));",
-    "  shim.main = require.main;",
-    "  factory.call(m.exports, m.exports, shim, m);",
-    "  return m.exports;",
-    "}",
-    `__load(${JSON.stringify(modules[0].id)}, module);`,
-    "",
-  ].join("\n");
+    "// --help says what it reads). Generated by lib/gc/bundle.ts (esbuild) from the nix-cache project's lib/ modules",
+    `// (${modules.map((m) => `${m}.ts`).join(", ")}); do not edit.`,
+  ];
+  const body = result.outputFiles[0].text.replace(/\s+$/, "");
+  return { text: `${header.join("\n")}\n${body}\n`, modules, builtins };
 }
 
 let cached: string | undefined;
 
 /** The builder's GC script: lib/gc/service.ts and what it imports, in one file (computed once per process). */
 export function gcScriptText(): string {
-  cached ??= bundleText(collectModules(path.join(__dirname, "..")));
+  cached ??= bundleGc(path.join(__dirname, "..")).text;
   return cached;
 }
