@@ -35,6 +35,8 @@ s3_target() {
   s3_profile=default
   IFS="&" read -r -a parts <<< "$query"
   for part in "${parts[@]}"; do
+    # Nix ignores a parameter without a value (and an empty one); read alone, `profile` would be a profile name.
+    [[ $part == *=* ]] || continue
     name=${part%%=*}
     value=$(url_decode "${part#*=}")
     case $name in

@@ -73,7 +73,17 @@ export const STORE_URL_CASES: readonly StoreUrlCase[] = [
     target: { bucket: "c", endpoint: aws("eu-west-2"), region: "eu-west-2", profile: undefined },
   },
   { name: "not an s3:// URL", url: "https://c", error: /not an s3:\/\/ store URL/ },
-  { name: "a parameter without a value", url: "s3://c?profile", error: /no value/ },
+  {
+    name: "a parameter without a value (Nix ignores it, as s3_target does; parseS3StoreUrl refuses it)",
+    url: "s3://c?profile&region=eu-west-2",
+    error: /no value/,
+    target: { bucket: "c", endpoint: aws("eu-west-2"), region: "eu-west-2", profile: undefined },
+  },
+  {
+    name: "empty parameters are skipped",
+    url: "s3://c?&region=eu-west-2&&profile=p&",
+    target: { bucket: "c", endpoint: aws("eu-west-2"), region: "eu-west-2", profile: "p" },
+  },
   {
     name: "a compression Nix does not know (the refresh never compresses: s3_target reads the rest)",
     url: "s3://c?compression=lzma9",
