@@ -48,7 +48,8 @@ export const BUILDER_DEFAULTS = {
 export const BUILDER_OPTION_PATH = "services.nix-cache-builder";
 
 /** Set to a shell command to replace `nix copy --to <pushUrl>` in the drain (tests; other uploaders).
- *  It gets the store paths as arguments and NIX_CACHE_PUSH_URL in its environment. */
+ *  It gets the store paths as arguments and NIX_CACHE_PUSH_URL in its environment. lib/hosts/sh/drain.sh spells
+ *  out this name and PUSH_NIX_OPTION, PUSH_NIX_CONFIG (builderModule.test.ts holds them together). */
 export const PUSH_COMMAND_ENV = "NIX_CACHE_PUSH_CMD";
 
 /** The setting every push runs with (the facts' section 2): Nix's default 30-day narinfo-cache-positive-ttl would

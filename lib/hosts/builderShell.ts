@@ -19,13 +19,13 @@ export const MODULE_TEXT_MARKER = "# ---- the module text: lib/hosts/builderModu
 
 /** The module text of a script's source: what follows its one marker line. */
 export function moduleTextOf(source: string, name: string): string {
+  // A checkout with CRLF line ends would put a carriage return at the end of every script line.
+  if (source.includes("\r")) throw new Error(`${name}: has a carriage return (CRLF line ends?)`);
   const lines = source.split("\n");
   const at = lines.indexOf(MODULE_TEXT_MARKER);
   if (at < 0 || lines.indexOf(MODULE_TEXT_MARKER, at + 1) >= 0) {
     throw new Error(`${name}: needs exactly one line '${MODULE_TEXT_MARKER}'`);
   }
-  // A checkout with CRLF line ends would put a carriage return at the end of every script line.
-  if (source.includes("\r")) throw new Error(`${name}: has a carriage return (CRLF line ends?)`);
   return lines.slice(at + 1).join("\n");
 }
 
