@@ -5,7 +5,7 @@
 //   pulumi up
 import * as pulumi from "@pulumi/pulumi";
 // The generators host-config uses, so this stack and `npm run host-config` produce the same text.
-// Copying this example out of the repository? Copy lib/hosts/builderModule.ts and lib/hosts/hostConfig.ts along.
+// Copying this example out of the repository? Copy lib/ along (the builder module reads lib/hosts/sh/*.sh at run time).
 import { builderModule as builderModuleText } from "../../lib/hosts/builderModule";
 
 const config = new pulumi.Config();
