@@ -36,19 +36,20 @@ push() {
 
 # The store paths of queue entries: their `out` lines, or the outputs of their `drv` when there are none.
 entry_paths() {
-  local entry outs drv
+  local entry outs drvs
   for entry in "$@"; do
     outs=$(sed -n 's/^out //p' "$entry")
     if [ -n "$outs" ]; then
       printf '%s\n' "$outs"
     else
-      drv=$(sed -n 's/^drv //p' "$entry")
-      if [ -n "$drv" ]; then nix-store --query --outputs $drv 2>/dev/null || true; fi
+      # One argument per line: an unquoted list would also expand a `*` in an entry as a file name pattern.
+      mapfile -t drvs < <(sed -n 's/^drv //p' "$entry")
+      if [ "${#drvs[@]}" -gt 0 ]; then nix-store --query --outputs "${drvs[@]}" 2>/dev/null || true; fi
     fi
   done | sort -u
 }
 
-for round in 1 2 3 4 5; do # entries queued while pushing are pushed in the next round
+for _ in 1 2 3 4 5; do # five rounds at most: entries queued while pushing are pushed in the next round
   entries=("$queue"/*)
   if [ "${#entries[@]}" -eq 0 ]; then exit 0; fi
   mapfile -t queued < <(entry_paths "${entries[@]}")

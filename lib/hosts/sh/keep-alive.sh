@@ -35,7 +35,7 @@ s3_target() {
   s3_profile=default
   IFS="&" read -r -a parts <<< "$query"
   for part in "${parts[@]}"; do
-    # Nix ignores a parameter without a value (and an empty one); read alone, `profile` would be a profile name.
+    # Nix ignores a parameter without a value (an empty one too): `?profile` names no profile.
     [[ $part == *=* ]] || continue
     name=${part%%=*}
     value=$(url_decode "${part#*=}")
@@ -114,9 +114,10 @@ s3_touch() {
 # `nix-store --dump-db` registrations (path, hash, size, deriver, count, references) as "reference referrer"
 # lines for tsort, plus "path path" so that every path appears.
 dump_db_edges() {
-  local p hash size deriver count ref i
+  local p count ref i
   while read -r p; do
-    read -r hash; read -r size; read -r deriver; read -r count
+    read -r _; read -r _; read -r _ # hash, size, deriver
+    read -r count
     [[ $count =~ ^[0-9]+$ ]] || return 1
     printf "%s %s\n" "$p" "$p"
     for ((i = 0; i < count; i++)); do
