@@ -3,7 +3,7 @@
 #   pulumi (CLI), pulumi-language-nodejs, pulumi-resource-pulumi-nodejs (dynamic-provider launcher),
 #   minio (server), node (24 LTS, for @pulumi/pulumi which needs Node >= 22).
 # Everything is built from the Go module proxy or taken from the npm registry: no binary downloads.
-# With --nix it also installs Debian's Nix (nix-bin) when missing, for the end-to-end tests.
+# With --nix it also installs Debian's Nix (nix-bin) and shellcheck when missing, for the tests.
 # Prints progress on stderr and, as its last line on stdout, the one directory to put on PATH.
 set -euo pipefail
 
@@ -154,14 +154,19 @@ if [[ ! -d "$bin" ]]; then
   finish "$bin"
 fi
 
-if ((want_nix)) && ! command -v nix-build >/dev/null; then
+# The tests' Debian packages: Nix for the end-to-end tests and the module evaluations, shellcheck for the
+# builder's scripts (lib/hosts/sh).
+debs=()
+if ((want_nix)) && ! command -v nix-build >/dev/null; then debs+=(nix-bin); fi
+if ((want_nix)) && ! command -v shellcheck >/dev/null; then debs+=(shellcheck); fi
+if ((${#debs[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
-    log "Nix is missing and this is not root: install Debian's nix-bin (apt-get install nix-bin) or any Nix >= 2.8"
+    log "missing, and this is not root: apt-get install ${debs[*]} (instead of Debian's nix-bin, any Nix >= 2.8 will do)"
     exit 1
   fi
-  log "installing Debian's Nix (nix-bin) for the end-to-end tests"
+  log "installing Debian's ${debs[*]} for the tests"
   apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nix-bin >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >&2
 fi
 
 echo "$bin"

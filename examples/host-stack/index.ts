@@ -5,7 +5,8 @@
 //   pulumi up
 import * as pulumi from "@pulumi/pulumi";
 // The generators host-config uses, so this stack and `npm run host-config` produce the same text.
-// Copying this example out of the repository? Copy lib/ along (package.json has the esbuild it bundles the GC with).
+// Copying this example out of the repository? Copy lib/ along (the builder module reads lib/hosts/sh/*.sh at run
+// time; package.json has the esbuild it bundles the GC with).
 import { builderModule as builderModuleText } from "../../lib/hosts/builderModule";
 
 const config = new pulumi.Config();

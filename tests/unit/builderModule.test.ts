@@ -12,6 +12,8 @@ import {
   nixIndentedBody,
   previousSigningKeyFileName,
   PUSH_COMMAND_ENV,
+  PUSH_NIX_CONFIG,
+  PUSH_NIX_OPTION,
   queueHookBody,
   SECRETS_MOUNT,
 } from "../../lib/hosts/builderModule";
@@ -75,6 +77,13 @@ describe("builderModule", () => {
     expect(text).toContain("${pkgs.curl}/bin:");
     expect(text).toContain("    refresh_after=${toString cfg.refreshAfterSec}\n");
     expect(drainBody()).toContain(keepAliveBody());
+  });
+
+  test("lib/hosts/sh/drain.sh spells out PUSH_COMMAND_ENV and the push setting as the constants do", () => {
+    expect(drainBody()).toContain(`if [ -n "\${${PUSH_COMMAND_ENV}:-}" ]; then`);
+    expect(drainBody()).toContain(`sh -c "$${PUSH_COMMAND_ENV} `);
+    expect(drainBody()).toContain(`$nl}${PUSH_NIX_CONFIG}" NIX_CACHE_PUSH_URL=`);
+    expect(drainBody()).toContain(` copy --option ${PUSH_NIX_OPTION.name} ${PUSH_NIX_OPTION.value} --to `);
   });
 
   test("real Nix 2.8 evaluates refreshAfterSec: 86400 by default, 0 allowed, negative refused; the drain gets it", () => {

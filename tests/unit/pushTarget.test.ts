@@ -1,5 +1,6 @@
-import { awsCredentials, pushUrl } from "../../lib/hosts/hostConfig";
+import { pushUrl } from "../../lib/hosts/hostConfig";
 import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/s3/pushTarget";
+import { CREDENTIALS_CASES, STORE_URL_CASES } from "./support/pushTargetCases";
 
 describe("pushUrl", () => {
   test("puts the endpoint as a full URL, readable, with profile, region and zstd", () => {
@@ -12,61 +13,33 @@ describe("pushUrl", () => {
     );
   });
 
-  test.each([
-    ["http://127.0.0.1:9000"],
-    ["https://s3.homelab.local"],
-    ["https://minio.lan:9000"],
-    ["http://[::1]:9000"],
-  ])("reads back as the same endpoint, bucket, region and profile: %s", (endpoint) => {
-    const url = pushUrl({ bucket: "nix-cache", endpoint, region: "us-east-1", profile: "nixbuilder" });
-    expect(parseS3StoreUrl(url)).toMatchObject({
-      bucket: "nix-cache",
-      endpoint: new URL(endpoint).origin,
-      region: "us-east-1",
-      profile: "nixbuilder",
-      compression: "zstd",
-    });
-    // No separate scheme parameter: Nix 2.33+ warns that it is deprecated.
-    expect(parseS3StoreUrl(url).params.scheme).toBeUndefined();
-  });
+  test.each(STORE_URL_CASES.filter((c) => c.pushUrlOf !== undefined).map((c) => [c.pushUrlOf, c] as const))(
+    "puts no separate scheme parameter (Nix 2.33+ warns that it is deprecated): %s",
+    (_, c) => {
+      expect(parseS3StoreUrl(c.url).params.scheme).toBeUndefined();
+    },
+  );
 });
 
+// The cases live in support/pushTargetCases.ts: builderShell.test.ts holds the drain's shell parsers to them too.
 describe("parseS3StoreUrl", () => {
-  test("resolves a bare endpoint with scheme the way Nix does (https by default)", () => {
-    expect(parseS3StoreUrl("s3://c?endpoint=minio.example.com&scheme=http").endpoint).toBe("http://minio.example.com");
-    expect(parseS3StoreUrl("s3://c?endpoint=minio.example.com:9000").endpoint).toBe("https://minio.example.com:9000");
-    expect(parseS3StoreUrl("s3://c?endpoint=http%3A%2F%2F10.0.0.1%3A9000").endpoint).toBe("http://10.0.0.1:9000");
-  });
-
-  test("defaults: AWS endpoint for the region, us-east-1, xz, no profile", () => {
-    expect(parseS3StoreUrl("s3://c")).toMatchObject({
-      bucket: "c",
-      endpoint: "https://s3.us-east-1.amazonaws.com",
-      region: "us-east-1",
-      compression: "xz",
-      profile: undefined,
-    });
-    expect(parseS3StoreUrl("s3://c?region=eu-west-2").endpoint).toBe("https://s3.eu-west-2.amazonaws.com");
-  });
-
-  test("rejects what Nix would not read", () => {
-    expect(() => parseS3StoreUrl("https://c")).toThrow(/not an s3:\/\/ store URL/);
-    expect(() => parseS3StoreUrl("s3://c?compression=lzma9")).toThrow(/compression 'lzma9'/);
-    expect(() => parseS3StoreUrl("s3://c?profile")).toThrow(/no value/);
+  test.each(STORE_URL_CASES.map((c) => [c.name, c] as const))("%s", (_, c) => {
+    if (c.error) {
+      expect(() => parseS3StoreUrl(c.url)).toThrow(c.error);
+      return;
+    }
+    if (!c.target) throw new Error(`case ${c.name}: a target or an error`);
+    const parsed = parseS3StoreUrl(c.url);
+    expect({ bucket: parsed.bucket, endpoint: parsed.endpoint, region: parsed.region, profile: parsed.profile }).toEqual(c.target);
+    expect(parsed.compression).toBe(c.compression ?? "xz");
   });
 });
 
 describe("parseAwsCredentials", () => {
-  test("reads the profile that awsCredentials writes", () => {
-    const creds = parseAwsCredentials(awsCredentials("nixbuilder", "nixbuilder", "s3cr3t/+="));
-    expect(creds.get("nixbuilder")).toEqual({ accessKey: "nixbuilder", secretKey: "s3cr3t/+=" });
-  });
-
-  test("keeps profiles apart and drops incomplete ones", () => {
-    const text = "# comment\n[default]\naws_access_key_id = a\n\n[ other ]\naws_access_key_id=b\naws_secret_access_key=c\n";
-    const creds = parseAwsCredentials(text);
-    expect(creds.has("default")).toBe(false);
-    expect(creds.get("other")).toEqual({ accessKey: "b", secretKey: "c" });
+  test.each(CREDENTIALS_CASES.map((c) => [c.name, c] as const))("%s", (_, c) => {
+    const creds = parseAwsCredentials(c.text);
+    expect(Object.fromEntries(creds)).toEqual(c.profiles);
+    for (const name of c.without) expect(creds.has(name)).toBe(false);
   });
 });
 
