@@ -35,6 +35,26 @@ export interface ObjectHead {
   contentType?: string;
   /** Nix sets it on compressed narinfos, listings and logs; a touch must send it again (REPLACE drops it). */
   contentEncoding?: string;
+  /** All of the object's metadata, names in lower case (METADATA_HEADERS and x-amz-meta-*): what a PUT that
+   *  replaces the object, or a touch, sends again to keep it. */
+  metadata: Record<string, string>;
+}
+
+/** The standard headers that are an object's metadata (besides the user's x-amz-meta-*): a PUT sets them, a
+ *  CopyObject with REPLACE drops what it does not send again. */
+export const METADATA_HEADERS: readonly string[] = ["content-type", "content-encoding", "cache-control", "content-disposition", "content-language", "expires"];
+
+const isMetadataHeader = (name: string): boolean => METADATA_HEADERS.includes(name) || name.startsWith("x-amz-meta-");
+
+/** `metadata` with names in lower case; throws on a name that is not metadata (it would be signed and sent as is). */
+function metadataHeaders(metadata: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(metadata ?? {})) {
+    const lower = name.toLowerCase();
+    if (!isMetadataHeader(lower)) throw new Error(`S3Rest: '${name}' is not object metadata (allowed: ${METADATA_HEADERS.join(", ")}, x-amz-meta-*)`);
+    out[lower] = value;
+  }
+  return out;
 }
 
 export class S3Error extends Error {
@@ -168,14 +188,14 @@ export class S3Rest {
   }
 
   /** PUT with optional If-None-Match: * (ifAbsent) or If-Match: etag. "exists" = 412 with ifAbsent, "changed" = 412
-   *  with ifMatch, "gone" = 404 with ifMatch. */
+   *  with ifMatch, "gone" = 404 with ifMatch. `metadata` (ObjectHead.metadata) is sent as it is, contentType over it. */
   async put(
     key: string,
     body: Buffer | string,
-    opts: { contentType?: string; ifAbsent?: boolean; ifMatch?: string } = {},
+    opts: { contentType?: string; ifAbsent?: boolean; ifMatch?: string; metadata?: Record<string, string> } = {},
   ): Promise<{ outcome: "written" | "exists" | "changed" | "gone"; etag?: string }> {
     if (opts.ifAbsent && opts.ifMatch !== undefined) throw new Error("S3Rest.put: ifAbsent and ifMatch exclude each other");
-    const headers: Record<string, string> = {};
+    const headers = metadataHeaders(opts.metadata);
     if (opts.contentType !== undefined) headers["content-type"] = opts.contentType;
     if (opts.ifAbsent) headers["if-none-match"] = "*";
     if (opts.ifMatch !== undefined) headers["if-match"] = `"${stripQuotes(opts.ifMatch)}"`;
@@ -200,9 +220,16 @@ export class S3Rest {
 
   /** CopyObject of key onto itself with x-amz-metadata-directive: REPLACE and the given Content-Type (metadata-only
    *  on MinIO: same ETag, new LastModified); optional x-amz-copy-source-if-match. REPLACE drops the object's other
-   *  metadata, so pass its Content-Encoding (ObjectHead.contentEncoding) when it has one. */
-  async touch(key: string, contentType: string, ifMatch?: string, opts: { contentEncoding?: string } = {}): Promise<"touched" | "gone" | "changed"> {
+   *  metadata, so pass its Content-Encoding (ObjectHead.contentEncoding) when it has one, or all of it
+   *  (ObjectHead.metadata; contentType and contentEncoding go over it). */
+  async touch(
+    key: string,
+    contentType: string,
+    ifMatch?: string,
+    opts: { contentEncoding?: string; metadata?: Record<string, string> } = {},
+  ): Promise<"touched" | "gone" | "changed"> {
     const headers: Record<string, string> = {
+      ...metadataHeaders(opts.metadata),
       "x-amz-copy-source": objectPath(this.bucket, key),
       "x-amz-metadata-directive": "REPLACE",
       "content-type": contentType,
@@ -248,7 +275,19 @@ export class S3Rest {
     if (etag === undefined || Number.isNaN(lastModified.getTime())) throw this.error(op, res.status, "InvalidResponse", "no ETag or Last-Modified", key);
     const contentType = header(res, "content-type");
     const contentEncoding = header(res, "content-encoding");
-    return { etag: stripQuotes(etag), lastModified, size, ...(contentType ? { contentType } : {}), ...(contentEncoding ? { contentEncoding } : {}) };
+    const metadata: Record<string, string> = {};
+    for (const name of Object.keys(res.headers)) {
+      const value = header(res, name);
+      if (isMetadataHeader(name) && value !== undefined) metadata[name] = value;
+    }
+    return {
+      etag: stripQuotes(etag),
+      lastModified,
+      size,
+      ...(contentType ? { contentType } : {}),
+      ...(contentEncoding ? { contentEncoding } : {}),
+      metadata,
+    };
   }
 
   /** S3's <Code> of an error answer (MinIO puts it in a header for HEAD, which has no body). */

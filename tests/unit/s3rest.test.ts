@@ -317,7 +317,13 @@ describe("the requests the client sends", () => {
     expect((await c.put(key, Buffer.from([0, 255]), { ifMatch: '"0123abc"' })).outcome).toBe("written");
     expect(await c.touch(key, "text/x-nix-narinfo", "0123abc", { contentEncoding: "br" })).toBe("touched");
     expect((await c.get(key))?.body.toString()).toBe("body");
-    expect(await c.head(key)).toEqual({ etag: "0123abc", lastModified: new Date("2026-11-27T19:48:07Z"), size: 4, contentType: "text/x-nix-narinfo" });
+    expect(await c.head(key)).toEqual({
+      etag: "0123abc",
+      lastModified: new Date("2026-11-27T19:48:07Z"),
+      size: 4,
+      contentType: "text/x-nix-narinfo",
+      metadata: { "content-type": "text/x-nix-narinfo" },
+    });
     await c.delete(key);
     await c.serverTime();
     c.close();
@@ -361,6 +367,30 @@ describe("the requests the client sends", () => {
       "content-length": "0",
     });
     expect(touch.body.length).toBe(0);
+  });
+});
+
+describe("object metadata", () => {
+  test("get and head give every metadata header (names in lower case) and no other", async () => {
+    const extra = { "Cache-Control": "public, max-age=60", "Content-Disposition": "inline", "X-Amz-Meta-Origin": "it", "x-amz-request-id": "r1", "x-minio-x": "y" };
+    handler = (req, res) => res.writeHead(200, { ...objectHeaders, ...extra, "content-length": "4" }).end(req.method === "HEAD" ? undefined : "body");
+    const want = { "content-type": "text/x-nix-narinfo", "cache-control": "public, max-age=60", "content-disposition": "inline", "x-amz-meta-origin": "it" };
+    expect((await client().get("k"))?.metadata).toEqual(want);
+    expect((await client().head("k"))?.metadata).toEqual(want);
+  });
+
+  test("put and touch send the metadata given, in lower case, contentType over it; a header that is not metadata is refused", async () => {
+    handler = (req, res) => res.writeHead(200, { etag: '"e"' }).end(req.headers["x-amz-copy-source"] ? "<CopyObjectResult></CopyObjectResult>" : undefined);
+    const metadata = { "Content-Type": "text/x-nix-narinfo", "cache-control": "no-cache", "x-amz-meta-origin": "it", Expires: "Thu, 01 Jan 2099 00:00:00 GMT" };
+    expect((await client().put("k", "x", { ifMatch: "e", metadata })).outcome).toBe("written");
+    expect(await client().touch("k", "text/plain", "e", { metadata })).toBe("touched");
+    const [put, touch] = seen;
+    expect(put.headers).toMatchObject({ "content-type": "text/x-nix-narinfo", "cache-control": "no-cache", "x-amz-meta-origin": "it", expires: metadata.Expires, "if-match": '"e"' });
+    expect(touch.headers).toMatchObject({ "content-type": "text/plain", "cache-control": "no-cache", "x-amz-meta-origin": "it", "x-amz-metadata-directive": "REPLACE" });
+    for (const r of seen) expect(/SignedHeaders=[^,]*x-amz-meta-origin/.test(String(r.headers.authorization))).toBe(true);
+    await expect(client().put("k", "x", { metadata: { "If-None-Match": "*" } })).rejects.toThrow(/'If-None-Match' is not object metadata/);
+    await expect(client().touch("k", "a/b", undefined, { metadata: { host: "elsewhere" } })).rejects.toThrow(/'host' is not object metadata/);
+    expect(seen.length).toBe(2);
   });
 });
 
