@@ -9,6 +9,7 @@
 // Test only: NIX_CACHE_RESIGN_TEST_DELAY_MS=N waits N ms between reading a narinfo and writing it back, so the
 // integration test can upload a narinfo again in between (it has no other use).
 import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, SetupError } from "../lib/cli/command";
+import { progressLine } from "../lib/cli/progress";
 import { SigningKey } from "../lib/signing/narinfo";
 import { formatResignReport, resignCache, ResignSummary, s3ResignStore } from "../lib/signing/resign";
 import { SettingsError } from "../lib/config/settings";
@@ -57,24 +58,10 @@ export function stackKeys(stack: Pick<StackView, "outputs" | "stackName">): Sign
   return keys;
 }
 
-/** A progress line on stderr, only on a terminal, at most 4 times a second. */
-function progressReporter(dryRun: boolean): { update(done: number, total: number, s: ResignSummary): void; end(): void } {
-  if (!process.stderr.isTTY) return { update() {}, end() {} };
-  let last = 0;
-  let shown = false;
-  return {
-    update(done, total, s) {
-      const now = Date.now();
-      if (now - last < 250 && done !== total) return;
-      last = now;
-      shown = true;
-      const signed = dryRun ? `${s.wouldSign} would be signed` : `${s.signed} signed`;
-      process.stderr.write(`\rresign: ${done}/${total} narinfos (${signed}, ${s.alreadySigned} already signed, ${s.refused.length} refused)\x1b[K`);
-    },
-    end() {
-      if (shown) process.stderr.write("\n");
-    },
-  };
+/** The progress line's text: how far, and what came of it so far. */
+function progressText(done: number, total: number, s: ResignSummary, dryRun: boolean): string {
+  const signed = dryRun ? `${s.wouldSign} would be signed` : `${s.signed} signed`;
+  return `resign: ${done}/${total} narinfos (${signed}, ${s.alreadySigned} already signed, ${s.refused.length} refused)`;
 }
 
 async function main(): Promise<ExitCode> {
@@ -109,7 +96,12 @@ async function main(): Promise<ExitCode> {
       (dryRun ? ", dry run: nothing is written" : ""),
   );
 
-  const progress = progressReporter(dryRun);
+  const progress = progressLine();
+  // A line on stdout takes the progress line's place on the terminal; the next count draws it again below.
+  const say = (line: string) => {
+    progress.clear();
+    console.log(line);
+  };
   let summary: ResignSummary;
   try {
     summary = await resignCache(store, {
@@ -117,21 +109,20 @@ async function main(): Promise<ExitCode> {
       dryRun,
       concurrency,
       delayBeforeWriteMs,
-      onListed: (n, r) => console.log(`resign: ${n} narinfos to check${r > 0 ? `, ${r} realisations (not handled)` : ""}`),
-      onProgress: progress.update,
+      onListed: (n, r) => say(`resign: ${n} narinfos to check${r > 0 ? `, ${r} realisations (not handled)` : ""}`),
+      onProgress: (done, total, s) => progress.show(progressText(done, total, s, dryRun), done === total),
       onResult: (key, r) => {
-        if (r.kind === "signed" && args.verbose) console.log(`signed ${key}: added ${r.added.join(", ")}`);
-        if (r.kind === "would-sign" && (args.verbose || dryRun)) console.log(`would sign ${key}: add ${r.added.join(", ")}`);
+        if (r.kind === "signed" && args.verbose) say(`signed ${key}: added ${r.added.join(", ")}`);
+        if (r.kind === "would-sign" && (args.verbose || dryRun)) say(`would sign ${key}: add ${r.added.join(", ")}`);
       },
     });
   } catch (err) {
-    progress.end();
     // The listing failed (MinIO unreachable, credentials refused, no bucket): nothing was decided.
     throw new SetupError(`cannot list bucket ${settings.bucket} at ${settings.endpoint}: ${(err as Error).message}`);
   } finally {
+    progress.clear();
     bucket.close();
   }
-  progress.end();
   console.log(formatResignReport(summary, dryRun));
   return summary.refused.length > 0 || summary.failed.length > 0 ? EXIT.failed : EXIT.ok;
 }
