@@ -8,7 +8,7 @@
 //
 // Test only: NIX_CACHE_RESIGN_TEST_DELAY_MS=N waits N ms between reading a narinfo and writing it back, so the
 // integration test can upload a narinfo again in between (it has no other use).
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, SetupError } from "../lib/cli/command";
+import { commandMain, EXIT, ExitCode, OptionSpecs, parseCommandLine, ParsedCommandLine, positiveInteger, SetupError } from "../lib/cli/command";
 import { progressLine } from "../lib/cli/progress";
 import { SigningKey } from "../lib/signing/narinfo";
 import { formatResignReport, resignCache, ResignSummary, s3ResignStore } from "../lib/signing/resign";
@@ -64,13 +64,7 @@ function progressText(done: number, total: number, s: ResignSummary, dryRun: boo
   return `resign: ${done}/${total} narinfos (${signed}, ${s.alreadySigned} already signed, ${s.refused.length} refused)`;
 }
 
-async function main(): Promise<ExitCode> {
-  const parsed = parseCommandLine(process.argv.slice(2), { options: OPTIONS, usage: USAGE });
-  if (parsed === "help") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
-  const args = parsed.values;
+async function resign({ values: args }: ParsedCommandLine<typeof OPTIONS>): Promise<ExitCode> {
   const concurrency = args.concurrency === undefined ? 8 : positiveInteger("--concurrency", args.concurrency);
   const dryRun = args["dry-run"] ?? false;
   const delayEnv = process.env.NIX_CACHE_RESIGN_TEST_DELAY_MS;
@@ -127,4 +121,10 @@ async function main(): Promise<ExitCode> {
   return summary.refused.length > 0 || summary.failed.length > 0 ? EXIT.failed : EXIT.ok;
 }
 
-if (require.main === module) void runCommand("resign", main, { usage: USAGE, known: [SettingsError] });
+commandMain(module, {
+  name: "resign",
+  usage: USAGE,
+  parse: (argv) => parseCommandLine(argv, { options: OPTIONS, usage: USAGE }),
+  run: resign,
+  known: [SettingsError],
+});
