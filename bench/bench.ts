@@ -15,7 +15,7 @@
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, subsetOf, UsageError } from "../lib/cli/command";
+import { commandMain, OptionSpecs, parseCommandLine, positiveInteger, subsetOf, UsageError } from "../lib/cli/command";
 import { minioAdmin, s3Client } from "../providers/minioClients";
 import { MinioServer, startMinio } from "../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness/stack";
@@ -186,12 +186,7 @@ async function fillBucket(minio: MinioServer, count: number): Promise<void> {
   );
 }
 
-async function main(): Promise<ExitCode> {
-  const opts = parseOptions(process.argv.slice(2));
-  if (opts === "help") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
+async function bench(opts: Options): Promise<void> {
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; median of ${opts.runs} runs`);
   const minio = await startMinio();
   try {
@@ -201,7 +196,6 @@ async function main(): Promise<ExitCode> {
   } finally {
     await minio.destroy();
   }
-  return EXIT.ok;
 }
 
 /** The figures measured on our stack deployed to `minio` (every part but gc). */
@@ -261,4 +255,4 @@ async function benchWithStack(minio: MinioServer, opts: Options): Promise<void> 
   }
 }
 
-if (require.main === module) void runCommand("bench", main, { usage: USAGE });
+commandMain(module, { name: "bench", usage: USAGE, parse: parseOptions, run: bench });

@@ -1,7 +1,7 @@
 // The resign figure of `npm run bench` (--only resign): `npm run resign` over N narinfos (default 10,000, each
 // signed by the previous key only, with its NAR) of a two-key stack, against the floor of the same S3 requests
-// made directly from one node process with the same concurrency (list, GET each narinfo, HEAD + metadata copy
-// of its NAR, PUT with If-Match), interleaved run by run; the bucket is reset to the same state before each.
+// made directly with resign's own client (lib/s3/client.ts) from one node process with the same concurrency
+// (list, GET each narinfo, HEAD + metadata copy of its NAR, PUT with If-Match), interleaved run by run; the bucket is reset to the same state before each.
 // Also the peak memory of the resign process (VmHWM of its node process, read from /proc while it runs; the
 // pulumi CLI it starts to read the stack is not counted) and the time of a second run (nothing to sign).
 // Run directly (`node -r ts-node/register/transpile-only bench/resignBench.ts floor`) it is that floor: the
@@ -11,7 +11,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import { fingerprint, nix32, parseNarinfo } from "../lib/signing/narinfo";
 import { publicKeyOf, signDetached } from "../lib/signing/signingKey";
-import { s3Client } from "../providers/minioClients";
+import { S3Rest } from "../lib/s3/client";
 import { MinioServer } from "../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR } from "../harness/stack";
 import { fmt, median, mib, timed } from "./measure";
@@ -20,8 +20,6 @@ const BUCKET = "nix-cache-resign";
 const CONCURRENCY = 8;
 const K1 = "bench-resign-1";
 const K2 = "bench-resign-2";
-
-type S3 = ReturnType<typeof s3Client>;
 
 async function pool<T>(items: readonly T[], n: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -43,32 +41,31 @@ function narinfo(i: number, previousSecret: string): { key: string; nar: string;
   return { key: `${hashPart}.narinfo`, nar, body: Buffer.from(text) };
 }
 
-async function upload(s3: S3, items: { key: string; body: Buffer }[], contentType: string): Promise<void> {
+async function upload(s3: S3Rest, items: { key: string; body: Buffer }[], contentType: string): Promise<void> {
   await pool(items, 16, async (o) => {
-    await s3.putObject(BUCKET, o.key, o.body, o.body.length, { "Content-Type": contentType });
+    await s3.put(o.key, o.body, { contentType });
   });
 }
 
+/** The bench's bucket as the MinIO root user. */
+const rootBucket = (endpoint: string, accessKey: string, secretKey: string, bucket = BUCKET) =>
+  new S3Rest({ endpoint, region: "us-east-1", bucket, accessKey, secretKey });
+
 /** The floor: the S3 requests resign makes for each narinfo, without reading the stack, parsing or signing. */
-async function floor(s3: S3, bucket: string, concurrency: number): Promise<number> {
-  const Minio: typeof import("minio") = require("minio");
+async function floor(s3: S3Rest, concurrency: number): Promise<number> {
   const started = process.hrtime.bigint();
   const keys: string[] = [];
-  for await (const o of s3.listObjectsV2(bucket, "", true)) if (o.name?.endsWith(".narinfo")) keys.push(o.name);
+  for await (const o of s3.list()) if (o.key.endsWith(".narinfo")) keys.push(o.key);
   const sigLine = Buffer.from(`Sig: ${K2}:${Buffer.alloc(64, 1).toString("base64")}\n`);
   await pool(keys, concurrency, async (key) => {
-    const stream = (await s3.getObject(bucket, key)) as import("stream").Readable & { headers: Record<string, string> };
-    const chunks: Buffer[] = [];
-    for await (const c of stream) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const nar = /^URL: (.*)$/m.exec(body.toString("utf8"))?.[1] ?? "";
-    const stat = await s3.statObject(bucket, nar);
-    await s3.copyObject(
-      new Minio.CopySourceOptions({ Bucket: bucket, Object: nar, MatchETag: stat.etag }),
-      new Minio.CopyDestinationOptions({ Bucket: bucket, Object: nar, MetadataDirective: "REPLACE", Headers: { "content-type": "application/x-nix-nar" } }),
-    );
-    const out = Buffer.concat([body, sigLine]);
-    await s3.putObject(bucket, key, out, out.length, { "Content-Type": "text/x-nix-narinfo", "If-Match": stream.headers.etag });
+    const got = await s3.get(key);
+    if (!got) throw new Error(`${key} is gone`);
+    const nar = /^URL: (.*)$/m.exec(got.body.toString("utf8"))?.[1] ?? "";
+    const head = await s3.head(nar);
+    if (!head) throw new Error(`${nar} is gone`);
+    await s3.touch(nar, "application/x-nix-nar", head.etag, { metadata: head.metadata });
+    const put = await s3.put(key, Buffer.concat([got.body, sigLine]), { ifMatch: got.etag, metadata: got.metadata });
+    if (put.outcome !== "written") throw new Error(`${key}: ${put.outcome}`);
   });
   return Number(process.hrtime.bigint() - started) / 1e6;
 }
@@ -117,7 +114,7 @@ export async function runResignBench(minio: MinioServer, opts: { runs: number; n
     const secrets = (await t.stack.outputs()).secretKeys?.value as string[];
     const previous = secrets.find((s) => publicKeyOf(s).startsWith(`${K1}:`));
     if (!previous) throw new Error(`the bench stack has no key ${K1}`);
-    const s3 = s3Client({ endpoint: minio.endpoint, region: "us-east-1" }, { accessKey: minio.rootUser, secretKey: minio.rootPassword });
+    const s3 = rootBucket(minio.endpoint, minio.rootUser, minio.rootPassword);
     const items = Array.from({ length: opts.narinfos }, (_, i) => narinfo(i, previous));
     await upload(s3, items.map((it) => ({ key: it.nar, body: Buffer.from(`nar ${it.nar}`) })), "application/x-nix-nar");
     const reset = () => upload(s3, items, "text/x-nix-narinfo");
@@ -150,7 +147,7 @@ export async function runResignBench(minio: MinioServer, opts: { runs: number; n
       peaks.push(r.peakBytes);
       floors.push(f.seconds);
     }
-    // What the process holds before any narinfo: node, ts-node's compiler, the SDK (resign --help).
+    // What the process holds before any narinfo: node and ts-node's compiler (resign --help).
     const baseline = (await resignRun(["--help"], env)).peakBytes;
     const ratio = median(ours) / median(floors);
     console.log(
@@ -167,11 +164,9 @@ export async function runResignBench(minio: MinioServer, opts: { runs: number; n
 }
 
 if (require.main === module && process.argv[2] === "floor") {
-  const s3 = s3Client(
-    { endpoint: process.env.BENCH_ENDPOINT ?? "", region: "us-east-1" },
-    { accessKey: process.env.BENCH_ADMIN_USER ?? "", secretKey: process.env.BENCH_ADMIN_PASSWORD ?? "" },
-  );
-  floor(s3, process.env.BENCH_BUCKET ?? BUCKET, Number(process.env.BENCH_CONCURRENCY ?? CONCURRENCY)).then(
+  const env = process.env;
+  const s3 = rootBucket(env.BENCH_ENDPOINT ?? "", env.BENCH_ADMIN_USER ?? "", env.BENCH_ADMIN_PASSWORD ?? "", env.BENCH_BUCKET ?? BUCKET);
+  floor(s3, Number(env.BENCH_CONCURRENCY ?? CONCURRENCY)).then(
     (ms) => console.log(`${ms.toFixed(0)}`),
     (err: Error) => {
       console.error(`resign floor: ${err.message}`);

@@ -21,7 +21,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import { EXIT, ExitCode, runCommand, SetupError, UsageError } from "../lib/cli/command";
+import { commandMain, EXIT, ExitCode, SetupError, UsageError } from "../lib/cli/command";
 import { healthStatus, startMinio } from "../harness/minio";
 import { backendEnv, openStack, PROJECT_DIR } from "../harness/stack";
 import { writeFileAtomic } from "../lib/cli/writeFile";
@@ -341,12 +341,14 @@ function tlsFromEnvironment(): boolean {
   throw new UsageError(`NIX_CACHE_DEMO_TLS='${given}' (allowed: 1 or 0)`);
 }
 
-async function main(): Promise<ExitCode> {
-  const [command = "up", ...rest] = process.argv.slice(2);
-  if (command === "--help" || command === "-h" || rest[0] === "--help" || rest[0] === "-h") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
+/** The subcommand (default up) and its arguments, or "help"; by hand, since `pulumi` passes pulumi's on as they are. */
+function parseDemo(argv: readonly string[]): { command: string; rest: string[] } | "help" {
+  const [command = "up", ...rest] = argv;
+  if (command === "--help" || command === "-h" || rest[0] === "--help" || rest[0] === "-h") return "help";
+  return { command, rest };
+}
+
+async function demo({ command, rest }: { command: string; rest: string[] }): Promise<ExitCode> {
   let tls = tlsFromEnvironment();
   // `up --tls`, `pulumi --tls …`; `down` stops both servers anyway.
   if (rest[0] === "--tls") {
@@ -388,4 +390,4 @@ async function main(): Promise<ExitCode> {
   }
 }
 
-if (require.main === module) void runCommand("demo", main, { usage: USAGE });
+commandMain(module, { name: "demo", usage: USAGE, parse: parseDemo, run: demo });

@@ -6,19 +6,13 @@
 // Test only: NIX_CACHE_GC_TEST_DELETE_DELAY_MS=N waits N ms after each delete, so the integration tests can
 // race pushes against the sweep or kill it half-way (it has no other use).
 import * as os from "os";
-import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli/command";
-import { GC_USAGE, parseGcCommand, processAlive, processIo, runGcAction } from "../lib/gc/command";
+import { commandMain, ExitCode, SetupError } from "../lib/cli/command";
+import { GC_USAGE, parseGcCommand, ParsedGcCommand, processAlive, processIo, runGcAction } from "../lib/gc/command";
 import { SettingsError } from "../lib/config/settings";
 import { S3Rest } from "../lib/s3/client";
 import { readStack } from "./stackReader";
 
-
-async function main(): Promise<ExitCode> {
-  const parsed = parseGcCommand(process.argv.slice(2));
-  if (parsed === "help") {
-    console.log(GC_USAGE);
-    return EXIT.ok;
-  }
+async function gc(parsed: ParsedGcCommand): Promise<ExitCode> {
   const stack = readStack("gc", parsed.stack);
   const { settings } = stack;
   const accessKey = stack.output("gcAccessKey");
@@ -54,4 +48,4 @@ async function main(): Promise<ExitCode> {
   }
 }
 
-if (require.main === module) void runCommand("gc", main, { usage: GC_USAGE, known: [SettingsError] });
+commandMain(module, { name: "gc", usage: GC_USAGE, parse: parseGcCommand, run: gc, known: [SettingsError] });

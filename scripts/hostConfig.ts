@@ -5,9 +5,9 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
-import { EXIT, ExitCode, runCommand, SetupError } from "../lib/cli/command";
+import { commandMain, EXIT, ExitCode, SetupError } from "../lib/cli/command";
 import { writeFileAtomic } from "../lib/cli/writeFile";
-import { HostFile, hostFiles, Outputs, parseHostConfigArgs, staleSigningKeyFiles, USAGE } from "../lib/hosts/hostFiles";
+import { HostConfigArgs, HostFile, hostFiles, Outputs, parseHostConfigArgs, staleSigningKeyFiles, USAGE } from "../lib/hosts/hostFiles";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
 
@@ -34,13 +34,7 @@ function writeHostFile(dir: string, file: HostFile, mode: number): string {
   return target;
 }
 
-async function main(): Promise<ExitCode> {
-  // npm runs scripts from the project root; INIT_CWD is where the user typed the command.
-  const args = parseHostConfigArgs(process.argv.slice(2), process.env.INIT_CWD ?? process.cwd());
-  if (args === "help") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
+async function hostConfig(args: HostConfigArgs): Promise<ExitCode> {
   const plain = await stackOutputs(args.stack, false);
   const revealed = args.secretsDir ? await stackOutputs(args.stack, true) : undefined;
   const files = hostFiles(plain, revealed);
@@ -63,4 +57,10 @@ async function main(): Promise<ExitCode> {
   return EXIT.ok;
 }
 
-void runCommand("host-config", main, { usage: USAGE });
+commandMain(module, {
+  name: "host-config",
+  usage: USAGE,
+  // npm runs scripts from the project root; INIT_CWD is where the user typed the command.
+  parse: (argv) => parseHostConfigArgs(argv, process.env.INIT_CWD ?? process.cwd()),
+  run: hostConfig,
+});

@@ -1,18 +1,20 @@
 // `npm run resign [-- --stack NAME --dry-run --concurrency N --verbose]`: adds a Sig line of each of the stack's
 // keys to every narinfo in the cache that one of them already signs (the key-rotation step "re-sign the cache").
 // Reads the keys (output secretKeys, active first; secretKey for a stack from before key sets) and the MinIO
-// endpoint, bucket and admin credentials (stack config) with the pulumi CLI, as `npm run verify` does. Each
+// endpoint, bucket and admin credentials (stack config) with the pulumi CLI, as `npm run verify` does, and works
+// on the bucket through the GC's own S3 client (lib/s3/client.ts, lib/signing/resign.ts s3ResignStore). Each
 // narinfo is written back with If-Match on the ETag it was read with: a narinfo uploaded again meanwhile is
 // never overwritten. Exit 0 all done, 1 something refused or failed, 2 could not run.
 //
 // Test only: NIX_CACHE_RESIGN_TEST_DELAY_MS=N waits N ms between reading a narinfo and writing it back, so the
 // integration test can upload a narinfo again in between (it has no other use).
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, positiveInteger, runCommand, SetupError } from "../lib/cli/command";
+import { commandMain, EXIT, ExitCode, OptionSpecs, parseCommandLine, ParsedCommandLine, positiveInteger, SetupError } from "../lib/cli/command";
+import { progressLine } from "../lib/cli/progress";
 import { SigningKey } from "../lib/signing/narinfo";
-import { formatResignReport, resignCache, ResignStore, ResignSummary, StoredObject, WriteOutcome } from "../lib/signing/resign";
+import { formatResignReport, resignCache, ResignSummary, s3ResignStore } from "../lib/signing/resign";
 import { SettingsError } from "../lib/config/settings";
 import { publicKeyOf } from "../lib/signing/signingKey";
-import { errorCode, minioCall, MinioTarget, s3Client, withTimeout } from "../providers/minioClients";
+import { S3Rest } from "../lib/s3/client";
 import { readStack, StackView } from "./stackReader";
 
 const USAGE = `usage: npm run resign [-- --stack NAME] [--dry-run] [--concurrency N] [--verbose]
@@ -56,115 +58,13 @@ export function stackKeys(stack: Pick<StackView, "outputs" | "stackName">): Sign
   return keys;
 }
 
-/** The bucket seen through the MinIO SDK, as the admin. */
-export function s3ResignStore(target: MinioTarget, admin: { accessKey: string; secretKey: string }, bucket: string): ResignStore {
-  const client = s3Client(target, admin);
-  return {
-    async *list() {
-      // Each page within the request timeout: a MinIO that stops answering mid-listing fails the run, never hangs it.
-      const pages = client.listObjectsV2(bucket, "", true)[Symbol.asyncIterator]();
-      for (;;) {
-        const next = await withTimeout(target.endpoint, pages.next() as Promise<IteratorResult<{ name?: string }>>);
-        if (next.done) return;
-        if (next.value.name) yield next.value.name;
-      }
-    },
-    async read(key): Promise<StoredObject | undefined> {
-      try {
-        return await minioCall(`read ${key}`, target, async () => {
-          const stream = (await client.getObject(bucket, key)) as import("stream").Readable & {
-            headers?: Record<string, string | string[] | undefined>;
-          };
-          const chunks: Buffer[] = [];
-          for await (const chunk of stream) chunks.push(chunk as Buffer);
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(stream.headers ?? {})) if (typeof v === "string") headers[k.toLowerCase()] = v;
-          return { body: Buffer.concat(chunks), etag: headers.etag ?? "", headers };
-        });
-      } catch (err) {
-        if (["NoSuchKey", "NotFound"].includes(errorCode(err))) return undefined;
-        throw err;
-      }
-    },
-    async write(key, body, ifMatch, headers): Promise<WriteOutcome> {
-      if (!ifMatch) throw new Error(`no ETag for ${key}: refusing an unconditional write`);
-      try {
-        // The SDK sends If-Match as a header (it is one of its supported headers), not as x-amz-meta-if-match.
-        await minioCall(`write ${key}`, target, () => client.putObject(bucket, key, body, body.length, { ...headers, "If-Match": ifMatch }));
-        return "written";
-      } catch (err) {
-        const code = errorCode(err);
-        if (code === "PreconditionFailed") return "changed";
-        if (code === "NoSuchKey") return "gone";
-        throw err;
-      }
-    },
-    async touch(key, dryRun): Promise<"touched" | "gone"> {
-      const Minio: typeof import("minio") = require("minio");
-      let stat: Awaited<ReturnType<typeof client.statObject>>;
-      try {
-        stat = await minioCall(`stat ${key}`, target, () => client.statObject(bucket, key));
-      } catch (err) {
-        if (["NoSuchKey", "NotFound"].includes(errorCode(err))) return "gone";
-        throw err;
-      }
-      if (dryRun) return "touched";
-      // A copy onto itself with the metadata replaced by the same metadata: MinIO rewrites only the metadata
-      // (content and ETag stay) and the object's age starts again.
-      const headers: Record<string, string> = {};
-      const user: Record<string, string> = {};
-      for (const [k, v] of Object.entries(stat.metaData as Record<string, unknown>)) {
-        if (typeof v !== "string") continue;
-        const lower = k.toLowerCase();
-        if (["content-type", "cache-control", "content-encoding", "content-disposition", "content-language", "expires"].includes(lower)) headers[lower] = v;
-        else if (!lower.startsWith("x-amz-")) user[k] = v;
-      }
-      try {
-        await minioCall(`touch ${key}`, target, () =>
-          client.copyObject(
-            new Minio.CopySourceOptions({ Bucket: bucket, Object: key, MatchETag: stat.etag }),
-            new Minio.CopyDestinationOptions({ Bucket: bucket, Object: key, MetadataDirective: "REPLACE", Headers: headers, UserMetadata: user }),
-          ),
-        );
-        return "touched";
-      } catch (err) {
-        const code = errorCode(err);
-        // Uploaded again since the stat: just as fresh.
-        if (code === "PreconditionFailed") return "touched";
-        if (["NoSuchKey", "NotFound"].includes(code)) return "gone";
-        throw err;
-      }
-    },
-  };
+/** The progress line's text: how far, and what came of it so far. */
+function progressText(done: number, total: number, s: ResignSummary, dryRun: boolean): string {
+  const signed = dryRun ? `${s.wouldSign} would be signed` : `${s.signed} signed`;
+  return `resign: ${done}/${total} narinfos (${signed}, ${s.alreadySigned} already signed, ${s.refused.length} refused)`;
 }
 
-/** A progress line on stderr, only on a terminal, at most 4 times a second. */
-function progressReporter(dryRun: boolean): { update(done: number, total: number, s: ResignSummary): void; end(): void } {
-  if (!process.stderr.isTTY) return { update() {}, end() {} };
-  let last = 0;
-  let shown = false;
-  return {
-    update(done, total, s) {
-      const now = Date.now();
-      if (now - last < 250 && done !== total) return;
-      last = now;
-      shown = true;
-      const signed = dryRun ? `${s.wouldSign} would be signed` : `${s.signed} signed`;
-      process.stderr.write(`\rresign: ${done}/${total} narinfos (${signed}, ${s.alreadySigned} already signed, ${s.refused.length} refused)\x1b[K`);
-    },
-    end() {
-      if (shown) process.stderr.write("\n");
-    },
-  };
-}
-
-async function main(): Promise<ExitCode> {
-  const parsed = parseCommandLine(process.argv.slice(2), { options: OPTIONS, usage: USAGE });
-  if (parsed === "help") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
-  const args = parsed.values;
+async function resign({ values: args }: ParsedCommandLine<typeof OPTIONS>): Promise<ExitCode> {
   const concurrency = args.concurrency === undefined ? 8 : positiveInteger("--concurrency", args.concurrency);
   const dryRun = args["dry-run"] ?? false;
   const delayEnv = process.env.NIX_CACHE_RESIGN_TEST_DELAY_MS;
@@ -173,15 +73,29 @@ async function main(): Promise<ExitCode> {
   const stack = readStack("resign", args.stack);
   const keys = stackKeys(stack);
   const { settings } = stack;
-  const target: MinioTarget = { endpoint: settings.endpoint, region: settings.region, ca: settings.caCertificate || undefined };
-  const store = s3ResignStore(target, stack.admin, settings.bucket);
+  // The GC's client, as the admin; each request within 20 s (as the providers' calls): a hung MinIO fails the run.
+  const bucket = new S3Rest({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    bucket: settings.bucket,
+    accessKey: stack.admin.accessKey,
+    secretKey: stack.admin.secretKey,
+    ca: settings.caCertificate || undefined,
+    timeoutMs: 20_000,
+  });
+  const store = s3ResignStore(bucket);
   const names = keys.map((k) => k.publicKey.split(":")[0]);
   console.log(
     `resign: stack ${stack.stackName}, bucket ${settings.bucket} at ${settings.endpoint}, keys ${names.join(", ")} (active first)` +
       (dryRun ? ", dry run: nothing is written" : ""),
   );
 
-  const progress = progressReporter(dryRun);
+  const progress = progressLine();
+  // A line on stdout takes the progress line's place on the terminal; the next count draws it again below.
+  const say = (line: string) => {
+    progress.clear();
+    console.log(line);
+  };
   let summary: ResignSummary;
   try {
     summary = await resignCache(store, {
@@ -189,21 +103,28 @@ async function main(): Promise<ExitCode> {
       dryRun,
       concurrency,
       delayBeforeWriteMs,
-      onListed: (n, r) => console.log(`resign: ${n} narinfos to check${r > 0 ? `, ${r} realisations (not handled)` : ""}`),
-      onProgress: progress.update,
+      onListed: (n, r) => say(`resign: ${n} narinfos to check${r > 0 ? `, ${r} realisations (not handled)` : ""}`),
+      onProgress: (done, total, s) => progress.show(progressText(done, total, s, dryRun), done === total),
       onResult: (key, r) => {
-        if (r.kind === "signed" && args.verbose) console.log(`signed ${key}: added ${r.added.join(", ")}`);
-        if (r.kind === "would-sign" && (args.verbose || dryRun)) console.log(`would sign ${key}: add ${r.added.join(", ")}`);
+        if (r.kind === "signed" && args.verbose) say(`signed ${key}: added ${r.added.join(", ")}`);
+        if (r.kind === "would-sign" && (args.verbose || dryRun)) say(`would sign ${key}: add ${r.added.join(", ")}`);
       },
     });
   } catch (err) {
-    progress.end();
     // The listing failed (MinIO unreachable, credentials refused, no bucket): nothing was decided.
     throw new SetupError(`cannot list bucket ${settings.bucket} at ${settings.endpoint}: ${(err as Error).message}`);
+  } finally {
+    progress.clear();
+    bucket.close();
   }
-  progress.end();
   console.log(formatResignReport(summary, dryRun));
   return summary.refused.length > 0 || summary.failed.length > 0 ? EXIT.failed : EXIT.ok;
 }
 
-if (require.main === module) void runCommand("resign", main, { usage: USAGE, known: [SettingsError] });
+commandMain(module, {
+  name: "resign",
+  usage: USAGE,
+  parse: (argv) => parseCommandLine(argv, { options: OPTIONS, usage: USAGE }),
+  run: resign,
+  known: [SettingsError],
+});

@@ -3,7 +3,7 @@
 // in to, or PULUMI_BACKEND_URL), prints one PASS/FAIL line per check and a summary, and exits 1 when a check
 // fails, 2 when it cannot run (bad arguments, stack unreadable); --help prints the usage.
 import * as crypto from "crypto";
-import { EXIT, ExitCode, OptionSpecs, parseCommandLine, runCommand } from "../lib/cli/command";
+import { commandMain, EXIT, ExitCode, OptionSpecs, parseCommandLine, ParsedCommandLine } from "../lib/cli/command";
 import { parseS3StoreUrl } from "../lib/s3/pushTarget";
 import { SettingsError } from "../lib/config/settings";
 import { formatReport, NARINFO_SAMPLE, runChecks } from "../lib/verify/checks";
@@ -25,13 +25,7 @@ const OPTIONS = {
   full: { type: "boolean" },
 } as const satisfies OptionSpecs;
 
-async function main(): Promise<ExitCode> {
-  const parsed = parseCommandLine(process.argv.slice(2), { options: OPTIONS, usage: USAGE });
-  if (parsed === "help") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
-  const args = parsed.values;
+async function verify({ values: args }: ParsedCommandLine<typeof OPTIONS>): Promise<ExitCode> {
   const { stackName, output, settings, admin } = readStack("verify", args.stack);
 
   const pushUrl = output("pushUrl");
@@ -63,4 +57,10 @@ async function main(): Promise<ExitCode> {
 }
 
 // Settings errors name every bad setting and how to fix it: no stack trace.
-void runCommand("verify", main, { usage: USAGE, known: [SettingsError] });
+commandMain(module, {
+  name: "verify",
+  usage: USAGE,
+  parse: (argv) => parseCommandLine(argv, { options: OPTIONS, usage: USAGE }),
+  run: verify,
+  known: [SettingsError],
+});

@@ -1,7 +1,8 @@
-// The command-line convention of the project's commands (npm run verify, host-config, bench; new commands follow
-// it). Pure: no Pulumi runtime, no I/O except in runCommand.
+// The command-line convention of the project's commands (npm run gc, resign, verify, host-config, demo, bench, the
+// builder's GC service; new commands follow it). Pure: no Pulumi runtime, no I/O except in runCommand and runMain.
+// A script's bottom is one call, commandMain(module, { name, usage, parse, run }):
 //   - arguments parsed with node's util.parseArgs, strict (parseCommandLine);
-//   - --help / -h prints the usage to stdout and exits 0;
+//   - --help / -h prints the usage to stdout and exits 0 (runMain);
 //   - exit 0 ok, 1 a check failed or something was refused, 2 could not run (bad arguments, stack unreadable,
 //     missing tool);
 //   - a usage error prints one line naming the bad argument and the allowed ones, then the usage, on stderr,
@@ -118,12 +119,15 @@ export function subsetOf<T extends string>(flag: string, value: string, allowed:
 }
 
 export interface CommandIo {
+  /** Writes a line to stdout. */
+  log(line: string): void;
   /** Writes to stderr. */
   error(text: string): void;
   exit(code: number): void;
 }
 
 const processIo: CommandIo = {
+  log: (line) => console.log(line),
   error: (text) => process.stderr.write(text),
   exit: (code) => process.exit(code),
 };
@@ -165,4 +169,38 @@ export async function runCommand(
     code = report.code;
   }
   io.exit(code);
+}
+
+/** A command: what its errors are prefixed with, its usage, its parser and its work. */
+export interface Command<A> {
+  /** `name: message` on stderr when it fails. */
+  name: string;
+  usage: string;
+  /** The arguments, or "help" for --help/-h: parseCommandLine, or the command's own parser on top of it. */
+  parse(argv: readonly string[]): A | "help";
+  /** The work; its exit code (EXIT.ok when nothing). */
+  run(args: A): Promise<ExitCode | void>;
+  /** Errors whose message says what to do (e.g. SettingsError): printed without a stack trace. */
+  known?: readonly KnownError[];
+}
+
+/** parse, then --help (the usage on stdout, exit 0) or run, then exit with its code; a throw as runCommand says. */
+export async function runMain<A>(command: Command<A>, argv: readonly string[], io: CommandIo = processIo): Promise<void> {
+  const main = async () => {
+    const args = command.parse(argv);
+    if (args === "help") {
+      io.log(command.usage);
+      return EXIT.ok;
+    }
+    return command.run(args);
+  };
+  await runCommand(command.name, main, { usage: command.usage, known: command.known, io });
+}
+
+/**
+ * The bottom of a command's script: runMain on the process's arguments when node runs the script (`mod`, the
+ * script's `module`, is node's main module); nothing when a test or another module imports it.
+ */
+export function commandMain<A>(mod: NodeModule, command: Command<A>): void {
+  if (require.main === mod) void runMain(command, process.argv.slice(2));
 }

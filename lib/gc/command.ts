@@ -3,6 +3,7 @@
 // without dependencies, so the builder's GC script can bundle it.
 import * as fs from "fs";
 import { allowedOptions, EXIT, ExitCode, OptionSpecs, parseCommandLine, UsageError } from "../cli/command";
+import { progressLine, ProgressStream } from "../cli/progress";
 import { checkPinName, formatBytes, formatDuration, narinfoKey, parseDuration, PIN_PREFIX, storePathHash } from "./plan";
 import { GcOptions, GcReport, GcStore, LeaseHeld, readPins, runGc } from "./run";
 
@@ -114,8 +115,8 @@ export function parseGcCommand(argv: readonly string[]): ParsedGcCommand | "help
 
 export interface GcCommandIo {
   log(line: string): void;
-  /** A progress line (only on a terminal); undefined: none. */
-  progress?(line: string): void;
+  /** A progress line (only on a terminal); undefined: none. `final`: the phase's last count, always shown. */
+  progress?(line: string, final: boolean): void;
 }
 
 /**
@@ -141,27 +142,19 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * The io of a process: lines on stdout; a progress line on stderr, rewritten in place, only when stderr is a
- * terminal (systemd's journal and CI logs get none). `endLine` ends a progress line left open (before an error).
+ * The io of a process: lines on stdout; a progress line on stderr (lib/cli/progress.ts: only when it is a
+ * terminal, so systemd's journal and CI logs get none), cleared before each line. `endLine` clears a progress
+ * line left shown (before an error).
  */
-export function processIo(): GcCommandIo & { endLine(): void } {
-  let open = false;
-  const endLine = () => {
-    if (open) process.stderr.write("\n");
-    open = false;
-  };
+export function processIo(stderr: ProgressStream = process.stderr): GcCommandIo & { endLine(): void } {
+  const progress = progressLine(stderr);
   return {
     log: (line) => {
-      endLine();
+      progress.clear();
       console.log(line);
     },
-    progress: process.stderr.isTTY
-      ? (line) => {
-          open = true;
-          process.stderr.write(`\r${line}\x1b[K`);
-        }
-      : undefined,
-    endLine,
+    progress: progress.active ? (line, final) => progress.show(line, final) : undefined,
+    endLine: () => progress.clear(),
   };
 }
 
@@ -236,7 +229,9 @@ export async function runGcAction(action: GcAction, ctx: GcContext, io: GcComman
           settleMs: ctx.settleMs,
           onPhase: (text) => io.log(`gc: ${text}`),
           onDeleted: action.verbose ? (step) => io.log(`deleted ${step.key} (${step.reason})`) : undefined,
-          onProgress: io.progress ? (phase, done, total) => io.progress?.(`gc: ${phase} ${done}${total ? `/${total}` : ""}`) : undefined,
+          onProgress: io.progress
+            ? (phase, done, total) => io.progress?.(`gc: ${phase} ${done}${total ? `/${total}` : ""}`, total > 0 && done === total)
+            : undefined,
         });
       } catch (err) {
         if (err instanceof LeaseHeld) {

@@ -10,8 +10,8 @@
 // invalid: one line naming it).
 import * as fs from "fs";
 import * as os from "os";
-import { EXIT, ExitCode, runCommand, SetupError, UsageError } from "../cli/command";
-import { GC_USAGE, GcCommandIo, parseGcCommand, processAlive, processIo, retainDaysMs, runGcAction } from "./command";
+import { commandMain, ExitCode, SetupError, UsageError } from "../cli/command";
+import { GC_USAGE, GcCommandIo, parseGcCommand, ParsedGcCommand, processAlive, processIo, retainDaysMs, runGcAction } from "./command";
 import { parseAwsCredentials } from "../s3/pushTarget";
 import { S3Rest } from "../s3/client";
 
@@ -123,16 +123,17 @@ export function readGcEnvironment(env: Readonly<Record<string, string | undefine
   return { endpoint: url.origin, region, bucket, retainDays, storeDir, profile, accessKey: keys.accessKey, secretKey: keys.secretKey, ca };
 }
 
-/** One run: the command line, then the environment (so --help needs none), then the action. */
-export async function gcServiceMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: GcCommandIo): Promise<ExitCode> {
+/** The command line: `npm run gc`'s, without --stack. */
+export function parseGcServiceCommand(argv: readonly string[]): ParsedGcCommand | "help" {
   const parsed = parseGcCommand(argv);
-  if (parsed === "help") {
-    io.log(GC_SERVICE_USAGE);
-    return EXIT.ok;
-  }
-  if (parsed.stack !== undefined) {
+  if (parsed !== "help" && parsed.stack !== undefined) {
     throw new UsageError(`--stack does not apply on the builder: ${GC_SERVICE_NAME} reads its bucket from the environment (see --help)`, GC_SERVICE_USAGE);
   }
+  return parsed;
+}
+
+/** One run, after the command line: the environment (so --help needs none), then the action. */
+export async function gcService(parsed: ParsedGcCommand, env: Readonly<Record<string, string | undefined>>, io: GcCommandIo): Promise<ExitCode> {
   const config = readGcEnvironment(env);
   const store = new S3Rest({
     endpoint: config.endpoint,
@@ -162,8 +163,10 @@ export async function gcServiceMain(argv: readonly string[], env: Readonly<Recor
   }
 }
 
-if (require.main === module) {
-  // systemd's journal is no terminal: progress only when a person runs it by hand.
-  const io = processIo();
-  void runCommand(GC_SERVICE_NAME, () => gcServiceMain(process.argv.slice(2), process.env, io), { usage: GC_SERVICE_USAGE });
-}
+// systemd's journal is no terminal: progress only when a person runs it by hand (processIo).
+commandMain(module, {
+  name: GC_SERVICE_NAME,
+  usage: GC_SERVICE_USAGE,
+  parse: parseGcServiceCommand,
+  run: (parsed) => gcService(parsed, process.env, processIo()),
+});

@@ -1,14 +1,17 @@
-// A zero-dependency S3 client for the garbage collector (issue 12): the few calls it makes (ListObjectsV2, GET,
-// HEAD, conditional PUT, DELETE, CopyObject onto itself, the server's clock), SigV4-signed with node's crypto.
-// It runs from `npm run gc` and from the script bundled into the builder's NixOS module, which `node` runs with
-// no node_modules: so it imports node built-ins only, and nothing of this repo. Path-style URLs
-// (endpoint/bucket/key), one keep-alive agent per client, every request bounded by timeoutMs (a MinIO that stops
-// answering fails the run instead of hanging it). Errors are S3Error: the operation, bucket, key and endpoint,
-// S3's <Code> and <Message>, never a credential.
-import * as crypto from "crypto";
+// A zero-dependency S3 client for the garbage collector (issue 12) and `npm run resign`: the few calls they make
+// (ListObjectsV2, GET, HEAD, conditional PUT, DELETE, CopyObject onto itself, the server's clock), SigV4-signed
+// (lib/s3/sigv4.ts) with node's crypto, answers read by lib/s3/xml.ts. It runs from `npm run gc` and from the
+// script bundled into the builder's NixOS module, which `node` runs with no node_modules: so these three files
+// import node built-ins and each other only. Path-style URLs (endpoint/bucket/key), one keep-alive agent per
+// client, every request bounded by timeoutMs (a MinIO that stops answering fails the run instead of hanging it).
+// Errors are S3Error: the operation, bucket, key and endpoint, S3's <Code> and <Message>, never a credential.
 import * as http from "http";
 import * as https from "https";
 import { URL } from "url";
+import { amzDate, authorization, canonicalQuery, EMPTY_SHA256, objectPath, sha256Hex } from "./sigv4";
+import { ListedObject, ListPage, parseErrorBody, parseListPage, stripQuotes } from "./xml";
+
+export type { ListedObject } from "./xml";
 
 export interface S3Location {
   /** http(s)://host[:port] */
@@ -23,15 +26,6 @@ export interface S3Location {
   timeoutMs?: number;
 }
 
-export interface ListedObject {
-  key: string;
-  /** Server time, millisecond precision in listings (HEAD/GET give whole seconds). */
-  lastModified: Date;
-  size: number;
-  /** quotes stripped */
-  etag: string;
-}
-
 export interface ObjectHead {
   /** quotes stripped */
   etag: string;
@@ -41,6 +35,26 @@ export interface ObjectHead {
   contentType?: string;
   /** Nix sets it on compressed narinfos, listings and logs; a touch must send it again (REPLACE drops it). */
   contentEncoding?: string;
+  /** All of the object's metadata, names in lower case (METADATA_HEADERS and x-amz-meta-*): what a PUT that
+   *  replaces the object, or a touch, sends again to keep it. */
+  metadata: Record<string, string>;
+}
+
+/** The standard headers that are an object's metadata (besides the user's x-amz-meta-*): a PUT sets them, a
+ *  CopyObject with REPLACE drops what it does not send again. */
+export const METADATA_HEADERS: readonly string[] = ["content-type", "content-encoding", "cache-control", "content-disposition", "content-language", "expires"];
+
+const isMetadataHeader = (name: string): boolean => METADATA_HEADERS.includes(name) || name.startsWith("x-amz-meta-");
+
+/** `metadata` with names in lower case; throws on a name that is not metadata (it would be signed and sent as is). */
+function metadataHeaders(metadata: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(metadata ?? {})) {
+    const lower = name.toLowerCase();
+    if (!isMetadataHeader(lower)) throw new Error(`S3Rest: '${name}' is not object metadata (allowed: ${METADATA_HEADERS.join(", ")}, x-amz-meta-*)`);
+    out[lower] = value;
+  }
+  return out;
 }
 
 export class S3Error extends Error {
@@ -57,210 +71,6 @@ export class S3Error extends Error {
     if (key !== undefined) this.key = key;
   }
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Signature V4 (pure; tests compare it with the aws4 package)
-
-/** sha256 of the empty body: GET, HEAD, DELETE and CopyObject. */
-export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-export const sha256Hex = (data: Buffer | string): string => crypto.createHash("sha256").update(data).digest("hex");
-
-/** RFC 3986 encoding as SigV4 wants it: unreserved characters (A-Z a-z 0-9 - _ . ~) kept, every other UTF-8 byte %XX. */
-export function uriEncode(s: string): string {
-  // encodeURIComponent also keeps ! ' ( ) *, which S3 encodes; it throws on lone surrogates (not valid keys).
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-/** The path-style path of a bucket or an object: each key segment encoded, '/' kept (S3 does not normalize keys). */
-export function objectPath(bucket: string, key?: string): string {
-  const base = `/${uriEncode(bucket)}`;
-  return key === undefined ? base : `${base}/${key.split("/").map(uriEncode).join("/")}`;
-}
-
-/** The canonical query string, which is also what goes on the wire: names and values encoded, sorted by name. */
-export function canonicalQuery(query: Record<string, string>): string {
-  return Object.entries(query)
-    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
-    .sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join("&");
-}
-
-/** 20261127T194356Z */
-export const amzDate = (d: Date): string => d.toISOString().replace(/[-:]|\.\d{3}/g, "");
-
-export interface SigningInput {
-  method: string;
-  /** Already encoded (objectPath). */
-  path: string;
-  query: Record<string, string>;
-  /** Every header to sign, names in lower case; must hold host, x-amz-date and x-amz-content-sha256. */
-  headers: Record<string, string>;
-  region: string;
-  accessKey: string;
-  secretKey: string;
-}
-
-/** The Authorization header of a request (service s3). */
-export function authorization(input: SigningInput): string {
-  const date = input.headers["x-amz-date"];
-  const payloadHash = input.headers["x-amz-content-sha256"];
-  if (!date || !/^\d{8}T\d{6}Z$/.test(date)) throw new Error("authorization: x-amz-date header missing or malformed");
-  if (!payloadHash) throw new Error("authorization: x-amz-content-sha256 header missing");
-  if (input.headers.host === undefined) throw new Error("authorization: host header missing");
-  const names = Object.keys(input.headers).sort();
-  for (const n of names) if (n !== n.toLowerCase()) throw new Error(`authorization: header name '${n}' is not lower case`);
-  const canonicalHeaders = names.map((n) => `${n}:${input.headers[n].trim().replace(/\s+/g, " ")}\n`).join("");
-  const signedHeaders = names.join(";");
-  const canonicalRequest = [input.method, input.path, canonicalQuery(input.query), canonicalHeaders, signedHeaders, payloadHash].join("\n");
-  const scope = `${date.slice(0, 8)}/${input.region}/s3/aws4_request`;
-  const stringToSign = ["AWS4-HMAC-SHA256", date, scope, sha256Hex(canonicalRequest)].join("\n");
-  const hmac = (key: Buffer | string, data: string) => crypto.createHmac("sha256", key).update(data, "utf8").digest();
-  const signingKey = hmac(hmac(hmac(hmac(`AWS4${input.secretKey}`, date.slice(0, 8)), input.region), "s3"), "aws4_request");
-  const signature = crypto.createHmac("sha256", signingKey).update(stringToSign, "utf8").digest("hex");
-  return `AWS4-HMAC-SHA256 Credential=${input.accessKey}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// XML (pure): a small well-formedness-checking parser for S3's answers; no DTDs, no external entities.
-
-export interface XmlElement {
-  /** Local name (a namespace prefix is dropped). */
-  name: string;
-  children: XmlElement[];
-  /** The element's own text (CDATA included), entities decoded. */
-  text: string;
-}
-
-const NAMED_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
-
-/** Decodes the five XML entities and character references; anything else after '&' is malformed XML. */
-export function decodeXmlEntities(s: string): string {
-  return s.replace(/&([^;&\s]*);?/g, (all, ref: string) => {
-    if (!all.endsWith(";")) throw new Error(`XML: '&' not starting an entity near '${all.slice(0, 20)}'`);
-    if (ref in NAMED_ENTITIES) return NAMED_ENTITIES[ref];
-    const m = /^#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}))$/.exec(ref);
-    if (!m) throw new Error(`XML: unknown entity ${all}`);
-    const cp = m[1] !== undefined ? parseInt(m[1], 16) : parseInt(m[2], 10);
-    if (cp === 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) throw new Error(`XML: invalid character reference ${all}`);
-    return String.fromCodePoint(cp);
-  });
-}
-
-const localName = (qname: string): string => qname.slice(qname.indexOf(":") + 1);
-
-/** Parses one XML document into its root element. Throws on anything that is not well-formed. */
-export function parseXml(xml: string): XmlElement {
-  let i = xml.charCodeAt(0) === 0xfeff ? 1 : 0;
-  const stack: XmlElement[] = [];
-  let root: XmlElement | undefined;
-  const fail = (what: string): never => {
-    throw new Error(`XML: ${what} at offset ${i}`);
-  };
-  const skipPast = (end: string) => {
-    const j = xml.indexOf(end, i);
-    if (j < 0) fail(`unterminated '${xml.slice(i, i + 9)}'`);
-    i = j + end.length;
-  };
-  while (i < xml.length) {
-    const lt = xml.indexOf("<", i);
-    const text = xml.slice(i, lt < 0 ? xml.length : lt);
-    if (text !== "") {
-      const top = stack[stack.length - 1];
-      if (top) top.text += decodeXmlEntities(text);
-      else if (text.trim() !== "") fail("text outside the root element");
-    }
-    if (lt < 0) break;
-    i = lt;
-    if (xml.startsWith("<?", i)) skipPast("?>");
-    else if (xml.startsWith("<!--", i)) skipPast("-->");
-    else if (xml.startsWith("<![CDATA[", i)) {
-      const start = i + 9;
-      skipPast("]]>");
-      const top = stack[stack.length - 1];
-      if (!top) fail("CDATA outside the root element");
-      else top.text += xml.slice(start, i - 3);
-    } else if (xml.startsWith("<!", i)) fail("DTDs are not accepted");
-    else if (xml.startsWith("</", i)) {
-      const m = /^<\/([^\s>]+)\s*>/.exec(xml.slice(i, i + 300));
-      if (!m) fail("malformed end tag");
-      const open = stack.pop();
-      const name = localName(m![1]);
-      if (!open || open.name !== name) fail(`end tag </${name}> does not match <${open?.name ?? "nothing"}>`);
-      i += m![0].length;
-    } else {
-      // A start tag: name, then attributes whose quoted values may hold '>' and '/'.
-      const m = /^<([A-Za-z_][\w.:-]*)((?:\s+[\w.:-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>/.exec(xml.slice(i, i + 4096));
-      if (!m) fail("malformed start tag");
-      const el: XmlElement = { name: localName(m![1]), children: [], text: "" };
-      const parent = stack[stack.length - 1];
-      if (parent) parent.children.push(el);
-      else if (root) fail("a second root element");
-      else root = el;
-      if (m![3] !== "/") stack.push(el);
-      i += m![0].length;
-    }
-  }
-  if (stack.length > 0) throw new Error(`XML: <${stack[stack.length - 1].name}> is not closed`);
-  if (!root) throw new Error("XML: no root element");
-  return root;
-}
-
-const child = (el: XmlElement, name: string): XmlElement | undefined => el.children.find((c) => c.name === name);
-const childText = (el: XmlElement, name: string): string | undefined => child(el, name)?.text;
-const stripQuotes = (etag: string): string => etag.trim().replace(/^"(.*)"$/, "$1");
-
-export interface ListPage {
-  objects: ListedObject[];
-  isTruncated: boolean;
-  nextContinuationToken?: string;
-}
-
-/** A string that holds its own characters (not a slice that pins a bigger string in memory). */
-export const ownCopy = (s: string): string => Buffer.from(s, "utf8").toString("utf8");
-
-/** One ListObjectsV2 answer. Throws on a document that is not one, or on a <Contents> missing a field. */
-export function parseListPage(xml: string): ListPage {
-  const root = parseXml(xml);
-  if (root.name !== "ListBucketResult") throw new Error(`ListObjectsV2: expected <ListBucketResult>, got <${root.name}>`);
-  const objects = root.children
-    .filter((c) => c.name === "Contents")
-    .map((c): ListedObject => {
-      const key = childText(c, "Key");
-      if (key === undefined || key === "") throw new Error("ListObjectsV2: <Contents> without a <Key>");
-      const lastModified = new Date(childText(c, "LastModified") ?? "");
-      if (Number.isNaN(lastModified.getTime())) throw new Error(`ListObjectsV2: ${key}: no valid <LastModified>`);
-      const sizeText = childText(c, "Size") ?? "";
-      if (!/^\d+$/.test(sizeText.trim())) throw new Error(`ListObjectsV2: ${key}: no valid <Size>`);
-      const etag = childText(c, "ETag");
-      if (etag === undefined) throw new Error(`ListObjectsV2: ${key}: no <ETag>`);
-      // Copies: V8 keeps a sliced string's whole source alive, and a caller keeping a million keys would keep
-      // every listing page (the GC's inventory of 100,000 narinfos: 68 MiB of XML) with them.
-      return { key: ownCopy(key), lastModified, size: Number(sizeText.trim()), etag: ownCopy(stripQuotes(etag)) };
-    });
-  const truncated = (childText(root, "IsTruncated") ?? "false").trim();
-  if (truncated !== "true" && truncated !== "false") throw new Error(`ListObjectsV2: <IsTruncated> is '${truncated}'`);
-  const token = childText(root, "NextContinuationToken");
-  return { objects, isTruncated: truncated === "true", ...(token ? { nextContinuationToken: token } : {}) };
-}
-
-/** <Code> and <Message> of an S3 error body; empty when the body is not an S3 <Error> document. */
-export function parseErrorBody(body: string): { code?: string; message?: string } {
-  if (body.trim() === "") return {};
-  try {
-    const root = parseXml(body);
-    if (root.name !== "Error") return {};
-    const code = childText(root, "Code")?.trim();
-    const message = childText(root, "Message")?.trim();
-    return { ...(code ? { code } : {}), ...(message ? { message } : {}) };
-  } catch {
-    return {};
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The client
 
 interface RawResponse {
   status: number;
@@ -378,14 +188,14 @@ export class S3Rest {
   }
 
   /** PUT with optional If-None-Match: * (ifAbsent) or If-Match: etag. "exists" = 412 with ifAbsent, "changed" = 412
-   *  with ifMatch, "gone" = 404 with ifMatch. */
+   *  with ifMatch, "gone" = 404 with ifMatch. `metadata` (ObjectHead.metadata) is sent as it is, contentType over it. */
   async put(
     key: string,
     body: Buffer | string,
-    opts: { contentType?: string; ifAbsent?: boolean; ifMatch?: string } = {},
+    opts: { contentType?: string; ifAbsent?: boolean; ifMatch?: string; metadata?: Record<string, string> } = {},
   ): Promise<{ outcome: "written" | "exists" | "changed" | "gone"; etag?: string }> {
     if (opts.ifAbsent && opts.ifMatch !== undefined) throw new Error("S3Rest.put: ifAbsent and ifMatch exclude each other");
-    const headers: Record<string, string> = {};
+    const headers = metadataHeaders(opts.metadata);
     if (opts.contentType !== undefined) headers["content-type"] = opts.contentType;
     if (opts.ifAbsent) headers["if-none-match"] = "*";
     if (opts.ifMatch !== undefined) headers["if-match"] = `"${stripQuotes(opts.ifMatch)}"`;
@@ -410,9 +220,16 @@ export class S3Rest {
 
   /** CopyObject of key onto itself with x-amz-metadata-directive: REPLACE and the given Content-Type (metadata-only
    *  on MinIO: same ETag, new LastModified); optional x-amz-copy-source-if-match. REPLACE drops the object's other
-   *  metadata, so pass its Content-Encoding (ObjectHead.contentEncoding) when it has one. */
-  async touch(key: string, contentType: string, ifMatch?: string, opts: { contentEncoding?: string } = {}): Promise<"touched" | "gone" | "changed"> {
+   *  metadata, so pass its Content-Encoding (ObjectHead.contentEncoding) when it has one, or all of it
+   *  (ObjectHead.metadata; contentType and contentEncoding go over it). */
+  async touch(
+    key: string,
+    contentType: string,
+    ifMatch?: string,
+    opts: { contentEncoding?: string; metadata?: Record<string, string> } = {},
+  ): Promise<"touched" | "gone" | "changed"> {
     const headers: Record<string, string> = {
+      ...metadataHeaders(opts.metadata),
       "x-amz-copy-source": objectPath(this.bucket, key),
       "x-amz-metadata-directive": "REPLACE",
       "content-type": contentType,
@@ -458,7 +275,19 @@ export class S3Rest {
     if (etag === undefined || Number.isNaN(lastModified.getTime())) throw this.error(op, res.status, "InvalidResponse", "no ETag or Last-Modified", key);
     const contentType = header(res, "content-type");
     const contentEncoding = header(res, "content-encoding");
-    return { etag: stripQuotes(etag), lastModified, size, ...(contentType ? { contentType } : {}), ...(contentEncoding ? { contentEncoding } : {}) };
+    const metadata: Record<string, string> = {};
+    for (const name of Object.keys(res.headers)) {
+      const value = header(res, name);
+      if (isMetadataHeader(name) && value !== undefined) metadata[name] = value;
+    }
+    return {
+      etag: stripQuotes(etag),
+      lastModified,
+      size,
+      ...(contentType ? { contentType } : {}),
+      ...(contentEncoding ? { contentEncoding } : {}),
+      metadata,
+    };
   }
 
   /** S3's <Code> of an error answer (MinIO puts it in a header for HEAD, which has no body). */

@@ -4,12 +4,14 @@
 // meanwhile is never overwritten (the write is refused with 412; the object is read and decided again). Killed
 // half-way, a second run finishes the rest; a second run after a complete one changes nothing. The NAR of each
 // rewritten narinfo is touched first, so the expiry rule never leaves the narinfo behind it. The storage side
-// is a ResignStore (the command's is S3; unit tests pass an in-memory one). No Pulumi runtime.
+// is a ResignStore: the command's is the bucket through lib/s3/client.ts (s3ResignStore), the GC's own client;
+// unit tests pass an in-memory one. No Pulumi runtime.
+import type { S3Rest } from "../s3/client";
 import { binaryCacheContentType } from "../s3/pushTarget";
 import { narKeyOf } from "../gc/plan";
 import { parseNarinfo, resignDecision, SigningKey } from "./narinfo";
 
-/** One object as read: its bytes, its ETag (as the server sent it, quotes included) and its headers (lower case). */
+/** One object as read: its bytes, its ETag (what the write's If-Match sends back) and its metadata headers (lower case). */
 export interface StoredObject {
   body: Buffer;
   etag: string;
@@ -34,6 +36,42 @@ export interface ResignStore {
    * (with `dryRun`, only looks): "gone" when it does not exist.
    */
   touch(key: string, dryRun: boolean): Promise<"touched" | "gone">;
+}
+
+/** What s3ResignStore needs of the bucket (lib/s3/client.ts S3Rest). */
+export type ResignBucket = Pick<S3Rest, "list" | "get" | "head" | "put" | "touch">;
+
+/** The NAR's Content-Type for a touch when its HEAD gave none (S3's default for an object uploaded without one). */
+const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+
+/** The bucket as resign sees it, through lib/s3/client.ts. */
+export function s3ResignStore(bucket: ResignBucket): ResignStore {
+  return {
+    async *list() {
+      for await (const o of bucket.list()) yield o.key;
+    },
+    async read(key) {
+      const o = await bucket.get(key);
+      return o && { body: o.body, etag: o.etag, headers: o.metadata };
+    },
+    async write(key, body, ifMatch, headers) {
+      if (!ifMatch) throw new Error(`no ETag for ${key}: refusing an unconditional write`);
+      const { outcome } = await bucket.put(key, body, { ifMatch, metadata: headers });
+      if (outcome === "exists") throw new Error(`PUT ${key} with If-Match answered as an If-None-Match`);
+      return outcome;
+    },
+    async touch(key, dryRun) {
+      const head = await bucket.head(key);
+      if (!head) return "gone";
+      if (dryRun) return "touched";
+      // A copy onto itself with the metadata replaced by the same metadata: MinIO rewrites only the metadata
+      // (content and ETag stay) and the object's age starts again.
+      const contentType = head.metadata["content-type"] ?? DEFAULT_CONTENT_TYPE;
+      const outcome = await bucket.touch(key, contentType, head.etag, { metadata: head.metadata });
+      // "changed": uploaded again since the HEAD, so just as fresh.
+      return outcome === "gone" ? "gone" : "touched";
+    },
+  };
 }
 
 /** Headers a re-signed narinfo keeps from the object it replaces (a PUT replaces all of an object's metadata). */

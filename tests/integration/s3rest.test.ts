@@ -110,7 +110,13 @@ describe("over http", () => {
     expect(got?.body.toString()).toBe(body);
     expect(got).toMatchObject({ etag: md5(body), size: Buffer.byteLength(body), contentType: "text/x-nix-narinfo" });
     const head = await s3.head("0000000000000000000000000000000b.narinfo");
-    expect(head).toEqual({ etag: md5(body), size: Buffer.byteLength(body), contentType: "text/x-nix-narinfo", lastModified: got?.lastModified });
+    expect(head).toEqual({
+      etag: md5(body),
+      size: Buffer.byteLength(body),
+      contentType: "text/x-nix-narinfo",
+      lastModified: got?.lastModified,
+      metadata: { "content-type": "text/x-nix-narinfo" },
+    });
     expect(Math.abs((head?.lastModified.getTime() ?? 0) - Date.now())).toBeLessThan(10_000);
   });
 
@@ -171,6 +177,20 @@ describe("over http", () => {
     const replaced = await s3.head("listing.ls");
     expect(replaced?.contentType).toBe("text/plain");
     expect(replaced?.contentEncoding).toBeUndefined();
+  });
+
+  test("metadata: a PUT sets it, get and head give it back, a touch with it keeps it (what resign relies on)", async () => {
+    const key = "0000000000000000000000000000000e.narinfo";
+    const metadata = { "content-type": "text/x-nix-narinfo", "cache-control": "public, max-age=3600", "x-amz-meta-origin": "it-s3rest" };
+    expect((await s3.put(key, "x\n", { metadata })).outcome).toBe("written");
+    expect((await s3.get(key))?.metadata).toEqual(metadata);
+    const head = await s3.head(key);
+    expect(head?.metadata).toEqual(metadata);
+    expect(await s3.touch(key, "text/x-nix-narinfo", head?.etag, { metadata: head?.metadata })).toBe("touched");
+    expect((await s3.head(key))?.metadata).toEqual(metadata);
+    // Without it, REPLACE drops what is not sent.
+    expect(await s3.touch(key, "text/x-nix-narinfo")).toBe("touched");
+    expect((await s3.head(key))?.metadata).toEqual({ "content-type": "text/x-nix-narinfo" });
   });
 
   test("serverTime is the server's clock (this machine's, within a few seconds)", async () => {

@@ -1,13 +1,16 @@
-// The command-line convention shared by verify, host-config and bench (lib/cli/command.ts).
+// The command-line convention shared by the project's commands (lib/cli/command.ts).
 import {
   allowedOptions,
+  Command,
   CommandIo,
+  commandMain,
   EXIT,
   failureReport,
   OptionSpecs,
   parseCommandLine,
   positiveInteger,
   runCommand,
+  runMain,
   SetupError,
   subsetOf,
   UsageError,
@@ -129,7 +132,7 @@ describe("failureReport and runCommand", () => {
 
   async function run(main: () => Promise<0 | 1 | 2 | void>) {
     const io = { stderr: "", code: -1 };
-    const fake: CommandIo = { error: (t) => void (io.stderr += t), exit: (c) => void (io.code = c) };
+    const fake: CommandIo = { log: () => undefined, error: (t) => void (io.stderr += t), exit: (c) => void (io.code = c) };
     await runCommand("thing", main, { usage: USAGE, known: [KnownError], io: fake });
     return io;
   }
@@ -142,5 +145,52 @@ describe("failureReport and runCommand", () => {
       code: 2,
     });
     expect(await run(async () => { throw new KnownError("no such stack"); })).toEqual({ stderr: "thing: no such stack\n", code: 2 });
+  });
+});
+
+describe("runMain and commandMain (a script's bottom)", () => {
+  class KnownError extends Error {}
+  const ran: unknown[] = [];
+  const command: Command<{ stack?: string; dryRun: boolean }> = {
+    name: "thing",
+    usage: USAGE,
+    parse: (argv) => {
+      const parsed = parse([...argv]);
+      return parsed === "help" ? "help" : { stack: parsed.values.stack, dryRun: parsed.values["dry-run"] ?? false };
+    },
+    run: async (args) => {
+      ran.push(args);
+      if (args.stack === "broken") throw new KnownError("stack broken cannot be read");
+      return args.dryRun ? EXIT.ok : EXIT.failed;
+    },
+    known: [KnownError],
+  };
+  async function main(argv: string[]) {
+    const io = { stdout: "", stderr: "", code: -1 };
+    const fake: CommandIo = { log: (l) => void (io.stdout += `${l}\n`), error: (t) => void (io.stderr += t), exit: (c) => void (io.code = c) };
+    await runMain(command, argv, fake);
+    return io;
+  }
+  beforeEach(() => (ran.length = 0));
+
+  test("--help prints the usage on stdout and exits 0 without running; otherwise run gets the parsed arguments and its code is the exit code", async () => {
+    expect(await main(["--dry-run", "-h"])).toEqual({ stdout: `${USAGE}\n`, stderr: "", code: 0 });
+    expect(ran).toEqual([]);
+    expect(await main(["--dry-run", "-s", "prod"])).toEqual({ stdout: "", stderr: "", code: 0 });
+    expect(await main([])).toEqual({ stdout: "", stderr: "", code: 1 });
+    expect(ran).toEqual([{ stack: "prod", dryRun: true }, { stack: undefined, dryRun: false }]);
+  });
+
+  test("a bad argument: the usage error and exit 2, nothing run; a known error from run: its message, exit 2", async () => {
+    expect(await main(["--bogus"])).toEqual({ stdout: "", stderr: `thing: unknown argument '--bogus' ${ALLOWED}\n${USAGE}\n`, code: 2 });
+    expect(ran).toEqual([]);
+    expect(await main(["--stack", "broken"])).toEqual({ stdout: "", stderr: "thing: stack broken cannot be read\n", code: 2 });
+  });
+
+  test("commandMain runs nothing when the module is not the program node runs (a test importing the script)", () => {
+    // Jest makes this test file node's main module: a module object of the same shape that is not it.
+    const imported = { ...module } as NodeModule;
+    commandMain(imported, command);
+    expect(ran).toEqual([]);
   });
 });

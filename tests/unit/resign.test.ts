@@ -4,7 +4,17 @@
 import * as crypto from "crypto";
 import { fingerprint, parseNarinfo, verifySignatures } from "../../lib/signing/narinfo";
 import { narKeyOf } from "../../lib/gc/plan";
-import { formatResignReport, headersToKeep, resignCache, ResignStore, StoredObject, summaryLine, WriteOutcome } from "../../lib/signing/resign";
+import {
+  formatResignReport,
+  headersToKeep,
+  ResignBucket,
+  resignCache,
+  ResignStore,
+  s3ResignStore,
+  StoredObject,
+  summaryLine,
+  WriteOutcome,
+} from "../../lib/signing/resign";
 import { generateKeypair, signDetached } from "../../lib/signing/signingKey";
 import { stackKeys } from "../../scripts/resign";
 
@@ -198,6 +208,79 @@ describe("resignCache", () => {
     expect(narKeyOf("https://mirror.example/nar/x.nar.xz")).toBeUndefined();
     expect(narKeyOf("/nar/x.nar")).toBeUndefined();
     expect(narKeyOf("nar/../../x.nar")).toBeUndefined();
+  });
+});
+
+/** lib/s3/client.ts's answers over a Map, recording every conditional call; `answer` overrides a put's or touch's. */
+class FakeS3 implements ResignBucket {
+  objects = new Map<string, { body: Buffer; etag: string; metadata: Record<string, string> }>();
+  calls: string[] = [];
+  answer?: "changed" | "gone" | "exists";
+
+  add(key: string, body: string, metadata: Record<string, string>) {
+    this.objects.set(key, { body: Buffer.from(body), etag: crypto.createHash("md5").update(body).digest("hex"), metadata });
+  }
+  async *list() {
+    for (const [key, o] of this.objects) yield { key, lastModified: new Date(0), size: o.body.length, etag: o.etag };
+  }
+  async head(key: string) {
+    const o = this.objects.get(key);
+    return o && { etag: o.etag, lastModified: new Date(0), size: o.body.length, metadata: { ...o.metadata } };
+  }
+  async get(key: string) {
+    const o = this.objects.get(key);
+    return o && { etag: o.etag, lastModified: new Date(0), size: o.body.length, metadata: { ...o.metadata }, body: o.body };
+  }
+  async put(key: string, body: Buffer | string, opts: { ifMatch?: string; metadata?: Record<string, string> } = {}) {
+    this.calls.push(`put ${key} if-match ${opts.ifMatch} ${JSON.stringify(opts.metadata)}`);
+    if (this.answer) return { outcome: this.answer };
+    this.add(key, body.toString(), opts.metadata ?? {});
+    return { outcome: "written" as const };
+  }
+  async touch(key: string, contentType: string, ifMatch?: string, opts: { metadata?: Record<string, string> } = {}) {
+    this.calls.push(`touch ${key} ${contentType} if-match ${ifMatch} ${JSON.stringify(opts.metadata)}`);
+    return this.answer === "changed" || this.answer === "gone" ? this.answer : "touched";
+  }
+}
+
+describe("s3ResignStore (the bucket through lib/s3/client.ts)", () => {
+  test("a narinfo is read with its ETag and metadata, its NAR touched with its own, then written back If-Match with the kept headers", async () => {
+    const s3 = new FakeS3();
+    const text = narinfo(0, previous);
+    s3.add("a0.narinfo", text, { "content-type": "text/x-nix-narinfo", "cache-control": "max-age=60", "x-amz-meta-who": "builder" });
+    s3.add("nar/0.nar.zst", "nar", { "content-type": "application/x-nix-nar", "x-amz-meta-n": "0" });
+    const s = await resignCache(s3ResignStore(s3), { keys: KEYS });
+    expect(s).toMatchObject({ total: 1, signed: 1, refused: [], failed: [] });
+    const etag = crypto.createHash("md5").update(text).digest("hex");
+    expect(s3.calls).toEqual([
+      `touch nar/0.nar.zst application/x-nix-nar if-match ${crypto.createHash("md5").update("nar").digest("hex")} {"content-type":"application/x-nix-nar","x-amz-meta-n":"0"}`,
+      `put a0.narinfo if-match ${etag} {"Content-Type":"text/x-nix-narinfo","cache-control":"max-age=60","x-amz-meta-who":"builder"}`,
+    ]);
+    expect(names(s3.objects.get("a0.narinfo")?.body.toString())).toEqual(names(narinfo(0, active, previous)));
+  });
+
+  test("outcomes: a write 'changed' or 'gone' as the client says; a touch of a changed NAR is as fresh, of a missing one 'gone'; a dry run only looks", async () => {
+    const s3 = new FakeS3();
+    s3.add("nar/1.nar", "nar", {});
+    const store = s3ResignStore(s3);
+    expect(await store.read("missing.narinfo")).toBeUndefined();
+    expect(await store.read("nar/1.nar")).toEqual({ body: Buffer.from("nar"), etag: crypto.createHash("md5").update("nar").digest("hex"), headers: {} });
+    expect(await store.touch("nar/none.nar", false)).toBe("gone");
+    expect(await store.touch("nar/1.nar", true)).toBe("touched");
+    expect(s3.calls).toEqual([]);
+    expect(await store.touch("nar/1.nar", false)).toBe("touched");
+    expect(s3.calls[0]).toMatch(/^touch nar\/1\.nar application\/octet-stream if-match /);
+    s3.answer = "changed";
+    expect(await store.touch("nar/1.nar", false)).toBe("touched");
+    expect(await store.write("a.narinfo", Buffer.from("x"), "e", {})).toBe("changed");
+    s3.answer = "gone";
+    expect(await store.touch("nar/1.nar", false)).toBe("gone");
+    expect(await store.write("a.narinfo", Buffer.from("x"), "e", {})).toBe("gone");
+    s3.answer = "exists";
+    await expect(store.write("a.narinfo", Buffer.from("x"), "e", {})).rejects.toThrow(/answered as an If-None-Match/);
+    const calls = s3.calls.length;
+    await expect(store.write("a.narinfo", Buffer.from("x"), "", {})).rejects.toThrow(/refusing an unconditional write/);
+    expect(s3.calls.length).toBe(calls);
   });
 });
 

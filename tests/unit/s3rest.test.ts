@@ -1,7 +1,8 @@
-// lib/s3/client.ts without MinIO: its SigV4 against AWS's published examples and the aws4 package (on the pure
-// function and on the requests the client really sends, captured by a local HTTP server), the ListObjectsV2 and
-// error-body parsing on MinIO's and AWS's real output, and the client's answers to what a server can do: pages
-// held back, errors, HEAD without body, silence (Timeout), a refused port (Network), a kept-alive socket dropped.
+// lib/s3/client.ts (with its sigv4.ts and xml.ts) without MinIO: its SigV4 against AWS's published examples and
+// the aws4 package (on the pure function and on the requests the client really sends, captured by a local HTTP
+// server), the ListObjectsV2 and error-body parsing on MinIO's and AWS's real output, and the client's answers to
+// what a server can do: pages held back, errors, HEAD without body, silence (Timeout), a refused port (Network),
+// a kept-alive socket dropped.
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -12,18 +13,9 @@ import * as path from "path";
 import * as util from "util";
 import * as aws4 from "aws4";
 import * as ts from "typescript";
-import {
-  authorization,
-  canonicalQuery,
-  decodeXmlEntities,
-  EMPTY_SHA256,
-  objectPath,
-  parseErrorBody,
-  parseListPage,
-  parseXml,
-  S3Rest,
-  uriEncode,
-} from "../../lib/s3/client";
+import { S3Rest } from "../../lib/s3/client";
+import { authorization, canonicalQuery, EMPTY_SHA256, objectPath, uriEncode } from "../../lib/s3/sigv4";
+import { decodeXmlEntities, parseErrorBody, parseListPage, parseXml } from "../../lib/s3/xml";
 import { s3ErrorOf } from "../support/s3ErrorOf";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -325,7 +317,13 @@ describe("the requests the client sends", () => {
     expect((await c.put(key, Buffer.from([0, 255]), { ifMatch: '"0123abc"' })).outcome).toBe("written");
     expect(await c.touch(key, "text/x-nix-narinfo", "0123abc", { contentEncoding: "br" })).toBe("touched");
     expect((await c.get(key))?.body.toString()).toBe("body");
-    expect(await c.head(key)).toEqual({ etag: "0123abc", lastModified: new Date("2026-11-27T19:48:07Z"), size: 4, contentType: "text/x-nix-narinfo" });
+    expect(await c.head(key)).toEqual({
+      etag: "0123abc",
+      lastModified: new Date("2026-11-27T19:48:07Z"),
+      size: 4,
+      contentType: "text/x-nix-narinfo",
+      metadata: { "content-type": "text/x-nix-narinfo" },
+    });
     await c.delete(key);
     await c.serverTime();
     c.close();
@@ -369,6 +367,30 @@ describe("the requests the client sends", () => {
       "content-length": "0",
     });
     expect(touch.body.length).toBe(0);
+  });
+});
+
+describe("object metadata", () => {
+  test("get and head give every metadata header (names in lower case) and no other", async () => {
+    const extra = { "Cache-Control": "public, max-age=60", "Content-Disposition": "inline", "X-Amz-Meta-Origin": "it", "x-amz-request-id": "r1", "x-minio-x": "y" };
+    handler = (req, res) => res.writeHead(200, { ...objectHeaders, ...extra, "content-length": "4" }).end(req.method === "HEAD" ? undefined : "body");
+    const want = { "content-type": "text/x-nix-narinfo", "cache-control": "public, max-age=60", "content-disposition": "inline", "x-amz-meta-origin": "it" };
+    expect((await client().get("k"))?.metadata).toEqual(want);
+    expect((await client().head("k"))?.metadata).toEqual(want);
+  });
+
+  test("put and touch send the metadata given, in lower case, contentType over it; a header that is not metadata is refused", async () => {
+    handler = (req, res) => res.writeHead(200, { etag: '"e"' }).end(req.headers["x-amz-copy-source"] ? "<CopyObjectResult></CopyObjectResult>" : undefined);
+    const metadata = { "Content-Type": "text/x-nix-narinfo", "cache-control": "no-cache", "x-amz-meta-origin": "it", Expires: "Thu, 01 Jan 2099 00:00:00 GMT" };
+    expect((await client().put("k", "x", { ifMatch: "e", metadata })).outcome).toBe("written");
+    expect(await client().touch("k", "text/plain", "e", { metadata })).toBe("touched");
+    const [put, touch] = seen;
+    expect(put.headers).toMatchObject({ "content-type": "text/x-nix-narinfo", "cache-control": "no-cache", "x-amz-meta-origin": "it", expires: metadata.Expires, "if-match": '"e"' });
+    expect(touch.headers).toMatchObject({ "content-type": "text/plain", "cache-control": "no-cache", "x-amz-meta-origin": "it", "x-amz-metadata-directive": "REPLACE" });
+    for (const r of seen) expect(/SignedHeaders=[^,]*x-amz-meta-origin/.test(String(r.headers.authorization))).toBe(true);
+    await expect(client().put("k", "x", { metadata: { "If-None-Match": "*" } })).rejects.toThrow(/'If-None-Match' is not object metadata/);
+    await expect(client().touch("k", "a/b", undefined, { metadata: { host: "elsewhere" } })).rejects.toThrow(/'host' is not object metadata/);
+    expect(seen.length).toBe(2);
   });
 });
 
@@ -534,25 +556,35 @@ describe("the client's answers", () => {
 });
 
 describe("zero dependencies", () => {
-  const source = fs.readFileSync(path.join(__dirname, "..", "..", "lib", "s3", "client.ts"), "utf8");
+  const S3_DIR = path.join(__dirname, "..", "..", "lib", "s3");
+  const FILES = ["client", "sigv4", "xml"];
+  const sourceOf = (name: string) => fs.readFileSync(path.join(S3_DIR, `${name}.ts`), "utf8");
 
-  test("lib/s3/client.ts imports node built-ins only", () => {
-    const specifiers = [...source.matchAll(/(?:\bfrom\s+|\bimport\s+|\brequire\()\s*["']([^"']+)["']/g)].map((m) => m[1]);
-    expect(specifiers.length).toBeGreaterThan(0);
-    expect(specifiers.filter((s) => !["crypto", "http", "https", "url"].includes(s))).toEqual([]);
+  test.each(FILES)("lib/s3/%s.ts imports node built-ins and its siblings only", (name) => {
+    const specifiers = [...sourceOf(name).matchAll(/(?:\bfrom\s+|\bimport\s+|\brequire\()\s*["']([^"']+)["']/g)].map((m) => m[1]);
+    expect(specifiers.filter((s) => !["crypto", "http", "https", "url", "./sigv4", "./xml"].includes(s))).toEqual([]);
+  });
+
+  test("the client's files are all of lib/s3/ that it imports, and it imports both", () => {
+    const specifiers = [...sourceOf("client").matchAll(/\bfrom\s+["'](\.[^"']+)["']/g)].map((m) => m[1]);
+    expect([...new Set(specifiers)].sort()).toEqual(["./sigv4", "./xml"]);
   });
 
   test("transpiled alone, it runs under plain node far from any node_modules (as on the builder)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3rest-alone-"));
     try {
-      const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
-      fs.writeFileSync(path.join(dir, "s3rest.js"), js);
+      for (const name of FILES) {
+        const js = ts.transpileModule(sourceOf(name), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+        fs.writeFileSync(path.join(dir, `${name}.js`), js);
+      }
       const script = `
-        const s = require("./s3rest.js");
-        const page = s.parseListPage('<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a&amp;b</Key><LastModified>2026-01-01T00:00:00Z</LastModified><ETag>&#34;e&#34;</ETag><Size>3</Size></Contents></ListBucketResult>');
-        const auth = s.authorization({ method: "GET", path: "/test.txt", query: {}, region: "us-east-1", accessKey: "${ACCESS}", secretKey: "${SECRET}",
-          headers: { host: "examplebucket.s3.amazonaws.com", range: "bytes=0-9", "x-amz-content-sha256": s.EMPTY_SHA256, "x-amz-date": "20130524T000000Z" } });
-        new s.S3Rest({ endpoint: "http://127.0.0.1:1", region: "", bucket: "b", accessKey: "a", secretKey: "s" }).close();
+        const { S3Rest } = require("./client.js");
+        const { parseListPage } = require("./xml.js");
+        const { authorization, EMPTY_SHA256 } = require("./sigv4.js");
+        const page = parseListPage('<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a&amp;b</Key><LastModified>2026-01-01T00:00:00Z</LastModified><ETag>&#34;e&#34;</ETag><Size>3</Size></Contents></ListBucketResult>');
+        const auth = authorization({ method: "GET", path: "/test.txt", query: {}, region: "us-east-1", accessKey: "${ACCESS}", secretKey: "${SECRET}",
+          headers: { host: "examplebucket.s3.amazonaws.com", range: "bytes=0-9", "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": "20130524T000000Z" } });
+        new S3Rest({ endpoint: "http://127.0.0.1:1", region: "", bucket: "b", accessKey: "a", secretKey: "s" }).close();
         console.log(JSON.stringify({ key: page.objects[0].key, sig: auth.slice(-64) }));`;
       const run = spawnSync(process.execPath, ["-e", script], { cwd: dir, encoding: "utf8", env: { PATH: process.env.PATH ?? "" } });
       expect(run.stderr).toBe("");
