@@ -23,6 +23,8 @@ are removed too, so hosts are never served an incomplete closure. One GC runs at
   --dry-run              delete nothing; report what would go
   --retain-days N        keep closures of paths pushed or refreshed in the last N days (default: the stack's
                          nix-cache:retainDays, 7); 0 with --grace 0s keeps only pinned closures
+  --retain-since TIME    instead: keep closures of paths pushed or refreshed at or after TIME (ISO 8601 with a
+                         time zone, e.g. 2026-12-01T00:00:00Z)
   --grace DURATION       never delete what is younger than this, e.g. 6h, 30m, 0s (default ${DEFAULT_GRACE}; longer than any push)
   --keep-broken          report broken closures but do not remove them
   --verbose              one line per deleted key
@@ -37,13 +39,14 @@ export const GC_OPTIONS = {
   stack: { type: "string", short: "s", valueName: "NAME" },
   "dry-run": { type: "boolean" },
   "retain-days": { type: "string", valueName: "N" },
+  "retain-since": { type: "string", valueName: "TIME" },
   grace: { type: "string", valueName: "DURATION" },
   "keep-broken": { type: "boolean" },
   verbose: { type: "boolean" },
 } as const satisfies OptionSpecs;
 
 export type GcAction =
-  | { kind: "gc"; dryRun: boolean; retainMs?: number; graceMs: number; repairBroken: boolean; verbose: boolean }
+  | { kind: "gc"; dryRun: boolean; retainMs?: number; retainSince?: Date; graceMs: number; repairBroken: boolean; verbose: boolean }
   | { kind: "pin"; name: string; storePath: string }
   | { kind: "unpin"; name: string }
   | { kind: "pins" };
@@ -57,6 +60,15 @@ export interface ParsedGcCommand {
 export function retainDaysMs(flag: string, value: string): number {
   if (!/^\d+(\.\d+)?$/.test(value)) throw new UsageError(`${flag} needs a number of days ≥ 0 (e.g. 7, 0.5, 0), not '${value}'`);
   return Math.round(Number(value) * 86_400_000);
+}
+
+/** An ISO 8601 date-time with a time zone (Z or ±hh:mm): a local time would mean another instant on each host. */
+export function retainSinceDate(flag: string, value: string): Date {
+  const date = new Date(value);
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(value) || Number.isNaN(date.getTime())) {
+    throw new UsageError(`${flag} needs an ISO 8601 time with a time zone (e.g. 2026-12-01T00:00:00Z), not '${value}'`);
+  }
+  return date;
 }
 
 export function graceMs(flag: string, value: string): number {
@@ -79,12 +91,16 @@ export function parseGcCommand(argv: readonly string[]): ParsedGcCommand | "help
     if (rest.length !== n) throw new UsageError(`'${verb}' takes ${shape}, got ${rest.length === 0 ? "nothing" : `'${rest.join(" ")}'`}`, GC_USAGE);
   };
   if (verb === undefined) {
+    if (v["retain-days"] !== undefined && v["retain-since"] !== undefined) {
+      throw new UsageError("--retain-days and --retain-since do not go together (give one)", GC_USAGE);
+    }
     return {
       stack: v.stack,
       action: {
         kind: "gc",
         dryRun: v["dry-run"] ?? false,
         retainMs: v["retain-days"] === undefined ? undefined : retainDaysMs("--retain-days", v["retain-days"]),
+        retainSince: v["retain-since"] === undefined ? undefined : retainSinceDate("--retain-since", v["retain-since"]),
         graceMs: graceMs("--grace", v.grace ?? DEFAULT_GRACE),
         repairBroken: !(v["keep-broken"] ?? false),
         verbose: v.verbose ?? false,
@@ -212,14 +228,16 @@ export async function runGcAction(action: GcAction, ctx: GcContext, io: GcComman
     }
     case "gc": {
       const retainMs = action.retainMs ?? ctx.retainDays * 86_400_000;
+      const retained = action.retainSince ? `since ${action.retainSince.toISOString()}` : `in the last ${formatDuration(retainMs)}`;
       io.log(
-        `gc: keeping closures pushed or refreshed in the last ${formatDuration(retainMs)}, pinned ones, and anything younger than ` +
+        `gc: keeping closures pushed or refreshed ${retained}, pinned ones, and anything younger than ` +
           `${formatDuration(action.graceMs)}${action.dryRun ? "; dry run: nothing is deleted" : ""}`,
       );
       let report: GcReport;
       try {
         report = await runGc(ctx.store, {
           retainMs,
+          retainSince: action.retainSince,
           graceMs: action.graceMs,
           dryRun: action.dryRun,
           repairBroken: action.repairBroken,

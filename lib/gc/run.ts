@@ -79,6 +79,8 @@ export class LeaseHeld extends Error {
 
 export interface GcOptions {
   retainMs: number;
+  /** Keep what was pushed or refreshed at or after this time instead (the retention then ends there, whenever the run starts). */
+  retainSince?: Date;
   graceMs: number;
   dryRun?: boolean;
   /** Delete narinfos whose closure is already incomplete (default true). */
@@ -100,6 +102,11 @@ export interface GcOptions {
   afterMark?(): Promise<void>;
   /** Test only: waits this long after each delete, so a test can race or kill the sweep. */
   deleteDelayMs?: number;
+}
+
+/** The retention as a duration back from `now`: retainMs, or up to retainSince when that is given. */
+export function retainMsAt(options: Pick<GcOptions, "retainMs" | "retainSince">, now: Date): number {
+  return options.retainSince ? Math.max(0, now.getTime() - options.retainSince.getTime()) : options.retainMs;
 }
 
 export interface GcReport {
@@ -268,7 +275,7 @@ class CacheView {
     for (let round = 0; ; round++) {
       const plan = planGc(this.inventory, this.facts, {
         now,
-        retainMs: this.options.retainMs,
+        retainMs: retainMsAt(this.options, now),
         graceMs: this.options.graceMs,
         pins,
         repairBroken: this.options.repairBroken,
@@ -462,7 +469,7 @@ export async function runGc(store: GcStore, options: GcOptions): Promise<GcRepor
     return {
       dryRun,
       startedAt,
-      retainMs: options.retainMs,
+      retainMs: retainMsAt(options, startedAt),
       graceMs: options.graceMs,
       plan: a.plan,
       pins: a.pins,

@@ -19,7 +19,7 @@ import { MinioServer } from "../../harness/minio";
 import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
 import { BUCKET, rootOf, rootS3, targetOf } from "../integration/helpers";
-import { keepLastSeconds, startGcCli } from "../support/gcCli";
+import { keptSince, startGcCli } from "../support/gcCli";
 import { requireNix } from "./nixEnv";
 
 let minio: MinioServer;
@@ -276,16 +276,17 @@ describe("the GC keeps what the drain refreshed", () => {
       timeout: 120_000,
     });
     expect(push.status).toBe(0);
-    await sleep(12_000);
+    await sleep(1_500);
     // The builder builds `alive` again (the same output, already cached): the hook queues it, the drain's push
     // skips it as Nix does, and the drain refreshes it.
-    const refreshedAt = Date.now();
+    const refreshedAt = Date.now() - 500;
     fs.writeFileSync(path.join(queue(), `${Date.now()}000000-alive`), `out ${alive}\n`);
     const r = drain(refreshing);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^nix-cache: refreshed 1 of 1 cached paths$/m);
-    // Keep what was touched since 9 s before the drain started: after the pair's push, before the refresh.
-    const gc = await startGcCli(t, keepLastSeconds((Date.now() - refreshedAt) / 1000 + 9)).done;
+    // Keep what was touched since just before the drain started: after the pair's push, before the refresh
+    // (a fixed time, so the GC's own start-up, however slow, moves nothing).
+    const gc = await startGcCli(t, keptSince(refreshedAt)).done;
     expect(gc.status).toBe(0);
     expect(gc.stdout).toMatch(/^gc: kept \d+ paths .*, deleted [1-9]\d* paths/m);
     const a = await keysOf(alive);

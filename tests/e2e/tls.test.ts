@@ -18,6 +18,7 @@ import { MinioServer } from "../../harness/minio";
 import { evalHostModules, EvaluatedModules, nixEnv } from "../support/nixosStandIn";
 import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
 import { payloadExpression, requireNix } from "./nixEnv";
+import { scriptCommand } from "../support/scriptCommand";
 
 /** The system bundle a Debian or NixOS host starts from; NixOS appends security.pki.certificates to it. */
 const SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
@@ -69,7 +70,8 @@ beforeAll(async () => {
   requireNix();
   work = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-e2e-tls-"));
   ({ minio, t, outputs } = await deployCache("e2e-tls", {}, undefined, { tls: true }));
-  const cli = spawnSync("npm", ["--prefix", PROJECT_DIR, "run", "--silent", "host-config", "--", "--stack", t.stack.name, "--out", "host", "--secrets-dir", "secrets"], {
+  const command = scriptCommand("host-config", ["--stack", t.stack.name, "--out", "host", "--secrets-dir", "secrets"]);
+  const cli = spawnSync(command.file, command.args, {
     cwd: work,
     env: { ...process.env, ...t.env },
     encoding: "utf8",

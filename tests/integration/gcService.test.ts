@@ -70,8 +70,8 @@ async function bucketKeys(): Promise<string[]> {
   return keys.sort();
 }
 
-/** `--retain-days` that keeps what was pushed since `since` (ms), with `marginS` seconds to spare, and no grace. */
-const keepSince = (since: number, marginS: number) => ["--retain-days", (((Date.now() - since) / 1000 + marginS) / 86_400).toFixed(8), "--grace", "0s"];
+/** Keeps what was pushed at or after `since` (ms), whenever the GC starts, and no grace. */
+const keepSince = (since: number) => ["--retain-since", new Date(since).toISOString(), "--grace", "0s"];
 
 // An old closure, a shared path pushed with it, and a new closure that references the shared path.
 const old = [generatedPath("old-0", ["old-0"]), generatedPath("old-1", ["old-1", "old-0"]), generatedPath("old-2", ["old-2", "old-1"])];
@@ -97,9 +97,9 @@ beforeAll(async () => {
   );
 
   expect(await pushLikeNix(root, [...old, shared])).toBe(4);
-  // Ages a GC can tell apart: the new closure is 6 s younger than the old one.
-  await sleep(6_000);
-  freshPushedAt = Date.now();
+  // Ages a GC can tell apart: the new closure is pushed after freshPushedAt, the old one over a second before it.
+  await sleep(1_500);
+  freshPushedAt = Date.now() - 500;
   expect(await pushLikeNix(root, fresh)).toBe(2);
 }, 120_000);
 
@@ -118,7 +118,7 @@ describe("nix-cache-gc.js run by plain node with the service's environment", () 
 
   test("--dry-run: reports the old closure as dead, deletes nothing", async () => {
     const before = await bucketKeys();
-    const r = await runScript(["--dry-run", ...keepSince(freshPushedAt, 3)]);
+    const r = await runScript(["--dry-run", ...keepSince(freshPushedAt)]);
     expect([r.status, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toContain(`gc: bucket ${BUCKET} at ${minio.endpoint}, as ${minio.rootUser} (profile ${PROFILE})\n`);
     expect(r.stdout).toMatch(/^gc \(dry run\): would keep 3 paths and 3 NARs \([^)]*\), would delete 3 paths and 3 NARs \([^)]*\)$/m);
@@ -126,7 +126,7 @@ describe("nix-cache-gc.js run by plain node with the service's environment", () 
   });
 
   test("a run collects the old closure, keeps the new one and the old path it references; exit 0, summary line, no secret", async () => {
-    const r = await runScript(keepSince(freshPushedAt, 3));
+    const r = await runScript(keepSince(freshPushedAt));
     expect([r.status, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toMatch(/^gc: kept 3 paths and 3 NARs \([^)]*\), deleted 3 paths and 3 NARs \([^)]*\)$/m);
     expect(r.stdout.split("\n").filter((l) => l !== "").pop()).toMatch(/^gc: kept 3 paths/);

@@ -8,6 +8,7 @@ import { parseCacheInfo } from "../../lib/config/cacheInfo";
 import { adminRequest, AdminCredentials, minioAdmin, MinioTarget, s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { PROJECT_DIR, TestStack } from "../../harness/stack";
+import { scriptCommand, Via } from "../support/scriptCommand";
 
 export const BUCKET = "nix-cache";
 export const BUILDER = "nixbuilder";
@@ -204,14 +205,16 @@ export interface VerifyRun {
 }
 
 /**
- * `npm run verify -- --stack NAME` in the project directory, with the test stack's backend and passphrase.
+ * `npm run verify -- --stack NAME` in the project directory, with the test stack's backend and passphrase
+ * (started directly unless `via` is "npm": tests/support/scriptCommand.ts).
  * Asynchronous, so that servers living in the test process (relays) keep answering while it runs.
  */
-export async function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.stack.name]): Promise<VerifyRun> {
+export async function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.stack.name], via: Via = "node"): Promise<VerifyRun> {
+  const command = scriptCommand("verify", args, via);
   const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     execFile(
-      "npm",
-      ["run", "--silent", "verify", "--", ...args],
+      command.file,
+      command.args,
       { cwd: PROJECT_DIR, env: { ...process.env, ...t.env }, encoding: "utf8", timeout: 180_000 },
       (err, stdout, stderr) => {
         const code = (err as { code?: unknown } | null)?.code;

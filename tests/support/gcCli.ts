@@ -1,7 +1,9 @@
 // `npm run gc` as an operator runs it, for the integration and end-to-end tests: a child process reading the
 // stack through the pulumi CLI, in a process group of its own so a test can kill it whole (npm and node).
+// Started directly unless `via` is "npm" (tests/support/scriptCommand.ts).
 import { ChildProcess, spawn } from "child_process";
 import { PROJECT_DIR, TestStack } from "../../harness/stack";
+import { scriptCommand, Via } from "./scriptCommand";
 
 export interface CliRun {
   status: number | null;
@@ -9,8 +11,14 @@ export interface CliRun {
   stderr: string;
 }
 
-export function startGcCli(t: TestStack, args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<CliRun> } {
-  const child = spawn("npm", ["run", "--silent", "gc", "--", ...args, "--stack", t.stack.name], {
+export function startGcCli(
+  t: TestStack,
+  args: string[],
+  env: Record<string, string> = {},
+  via: Via = "node",
+): { child: ChildProcess; done: Promise<CliRun> } {
+  const command = scriptCommand("gc", [...args, "--stack", t.stack.name], via);
+  const child = spawn(command.file, command.args, {
     cwd: PROJECT_DIR,
     env: { ...process.env, ...t.env, ...env },
     detached: true,
@@ -24,5 +32,6 @@ export function startGcCli(t: TestStack, args: string[], env: Record<string, str
   return { child, done };
 }
 
-/** `--retain-days`/`--grace` that keep only closures pushed or refreshed in the last `seconds` (and pins). */
-export const keepLastSeconds = (seconds: number): string[] => ["--retain-days", (Math.max(0, seconds) / 86_400).toFixed(8), "--grace", "0s"];
+/** `--retain-since`/`--grace` that keep only closures pushed or refreshed at or after `sinceMs` (and pins), however
+ *  late the GC starts: a fixed time, never a duration counted from a guessed start. */
+export const keptSince = (sinceMs: number): string[] => ["--retain-since", new Date(sinceMs).toISOString(), "--grace", "0s"];

@@ -11,14 +11,16 @@ const DAY = 86_400_000;
 
 describe("parseGcCommand", () => {
   test("no verb: collect, with the defaults", () => {
-    expect(parseGcCommand([])).toEqual({ stack: undefined, action: { kind: "gc", dryRun: false, retainMs: undefined, graceMs: 6 * 3_600_000, repairBroken: true, verbose: false } });
+    expect(parseGcCommand([])).toEqual({ stack: undefined, action: { kind: "gc", dryRun: false, retainMs: undefined, retainSince: undefined, graceMs: 6 * 3_600_000, repairBroken: true, verbose: false } });
   });
   test("overrides for one run", () => {
     expect(parseGcCommand(["--retain-days", "0", "--grace", "0s", "--dry-run", "--keep-broken", "-s", "prod"])).toEqual({
       stack: "prod",
-      action: { kind: "gc", dryRun: true, retainMs: 0, graceMs: 0, repairBroken: false, verbose: false },
+      action: { kind: "gc", dryRun: true, retainMs: 0, retainSince: undefined, graceMs: 0, repairBroken: false, verbose: false },
     });
     expect(parseGcCommand(["--retain-days", "0.5"])).toMatchObject({ action: { retainMs: DAY / 2 } });
+    expect(parseGcCommand(["--retain-since", "2026-12-01T00:00:00Z"])).toMatchObject({ action: { retainSince: new Date(Date.UTC(2026, 11, 1)) } });
+    expect(parseGcCommand(["--retain-since", "2026-12-01T01:30:00.250+01:30"])).toMatchObject({ action: { retainSince: new Date(Date.UTC(2026, 11, 1, 0, 0, 0, 250)) } });
   });
   test("pins", () => {
     const path = `/nix/store/${hashOf("sys")}-nixos-system`;
@@ -30,6 +32,10 @@ describe("parseGcCommand", () => {
     [["--retain-days=-1"], /--retain-days needs a number of days ≥ 0/],
     [["--retain-days", "x"], /not 'x'/],
     [["--grace", "6"], /--grace needs a duration like 6h/],
+    [["--retain-since", "2026-12-01"], /--retain-since needs an ISO 8601 time with a time zone .*not '2026-12-01'/],
+    [["--retain-since", "2026-12-01T00:00:00"], /--retain-since needs an ISO 8601 time with a time zone/],
+    [["--retain-since", "2026-13-01T00:00:00Z"], /--retain-since needs an ISO 8601 time/],
+    [["--retain-since", "2026-12-01T00:00:00Z", "--retain-days", "1"], /--retain-days and --retain-since do not go together/],
     [["pin", "laptop"], /'pin' takes NAME STOREPATH, got 'laptop'/],
     [["pin", "bad/name", `/nix/store/${hashOf("x")}-x`], /pin name 'bad\/name' is not allowed/],
     [["pin", "ok", "/tmp/x"], /'\/tmp\/x' is not a store path/],
@@ -70,6 +76,18 @@ describe("runGcAction", () => {
     expect(await runGcAction({ kind: "unpin", name: "laptop" }, ctx(), io)).toBe(EXIT.ok);
     await runGcAction({ kind: "gc", dryRun: false, retainMs: 0, graceMs: 0, repairBroken: true, verbose: false }, ctx(), io);
     expect(bucket.keys().filter((k) => !k.startsWith("gc/"))).toEqual([]);
+  });
+
+  test("--retain-since keeps what was pushed or refreshed since then, whenever the run starts", async () => {
+    // base and system were pushed 30 days ago (beforeEach); fresh now. A cutoff between them keeps fresh only.
+    const cutoff = new Date(bucket.now.getTime() - DAY);
+    c.push({ name: "fresh" });
+    bucket.advance(3 * DAY); // the run starts later than the cutoff was chosen: the cutoff does not move with it
+    expect(await runGcAction({ kind: "gc", dryRun: false, retainSince: cutoff, graceMs: 0, repairBroken: true, verbose: false }, ctx(), io)).toBe(EXIT.ok);
+    expect(lines[0]).toContain(`keeping closures pushed or refreshed since ${cutoff.toISOString()}`);
+    expect(bucket.objects.has(c.key("fresh"))).toBe(true);
+    expect(bucket.objects.has(c.key("system"))).toBe(false);
+    expect(bucket.objects.has(c.key("base"))).toBe(false);
   });
 
   test("--verbose names each deleted key with why", async () => {

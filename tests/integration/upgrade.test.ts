@@ -1,0 +1,62 @@
+// A stack deployed by an earlier version of this project, then previewed by this checkout: nothing changes.
+// The earlier version is the last commit before lib/ was grouped by domain and the S3, shell and bundle work of
+// issue 23 (EARLIER_COMMIT), taken from this repository's own history with `git archive` and deployed from its
+// own directory; this checkout then runs `pulumi preview --refresh --expect-no-changes` on the same stack, as a
+// user who pulls the new version does. Module moves change the providers' serialized code, never a resource's
+// name, type or inputs.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { MinioServer, startMinio } from "../../harness/minio";
+import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
+import { cacheProblems, driftPreview } from "./helpers";
+
+/** The last commit with the flat lib/ layout (before issue 23). */
+const EARLIER_COMMIT = "0c7c7fd";
+
+let minio: MinioServer;
+let t: TestStack;
+let earlierDir: string;
+let earlier: Stack;
+
+beforeAll(async () => {
+  earlierDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-earlier-"));
+  try {
+    execFileSync("sh", ["-c", `git -C '${PROJECT_DIR}' archive ${EARLIER_COMMIT} | tar -x -C '${earlierDir}'`], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (err) {
+    throw new Error(
+      `the upgrade test needs commit ${EARLIER_COMMIT} of this repository (a full clone, not a shallow one): ${String((err as Error).message)}`,
+    );
+  }
+  // The earlier version's npm packages are a subset of this one's (same @pulumi/pulumi and minio).
+  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(earlierDir, "node_modules"));
+  minio = await startMinio();
+  t = await createTestStack("it-upgrade", minioConfig(minio));
+  earlier = await LocalWorkspace.selectStack({ stackName: t.stack.name, workDir: earlierDir }, { envVars: t.env });
+  await earlier.setAllConfig(minioConfig(minio));
+});
+
+afterAll(async () => {
+  await t?.remove();
+  await minio?.destroy();
+  fs.rmSync(earlierDir, { recursive: true, force: true });
+});
+
+test("deployed by the earlier version, previewed by this one: no change, and the cache keeps working", async () => {
+  const up = await earlier.up();
+  expect(up.summary.result).toBe("succeeded");
+  const created = up.summary.resourceChanges?.create ?? 0;
+  expect(created).toBeGreaterThan(15);
+  const outputs = await earlier.outputs();
+
+  const check = await driftPreview(t.stack);
+  expect(check.changes).toEqual({});
+  expect(check.failed).toBe(false);
+  // The same outputs, secrets included (the signing key and passwords stay).
+  const now = await t.stack.outputs();
+  expect(Object.keys(now).sort()).toEqual(Object.keys(outputs).sort());
+  for (const name of Object.keys(outputs)) expect([name, now[name].value]).toEqual([name, outputs[name].value]);
+  expect(await cacheProblems(minio, now)).toEqual([]);
+});
