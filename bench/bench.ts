@@ -200,7 +200,7 @@ async function bench(opts: Options): Promise<void> {
 
 /** The figures measured on our stack deployed to `minio` (every part but gc). */
 async function benchWithStack(minio: MinioServer, opts: Options): Promise<void> {
-  const t = await createTestStack("bench", minioConfig(minio, { forceDestroy: "true" }));
+  const t = await createTestStack("bench", minioConfig(minio, { forceDestroy: "true" }), "ts-node");
   const deploy = opts.only.has("deploy");
   let noop: EngineFloor | undefined;
   try {
@@ -236,7 +236,7 @@ async function benchWithStack(minio: MinioServer, opts: Options): Promise<void> 
       const pullOnly = { runs: nixRuns, closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only: new Set(["pull"]) };
       singlePulls ??= (await runNixBench(t, minio, pullOnly)).pullSeconds;
       const cluster = await startMinio({ nodes: 4 });
-      const tc = await createTestStack("bench", minioConfig(cluster, { forceDestroy: "true" }));
+      const tc = await createTestStack("bench", minioConfig(cluster, { forceDestroy: "true" }), "ts-node");
       try {
         await tc.stack.up();
         const clusterPulls = (await runNixBench(tc, cluster, pullOnly)).pullSeconds;

@@ -41,7 +41,7 @@ function hostConfig(args: string[], via: Via = "node"): SpawnSyncReturns<string>
   const command = scriptCommand("host-config", args, via);
   return spawnSync(command.file, command.args, {
     cwd: work,
-    env: { ...process.env, ...t.env },
+    env: { ...process.env, ...command.env, ...t.env },
     encoding: "utf8",
     timeout: 120_000,
   });

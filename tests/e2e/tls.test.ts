@@ -73,7 +73,7 @@ beforeAll(async () => {
   const command = scriptCommand("host-config", ["--stack", t.stack.name, "--out", "host", "--secrets-dir", "secrets"]);
   const cli = spawnSync(command.file, command.args, {
     cwd: work,
-    env: { ...process.env, ...t.env },
+    env: { ...process.env, ...command.env, ...t.env },
     encoding: "utf8",
     timeout: 120_000,
   });

@@ -1,6 +1,7 @@
 // Shared by the drift, fault, bad-input and secret tests: requests made as MinIO's root user behind
 // Pulumi's back, a reading of which resources an operation would change, and a check that the cache works.
 import { execFile, spawnSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap, EngineEvent, OpType, OutputMap, Stack } from "@pulumi/pulumi/automation";
@@ -61,6 +62,25 @@ export async function driftPreview(stack: Stack): Promise<DriftPreview> {
   } catch (err) {
     return { failed: true, text: String((err as Error).message), changes: changesOf(events) };
   }
+}
+
+/**
+ * A digest of what the stack's state says is deployed: each resource's URN and outputs (the serialized provider
+ * code left out). Equal before and after a refused operation: it changed nothing that is deployed. (A refused
+ * `up` may still record a resource's new inputs beside its old outputs, as the engine does for any failed update;
+ * the providers diff against the outputs, so those inputs change nothing.) A test that only has to show that a
+ * refusal changed nothing compares this (one export, under a second) instead of running a drift preview (the
+ * engine and the program, about ten seconds). A digest, because the export holds the secrets in plain text and
+ * a failed comparison prints both sides.
+ */
+export async function stateFingerprint(stack: Stack): Promise<string> {
+  const resources = ((await stack.exportStack()).deployment as { resources?: { urn: string; type: string; outputs?: object }[] }).resources ?? [];
+  const deployed = resources
+    // The provider resources hold the stack's config (what a refused up was asked to do), not what is deployed.
+    .filter((r) => !r.type.startsWith("pulumi:providers:"))
+    .map((r) => ({ urn: r.urn, outputs: Object.fromEntries(Object.entries(r.outputs ?? {}).filter(([k]) => k !== "__provider")) }))
+    .sort((a, b) => a.urn.localeCompare(b.urn));
+  return `${deployed.length} resources, sha256 ${createHash("sha256").update(JSON.stringify(deployed)).digest("hex")}`;
 }
 
 /** Distinct "error:" diagnostics of a failed operation, without the resource prefix each line carries. */
@@ -215,7 +235,7 @@ export async function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.
     execFile(
       command.file,
       command.args,
-      { cwd: PROJECT_DIR, env: { ...process.env, ...t.env }, encoding: "utf8", timeout: 180_000 },
+      { cwd: PROJECT_DIR, env: { ...process.env, ...command.env, ...t.env }, encoding: "utf8", timeout: 180_000 },
       (err, stdout, stderr) => {
         const code = (err as { code?: unknown } | null)?.code;
         if (err && typeof code !== "number") return reject(err);

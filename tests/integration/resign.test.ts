@@ -146,7 +146,7 @@ function startResign(args: string[], opts: { env?: Record<string, string>; onLin
   const command = scriptCommand("resign", ["--stack", t.stack.name, ...args]);
   const child = spawn(command.file, command.args, {
     cwd: PROJECT_DIR,
-    env: { ...process.env, ...t.env, ...opts.env },
+    env: { ...process.env, ...command.env, ...t.env, ...opts.env },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });

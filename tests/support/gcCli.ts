@@ -20,7 +20,7 @@ export function startGcCli(
   const command = scriptCommand("gc", [...args, "--stack", t.stack.name], via);
   const child = spawn(command.file, command.args, {
     cwd: PROJECT_DIR,
-    env: { ...process.env, ...t.env, ...env },
+    env: { ...process.env, ...command.env, ...t.env, ...env },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -17,11 +17,22 @@ export type ScriptName = keyof typeof SCRIPT_FILES;
 /** How to start a command: through npm (as documented) or node directly (what npm ends up running). */
 export type Via = "npm" | "node";
 
-/** The program and arguments that run `npm run NAME -- ARGS`, through npm or directly. */
-export function scriptCommand(name: ScriptName, args: readonly string[], via: Via = "node"): { file: string; args: string[] } {
-  if (via === "npm") return { file: "npm", args: ["--prefix", PROJECT_DIR, "run", "--silent", name, "--", ...args] };
+/** A command to start: program, arguments, and what it adds to the environment. */
+export interface ScriptCommand {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/**
+ * The program and arguments that run `npm run NAME -- ARGS`, through npm or directly. Directly, ts-node is told
+ * the project's tsconfig.json: npm runs scripts from the project directory, a test may start one from anywhere.
+ */
+export function scriptCommand(name: ScriptName, args: readonly string[], via: Via = "node"): ScriptCommand {
+  if (via === "npm") return { file: "npm", args: ["--prefix", PROJECT_DIR, "run", "--silent", name, "--", ...args], env: {} };
   return {
     file: process.execPath,
     args: ["-r", require.resolve("ts-node/register/transpile-only"), path.join(PROJECT_DIR, SCRIPT_FILES[name]), ...args],
+    env: { TS_NODE_PROJECT: path.join(PROJECT_DIR, "tsconfig.json") },
   };
 }
