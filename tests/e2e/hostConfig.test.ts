@@ -38,7 +38,7 @@ const HOOK_BOUND_MS = 5_000;
 
 /** Runs the command as a user would, from their own directory with relative paths (node directly unless `via` is "npm"). */
 function hostConfig(args: string[], via: Via = "node"): SpawnSyncReturns<string> {
-  const command = scriptCommand("host-config", args, via);
+  const command = scriptCommand("host-config", args, via, work);
   return spawnSync(command.file, command.args, {
     cwd: work,
     env: { ...process.env, ...command.env, ...t.env },

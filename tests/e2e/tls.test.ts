@@ -70,7 +70,7 @@ beforeAll(async () => {
   requireNix();
   work = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-e2e-tls-"));
   ({ minio, t, outputs } = await deployCache("e2e-tls", {}, undefined, { tls: true }));
-  const command = scriptCommand("host-config", ["--stack", t.stack.name, "--out", "host", "--secrets-dir", "secrets"]);
+  const command = scriptCommand("host-config", ["--stack", t.stack.name, "--out", "host", "--secrets-dir", "secrets"], "node", work);
   const cli = spawnSync(command.file, command.args, {
     cwd: work,
     env: { ...process.env, ...command.env, ...t.env },

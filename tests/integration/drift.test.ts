@@ -192,6 +192,7 @@ const ROUNDS: string[][] = [
   ["nix-cache-info deleted", "anonymous policy removed", "builder's policy edited (DeleteObject added)", "builder user disabled", "GC's policy widened (PutObject on every cache path)", "lifecycle rule removed"],
   ["nix-cache-info edited", "anonymous policy widened (anonymous PutObject)", "builder's policy detached", "GC user deleted", "lifecycle rule changed (30 days)"],
   ["builder user deleted"],
+  // Alone: its probe (SignatureDoesNotMatch) needs the policy attached, which the round above detaches.
   ["builder password changed"],
 ];
 

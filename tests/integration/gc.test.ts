@@ -126,8 +126,10 @@ describe("concurrency", () => {
       const dead = chain(`race${round}`, 6);
       await pushLikeNix(builder, dead);
       const gc = startGc(["--retain-days", "0", "--grace", "0s"], { NIX_CACHE_GC_TEST_DELETE_DELAY_MS: "150" });
-      // Land the dependent's narinfo at a different moment of the GC each round (its start takes a few seconds).
-      await sleep(3000 + round * 1200);
+      // Land the dependent's narinfo at a different moment of the GC each round: counted from when the GC has
+      // started (its lease is there), not from a guess of how long its start takes.
+      for (let i = 0; i < 600 && !(await present("gc/lease")); i++) await sleep(50);
+      await sleep(round * 400);
       await racingPush([...dead, generatedPath(`race${round}-top`, [`race${round}-5`])], 400);
       const r = await gc.done;
       expect(r.stderr).not.toMatch(/Error/);

@@ -25,14 +25,16 @@ export interface ScriptCommand {
 }
 
 /**
- * The program and arguments that run `npm run NAME -- ARGS`, through npm or directly. Directly, ts-node is told
- * the project's tsconfig.json: npm runs scripts from the project directory, a test may start one from anywhere.
+ * The program and arguments that run `npm run NAME -- ARGS` typed in `cwd`, through npm or directly. Directly,
+ * the environment says what npm's would: INIT_CWD, the directory the command was typed in (relative paths are
+ * taken from there), and ts-node is told the project's tsconfig.json (npm runs scripts from the project
+ * directory; a test may start one from anywhere).
  */
-export function scriptCommand(name: ScriptName, args: readonly string[], via: Via = "node"): ScriptCommand {
+export function scriptCommand(name: ScriptName, args: readonly string[], via: Via = "node", cwd = PROJECT_DIR): ScriptCommand {
   if (via === "npm") return { file: "npm", args: ["--prefix", PROJECT_DIR, "run", "--silent", name, "--", ...args], env: {} };
   return {
     file: process.execPath,
     args: ["-r", require.resolve("ts-node/register/transpile-only"), path.join(PROJECT_DIR, SCRIPT_FILES[name]), ...args],
-    env: { TS_NODE_PROJECT: path.join(PROJECT_DIR, "tsconfig.json") },
+    env: { TS_NODE_PROJECT: path.join(PROJECT_DIR, "tsconfig.json"), INIT_CWD: cwd },
   };
 }
