@@ -1,8 +1,9 @@
 /**
  * Unit, integration and end-to-end suites. Test files run two at a time, one per core (three at a time was
  * measured no faster: 15.1 min against 15.4, each file slower by half): each integration/e2e file starts its own
- * MinIO on a free port, its own file:// backend and uniquely named stacks, so files never share a server or a state. ts-jest only transpiles (isolatedModules in tsconfig.json): `npm test`
- * type-checks everything with tsc beside it, so checking each test file again would only cost time.
+ * MinIO on a free port, its own file:// backend and uniquely named stacks, so files never share a server or a
+ * state. ts-jest only transpiles (isolatedModules in tsconfig.json): `npm test` type-checks everything with tsc
+ * beside it, so checking each test file again would only cost time.
  */
 module.exports = {
   preset: "ts-jest",
