@@ -1,9 +1,11 @@
 // A stack deployed by an earlier version of this project, then previewed by this checkout: nothing changes.
-// The earlier version is the last commit before lib/ was grouped by domain and the S3, shell and bundle work of
-// issue 23 (EARLIER_COMMIT), taken from this repository's own history with `git archive` and deployed from its
-// own directory; this checkout then runs `pulumi preview --refresh --expect-no-changes` on the same stack, as a
-// user who pulls the new version does. Module moves change the providers' serialized code, never a resource's
-// name, type or inputs.
+// The earlier version is the program of the last commit before lib/ was grouped by domain and the S3, shell and
+// bundle work of issue 23 (0c7c7fd), kept as a fixture so the test needs no git history:
+//   git archive --format=tar 0c7c7fd index.ts Pulumi.yaml package.json tsconfig.json components providers lib \
+//     | gzip -9 -n > tests/fixtures/earlier-0c7c7fd.tar.gz
+// It is deployed from its own directory; this checkout then runs `pulumi preview --refresh --expect-no-changes`
+// on the same stack, as a user who pulls the new version does. Module moves change the providers' serialized
+// code, never a resource's name, type or inputs.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -13,8 +15,8 @@ import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 import { cacheProblems, driftPreview } from "./helpers";
 
-/** The last commit with the flat lib/ layout (before issue 23). */
-const EARLIER_COMMIT = "0c7c7fd";
+/** The program of the last commit with the flat lib/ layout (before issue 23). */
+const EARLIER_PROGRAM = path.join(__dirname, "..", "fixtures", "earlier-0c7c7fd.tar.gz");
 
 let minio: MinioServer;
 let t: TestStack;
@@ -23,13 +25,7 @@ let earlier: Stack;
 
 beforeAll(async () => {
   earlierDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-earlier-"));
-  try {
-    execFileSync("sh", ["-c", `git -C '${PROJECT_DIR}' archive ${EARLIER_COMMIT} | tar -x -C '${earlierDir}'`], { stdio: ["ignore", "ignore", "pipe"] });
-  } catch (err) {
-    throw new Error(
-      `the upgrade test needs commit ${EARLIER_COMMIT} of this repository (a full clone, not a shallow one): ${String((err as Error).message)}`,
-    );
-  }
+  execFileSync("tar", ["-xzf", EARLIER_PROGRAM, "-C", earlierDir]);
   // The earlier version's npm packages are a subset of this one's (same @pulumi/pulumi and minio).
   fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(earlierDir, "node_modules"));
   minio = await startMinio();
