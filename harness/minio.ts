@@ -105,6 +105,39 @@ async function waitStatus(url: string, proc: ChildProcess, logFile: string, ca: 
   throw new Error(`${url} did not answer 200 within ${seconds} s: ${fs.readFileSync(logFile, "utf8").slice(-2000)}`);
 }
 
+/**
+ * Waits until S3 requests are served: /minio/health/ready says 200 while, on a busy machine, S3 calls can still
+ * answer 503 XMinioServerNotInitialized for a moment (seen when two test runs shared the 2 cores). ListBuckets as
+ * root is the probe: it needs the initialized server and changes nothing.
+ */
+async function s3Ready(endpoint: string, root: { user: string; password: string }, seconds: number): Promise<void> {
+  const url = new URL(endpoint);
+  const client = new Minio.Client({
+    endPoint: url.hostname,
+    port: Number(url.port),
+    useSSL: url.protocol === "https:",
+    accessKey: root.user,
+    secretKey: root.password,
+    region: "us-east-1",
+    pathStyle: true,
+    retryOptions: { disableRetry: true },
+    // As for the health check: a test may serve an expired certificate or one for another name on purpose.
+    ...(url.protocol === "https:" ? { transportAgent: new https.Agent({ rejectUnauthorized: false }) } : {}),
+  });
+  const deadline = Date.now() + seconds * 1000;
+  let last = "";
+  while (Date.now() < deadline) {
+    try {
+      await bounded(client.listBuckets(), 5_000);
+      return;
+    } catch (err) {
+      last = (err as { code?: string }).code ?? String(err);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`MinIO at ${endpoint}: S3 requests still fail after ${seconds} s (${last})`);
+}
+
 /** The bucket the cluster's write probe uses; removed again once every node took a write. */
 export const PROBE_BUCKET = "minio-start-probe";
 
@@ -283,7 +316,10 @@ export async function startMinio(options: StartOptions = {}): Promise<MinioServe
     await stop();
     const started = ports.map((_, i) => spawnNode(i));
     writePids();
-    if (!cluster) return waitStatus(`${endpointOf(ports[0].port)}/minio/health/ready`, started[0], logFile, ca, 60);
+    if (!cluster) {
+      await waitStatus(`${endpointOf(ports[0].port)}/minio/health/ready`, started[0], logFile, ca, 60);
+      return s3Ready(endpointOf(ports[0].port), rootCreds, 60);
+    }
     // A new cluster formats its drives only once every node answers; then each node reports the cluster
     // healthy, and a write through each proves it reconnected to its peers.
     await Promise.all(started.map((proc, i) => waitStatus(`${endpointOf(ports[i].port)}/minio/health/cluster`, proc, logOf(i), ca, 90)));
