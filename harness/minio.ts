@@ -105,14 +105,10 @@ async function waitStatus(url: string, proc: ChildProcess, logFile: string, ca: 
   throw new Error(`${url} did not answer 200 within ${seconds} s: ${fs.readFileSync(logFile, "utf8").slice(-2000)}`);
 }
 
-/**
- * Waits until S3 requests are served: /minio/health/ready says 200 while, on a busy machine, S3 calls can still
- * answer 503 XMinioServerNotInitialized for a moment (seen when two test runs shared the 2 cores). ListBuckets as
- * root is the probe: it needs the initialized server and changes nothing.
- */
-async function s3Ready(endpoint: string, root: { user: string; password: string }, seconds: number): Promise<void> {
+/** A root client of the start-up probes: no SDK retries (their loops retry, and the SDK prints a line per 503). */
+function probeClient(endpoint: string, root: { user: string; password: string }, transportAgent?: https.Agent): Minio.Client {
   const url = new URL(endpoint);
-  const client = new Minio.Client({
+  return new Minio.Client({
     endPoint: url.hostname,
     port: Number(url.port),
     useSSL: url.protocol === "https:",
@@ -121,9 +117,18 @@ async function s3Ready(endpoint: string, root: { user: string; password: string 
     region: "us-east-1",
     pathStyle: true,
     retryOptions: { disableRetry: true },
-    // As for the health check: a test may serve an expired certificate or one for another name on purpose.
-    ...(url.protocol === "https:" ? { transportAgent: new https.Agent({ rejectUnauthorized: false }) } : {}),
+    ...(transportAgent ? { transportAgent } : {}),
   });
+}
+
+/**
+ * Waits until S3 requests are served: /minio/health/ready says 200 while, on a busy machine, S3 calls can still
+ * answer 503 XMinioServerNotInitialized for a moment (seen when two test runs shared the 2 cores). ListBuckets as
+ * root is the probe: it needs the initialized server and changes nothing.
+ */
+async function s3Ready(endpoint: string, root: { user: string; password: string }, seconds: number): Promise<void> {
+  // As for the health check: a test may serve an expired certificate or one for another name on purpose.
+  const client = probeClient(endpoint, root, endpoint.startsWith("https:") ? new https.Agent({ rejectUnauthorized: false }) : undefined);
   const deadline = Date.now() + seconds * 1000;
   let last = "";
   while (Date.now() < deadline) {
@@ -155,21 +160,7 @@ function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
  */
 async function writeProbe(endpoints: string[], root: { user: string; password: string }, ca: string | undefined, seconds: number): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
-  // No SDK retries: this loop retries, and the SDK would print a line for each 503.
-  const clients = endpoints.map((endpoint) => {
-    const url = new URL(endpoint);
-    return new Minio.Client({
-      endPoint: url.hostname,
-      port: Number(url.port),
-      useSSL: url.protocol === "https:",
-      accessKey: root.user,
-      secretKey: root.password,
-      region: "us-east-1",
-      pathStyle: true,
-      retryOptions: { disableRetry: true },
-      ...(ca && url.protocol === "https:" ? { transportAgent: httpsAgentFor(ca) } : {}),
-    });
-  });
+  const clients = endpoints.map((endpoint) => probeClient(endpoint, root, ca && endpoint.startsWith("https:") ? httpsAgentFor(ca) : undefined));
   const retry = async (what: string, work: () => Promise<unknown>, ok: (code: string) => boolean = () => false) => {
     let last = "";
     while (Date.now() < deadline) {
