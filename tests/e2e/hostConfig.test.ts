@@ -40,7 +40,7 @@ const HOOK_BOUND_MS = 5_000;
 function hostConfig(args: string[], via: Via = "node"): SpawnSyncReturns<string> {
   const command = scriptCommand("host-config", args, via, work);
   return spawnSync(command.file, command.args, {
-    cwd: work,
+    cwd: command.cwd,
     env: { ...process.env, ...command.env, ...t.env },
     encoding: "utf8",
     timeout: 120_000,

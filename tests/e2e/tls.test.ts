@@ -72,7 +72,7 @@ beforeAll(async () => {
   ({ minio, t, outputs } = await deployCache("e2e-tls", {}, undefined, { tls: true }));
   const command = scriptCommand("host-config", ["--stack", t.stack.name, "--out", "host", "--secrets-dir", "secrets"], "node", work);
   const cli = spawnSync(command.file, command.args, {
-    cwd: work,
+    cwd: command.cwd,
     env: { ...process.env, ...command.env, ...t.env },
     encoding: "utf8",
     timeout: 120_000,

@@ -9,7 +9,7 @@ import { checkClosures } from "../../lib/gc/run";
 import { S3Rest } from "../../lib/s3/client";
 import { chain, GeneratedPath, generatedPath, pushLikeNix } from "../../harness/cacheFill";
 import { DeployedCache, deployCache, removeDeployment } from "../../harness/stack";
-import { startGcCli } from "../support/gcCli";
+import { keptSince, startGcCli } from "../support/gcCli";
 import { continueProcess, stopProcess } from "../support/processState";
 import { BUCKET, driftPreview } from "./helpers";
 
@@ -55,7 +55,7 @@ describe("a cache with closures of various ages", () => {
   const recent = [generatedPath("recent", ["recent", "shared-1"])];
   let oldPushedAt = 0;
   /** Keep what was pushed or refreshed after the old closures (a moment after the last of them, before the rest). */
-  const keptSince = () => ["--retain-since", new Date(oldPushedAt + 500).toISOString(), "--grace", "0s"];
+  const keptSinceOld = () => keptSince(oldPushedAt + 500);
 
   beforeAll(async () => {
     for (const closure of [old, shared, pinned, refreshed]) await pushLikeNix(builder, closure);
@@ -64,7 +64,7 @@ describe("a cache with closures of various ages", () => {
     const pin = await startGcCli(d.t, ["pin", "laptop", pinned[2].storePath], {}, "npm").done;
     expect(pin.stdout).toContain(`gc: pinned ${pinned[2].storePath} as laptop`);
     expect(pin.status).toBe(0);
-    // What follows is younger than keptSince(): the GC runs keep it by time, whenever they start (no guessed margin).
+    // What follows is younger than keptSinceOld(): the GC runs keep it by time, whenever they start (no guessed margin).
     await sleep(1_500);
     // A recent build whose closure includes shared-1, already cached: Nix skips it, so its age stays old.
     expect(await pushLikeNix(builder, [...shared, ...recent])).toBe(1);
@@ -86,7 +86,7 @@ describe("a cache with closures of various ages", () => {
 
   test("a dry run names what would go and deletes nothing", async () => {
     const before = await checkClosures(root);
-    const r = await runGc(["--dry-run", ...keptSince()]);
+    const r = await runGc(["--dry-run", ...keptSinceOld()]);
     expect(r.stdout).toMatch(/^gc \(dry run\): would keep 8 paths and 8 NARs \(.*\), would delete 3 paths and 3 NARs \(.*\)$/m);
     expect(r.status).toBe(0);
     expect((await checkClosures(root)).narinfos).toBe(before.narinfos);
@@ -94,7 +94,7 @@ describe("a cache with closures of various ages", () => {
   });
 
   test("gc deletes the old closure whole and keeps recent, pinned and refreshed closures whole", async () => {
-    const r = await runGc(keptSince());
+    const r = await runGc(keptSinceOld());
     expect(r.stdout).toMatch(/^gc: kept 8 paths and 8 NARs \(.*\), deleted 3 paths and 3 NARs \(.*\)$/m);
     expect(r.stdout).toContain(`gc: stack ${d.t.stack.name}, bucket ${BUCKET} at http://127.0.0.1:`);
     expect(r.status).toBe(0);
@@ -106,7 +106,7 @@ describe("a cache with closures of various ages", () => {
   });
 
   test("a second run finds nothing more to delete", async () => {
-    const r = await runGc(keptSince());
+    const r = await runGc(keptSinceOld());
     expect(r.stdout).toMatch(/deleted 0 paths and 0 NARs/);
     expect(r.status).toBe(0);
   });

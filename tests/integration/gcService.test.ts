@@ -14,6 +14,7 @@ import { gcScriptText } from "../../lib/gc/bundle";
 import { checkClosures } from "../../lib/gc/run";
 import { GC_ENV } from "../../lib/gc/service";
 import { S3Rest } from "../../lib/s3/client";
+import { keptSince } from "../support/gcCli";
 
 const BUCKET = "nix-cache";
 const PROFILE = "nixgc";
@@ -70,8 +71,6 @@ async function bucketKeys(): Promise<string[]> {
   return keys.sort();
 }
 
-/** Keeps what was pushed at or after `since` (ms), whenever the GC starts, and no grace. */
-const keepSince = (since: number) => ["--retain-since", new Date(since).toISOString(), "--grace", "0s"];
 
 // An old closure, a shared path pushed with it, and a new closure that references the shared path.
 const old = [generatedPath("old-0", ["old-0"]), generatedPath("old-1", ["old-1", "old-0"]), generatedPath("old-2", ["old-2", "old-1"])];
@@ -118,7 +117,7 @@ describe("nix-cache-gc.js run by plain node with the service's environment", () 
 
   test("--dry-run: reports the old closure as dead, deletes nothing", async () => {
     const before = await bucketKeys();
-    const r = await runScript(["--dry-run", ...keepSince(freshPushedAt)]);
+    const r = await runScript(["--dry-run", ...keptSince(freshPushedAt)]);
     expect([r.status, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toContain(`gc: bucket ${BUCKET} at ${minio.endpoint}, as ${minio.rootUser} (profile ${PROFILE})\n`);
     expect(r.stdout).toMatch(/^gc \(dry run\): would keep 3 paths and 3 NARs \([^)]*\), would delete 3 paths and 3 NARs \([^)]*\)$/m);
@@ -126,7 +125,7 @@ describe("nix-cache-gc.js run by plain node with the service's environment", () 
   });
 
   test("a run collects the old closure, keeps the new one and the old path it references; exit 0, summary line, no secret", async () => {
-    const r = await runScript(keepSince(freshPushedAt));
+    const r = await runScript(keptSince(freshPushedAt));
     expect([r.status, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toMatch(/^gc: kept 3 paths and 3 NARs \([^)]*\), deleted 3 paths and 3 NARs \([^)]*\)$/m);
     expect(r.stdout.split("\n").filter((l) => l !== "").pop()).toMatch(/^gc: kept 3 paths/);

@@ -235,7 +235,7 @@ export async function runVerifyCli(t: TestStack, args: string[] = ["--stack", t.
     execFile(
       command.file,
       command.args,
-      { cwd: PROJECT_DIR, env: { ...process.env, ...command.env, ...t.env }, encoding: "utf8", timeout: 180_000 },
+      { cwd: command.cwd, env: { ...process.env, ...command.env, ...t.env }, encoding: "utf8", timeout: 180_000 },
       (err, stdout, stderr) => {
         const code = (err as { code?: unknown } | null)?.code;
         if (err && typeof code !== "number") return reject(err);

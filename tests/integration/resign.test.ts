@@ -145,7 +145,7 @@ interface CliRun {
 function startResign(args: string[], opts: { env?: Record<string, string>; onLine?: (line: string, child: ChildProcess) => void } = {}) {
   const command = scriptCommand("resign", ["--stack", t.stack.name, ...args]);
   const child = spawn(command.file, command.args, {
-    cwd: PROJECT_DIR,
+    cwd: command.cwd,
     env: { ...process.env, ...command.env, ...t.env, ...opts.env },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -381,7 +381,7 @@ describe("npm run resign over 2,000 narinfos", () => {
     const noStack = await new Promise<CliRun>((resolve) => {
       // Through npm, as documented: the one run of this file that goes through `npm run resign`.
       const npm = scriptCommand("resign", ["--stack", "no-such-stack-here"], "npm");
-      const c = spawn(npm.file, npm.args, { cwd: PROJECT_DIR, env: { ...process.env, ...t.env } });
+      const c = spawn(npm.file, npm.args, { cwd: npm.cwd, env: { ...process.env, ...t.env } });
       let stdout = "";
       let stderr = "";
       c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -2,7 +2,7 @@
 // stack through the pulumi CLI, in a process group of its own so a test can kill it whole (npm and node).
 // Started directly unless `via` is "npm" (tests/support/scriptCommand.ts).
 import { ChildProcess, spawn } from "child_process";
-import { PROJECT_DIR, TestStack } from "../../harness/stack";
+import { TestStack } from "../../harness/stack";
 import { scriptCommand, Via } from "./scriptCommand";
 
 export interface CliRun {
@@ -19,7 +19,7 @@ export function startGcCli(
 ): { child: ChildProcess; done: Promise<CliRun> } {
   const command = scriptCommand("gc", [...args, "--stack", t.stack.name], via);
   const child = spawn(command.file, command.args, {
-    cwd: PROJECT_DIR,
+    cwd: command.cwd,
     env: { ...process.env, ...command.env, ...t.env, ...env },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],

@@ -17,10 +17,11 @@ export type ScriptName = keyof typeof SCRIPT_FILES;
 /** How to start a command: through npm (as documented) or node directly (what npm ends up running). */
 export type Via = "npm" | "node";
 
-/** A command to start: program, arguments, and what it adds to the environment. */
+/** A command to start: program, arguments, the directory to start it in, and what it adds to the environment. */
 export interface ScriptCommand {
   file: string;
   args: string[];
+  cwd: string;
   env: Record<string, string>;
 }
 
@@ -31,9 +32,10 @@ export interface ScriptCommand {
  * directory; a test may start one from anywhere).
  */
 export function scriptCommand(name: ScriptName, args: readonly string[], via: Via = "node", cwd = PROJECT_DIR): ScriptCommand {
-  if (via === "npm") return { file: "npm", args: ["--prefix", PROJECT_DIR, "run", "--silent", name, "--", ...args], env: {} };
+  if (via === "npm") return { file: "npm", args: ["--prefix", PROJECT_DIR, "run", "--silent", name, "--", ...args], cwd, env: {} };
   return {
     file: process.execPath,
+    cwd,
     args: ["-r", require.resolve("ts-node/register/transpile-only"), path.join(PROJECT_DIR, SCRIPT_FILES[name]), ...args],
     env: { TS_NODE_PROJECT: path.join(PROJECT_DIR, "tsconfig.json"), INIT_CWD: cwd },
   };
