@@ -11,7 +11,15 @@ const settings = parseSettings(raw);
 config.require("adminUser");
 config.requireSecret("adminPassword");
 
-const cache = new NixCache("nix-cache", settings);
+const cache = new NixCache("nix-cache", {
+  ...settings,
+  // Unset names are defaults the component derives from the bucket, keeping a name the stack already has.
+  builderUser: settings.builderUserDefaulted ? undefined : settings.builderUser,
+  gcUser: settings.gcUserDefaulted ? undefined : settings.gcUser,
+  // Secret settings stay secrets from here on (state, outputs, logs).
+  importKeys: settings.importKeys.length > 0 ? pulumi.secret(settings.importKeys) : undefined,
+  builderPassword: settings.builderPassword === undefined ? undefined : pulumi.secret(settings.builderPassword),
+});
 
 export const substituterUrl = cache.substituterUrl;
 export const publicKey = cache.publicKey;

@@ -13,6 +13,10 @@ export interface IdentityParts {
   bucket: pulumi.Input<string>;
   user: pulumi.Input<string>;
   passwordLength: pulumi.Input<number>;
+  /** A password to keep (the adopted user's existing one) instead of a generated one; a Pulumi secret. */
+  password?: pulumi.Input<string>;
+  /** `user` is a default: a user this stack already has keeps its name (no rename on upgrade). */
+  keepExistingName?: boolean;
   owner?: pulumi.Input<StackOwner | undefined>;
   /** The canned policy's name for the bucket. */
   policyName(bucket: string): string;
@@ -22,13 +26,20 @@ export interface IdentityParts {
   roles: readonly string[];
 }
 
-/** Makes `${name}-password`, `-user`, `-policy` and `-attachment` under `parent`. */
+/** Makes `${name}-password` (unless a password is given), `-user`, `-policy` and `-attachment` under `parent`. */
 export function accessIdentity(parent: pulumi.Resource, name: string, parts: IdentityParts) {
   const child = { parent };
-  const password = new RandomPassword(`${name}-password`, { length: parts.passwordLength }, child);
+  const secretKey = parts.password !== undefined ? pulumi.secret(parts.password) : new RandomPassword(`${name}-password`, { length: parts.passwordLength }, child).result;
   const user = new MinioUser(
     `${name}-user`,
-    { endpoint: parts.endpoint, region: parts.region, user: parts.user, secretKey: password.result, owner: parts.owner },
+    {
+      endpoint: parts.endpoint,
+      region: parts.region,
+      user: parts.user,
+      secretKey,
+      owner: parts.owner,
+      ...(parts.keepExistingName ? { keepExistingName: true } : {}),
+    },
     child,
   );
   const policy = new MinioPolicy(
@@ -43,5 +54,5 @@ export function accessIdentity(parent: pulumi.Resource, name: string, parts: Ide
     child,
   );
   new MinioPolicyAttachment(`${name}-attachment`, { endpoint: parts.endpoint, region: parts.region, user: user.user, policy: policy.name }, child);
-  return { accessKey: user.user, secretKey: pulumi.secret(password.result), policyName: policy.name };
+  return { accessKey: user.user, secretKey: pulumi.secret(secretKey), policyName: policy.name };
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/config/settings";
+import { DEFAULTS, defaultUserNames } from "../lib/config/settings";
 import { StackOwner } from "../lib/minio/ownership";
 import { builderPolicy } from "../lib/minio/policies";
 import { accessIdentity } from "./accessIdentity";
@@ -11,8 +11,13 @@ export interface BuilderAccessArgs {
   region?: pulumi.Input<string>;
   /** The cache bucket the builder writes to. */
   bucket: pulumi.Input<string>;
-  /** The builder's MinIO user name (its access key). Default "nixbuilder". */
+  /**
+   * The builder's MinIO user name (its access key). Default "nixbuilder" for the bucket "nix-cache", else
+   * "BUCKET-builder"; a stack that already has the user keeps its name.
+   */
   user?: pulumi.Input<string>;
+  /** The user's existing password, kept (a takeover); a Pulumi secret. Default: a generated one. */
+  password?: pulumi.Input<string>;
   /** Length of the generated password. Default 40. */
   passwordLength?: pulumi.Input<number>;
   /** The owning stack: marked in the policy's Sids, and what the user's check knows it by (lib/minio/ownership.ts). */
@@ -34,7 +39,9 @@ export class BuilderAccess extends pulumi.ComponentResource {
       endpoint: args.endpoint,
       region: args.region ?? DEFAULTS.region,
       bucket: args.bucket,
-      user: args.user ?? DEFAULTS.builderUser,
+      user: args.user ?? pulumi.output(args.bucket).apply((b) => defaultUserNames(b).builderUser),
+      keepExistingName: args.user === undefined,
+      password: args.password,
       passwordLength: args.passwordLength ?? 40,
       owner: args.owner,
       policyName: (b) => `${b}-write`,

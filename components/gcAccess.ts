@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/config/settings";
+import { DEFAULTS, defaultUserNames } from "../lib/config/settings";
 import { StackOwner } from "../lib/minio/ownership";
 import { GC_POLICY_ROLES, gcPolicy } from "../lib/minio/policies";
 import { accessIdentity } from "./accessIdentity";
@@ -14,7 +14,10 @@ export interface GcAccessArgs {
   region?: pulumi.Input<string>;
   /** The cache bucket the GC collects. */
   bucket: pulumi.Input<string>;
-  /** The GC's MinIO user name (its access key). Default "nixgc". */
+  /**
+   * The GC's MinIO user name. Default "nixgc" for the bucket "nix-cache", else "BUCKET-gc"; a stack that
+   * already has the user keeps its name.
+   */
   user?: pulumi.Input<string>;
   /** Length of the generated password. Default 40. */
   passwordLength?: pulumi.Input<number>;
@@ -40,7 +43,8 @@ export class GcAccess extends pulumi.ComponentResource {
       endpoint: args.endpoint,
       region: args.region ?? DEFAULTS.region,
       bucket: args.bucket,
-      user: args.user ?? DEFAULTS.gcUser,
+      user: args.user ?? pulumi.output(args.bucket).apply((b) => defaultUserNames(b).gcUser),
+      keepExistingName: args.user === undefined,
       passwordLength: args.passwordLength ?? 40,
       owner: args.owner,
       policyName: gcPolicyName,

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS, Retention } from "../lib/config/settings";
+import { DEFAULTS, defaultUserNames, Retention } from "../lib/config/settings";
 import { awsCredentials, defaultSecretKeyFiles, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hosts/hostConfig";
 import { AnonymousAccess } from "./anonymousAccess";
 import { BuilderAccess } from "./builderAccess";
@@ -19,12 +19,25 @@ export interface NixCacheArgs {
   region?: pulumi.Input<string>;
   /** Bucket name. Default "nix-cache". */
   bucket?: pulumi.Input<string>;
-  /** The builder's MinIO user. Default "nixbuilder". */
+  /**
+   * The builder's MinIO user. Default "nixbuilder" for the bucket "nix-cache", else "BUCKET-builder"; a stack
+   * that already has the user keeps its name.
+   */
   builderUser?: pulumi.Input<string>;
+  /**
+   * The builder user's existing password, kept instead of a generated one (taking over a cache made by hand:
+   * the builder's ~/.aws/credentials keeps working). Kept a Pulumi secret. Default: a generated password.
+   */
+  builderPassword?: pulumi.Input<string>;
   /** Name of the active signing key. Default "s3.homelab.local-1". */
   keyName?: pulumi.Input<string>;
   /** Older signing keys kept during a rotation: still trusted by hosts and still signing. Default none. */
   previousKeyNames?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * Existing Nix secret keys (`NAME:base64(seed ‖ pub)`, e.g. the chapter's secret.key) used instead of
+   * generated ones, each named keyName or one of previousKeyNames. Kept a Pulumi secret. Default none.
+   */
+  importKeys?: pulumi.Input<pulumi.Input<string>[]>;
   /** nix-cache-info StoreDir. Default "/nix/store". */
   storeDir?: pulumi.Input<string>;
   /** nix-cache-info WantMassQuery. Default true. */
@@ -41,7 +54,10 @@ export interface NixCacheArgs {
   retainDays?: pulumi.Input<number>;
   /** retention=lifecycle only: days after which the lifecycle rule expires cached objects. Default 7. */
   expireDays?: pulumi.Input<number>;
-  /** The GC's MinIO user (lists, reads, deletes; writes only gc/ bookkeeping). Default "nixgc". */
+  /**
+   * The GC's MinIO user (lists, reads, deletes; writes only gc/ bookkeeping). Default "nixgc" for the bucket
+   * "nix-cache", else "BUCKET-gc"; a stack that already has the user keeps its name.
+   */
   gcUser?: pulumi.Input<string>;
   /** Let anonymous clients list the bucket. Default false. */
   anonymousList?: pulumi.Input<boolean>;
@@ -112,9 +128,9 @@ export class NixCache extends pulumi.ComponentResource {
         endpoint: args.endpoint,
         region,
         bucket: bucketName,
-        user: args.builderUser ?? DEFAULTS.builderUser,
+        user: args.builderUser ?? bucketName.apply((b) => defaultUserNames(b).builderUser),
         policy: bucketName.apply((b) => `${b}-write`),
-        gcUser: args.gcUser ?? DEFAULTS.gcUser,
+        gcUser: args.gcUser ?? bucketName.apply((b) => defaultUserNames(b).gcUser),
         gcPolicy: bucketName.apply(gcPolicyName),
       },
       child,
@@ -158,11 +174,15 @@ export class NixCache extends pulumi.ComponentResource {
     );
     const builder = new BuilderAccess(
       `${name}-builder`,
-      { endpoint: args.endpoint, region, bucket: store.bucket, user: args.builderUser, owner },
+      { endpoint: args.endpoint, region, bucket: store.bucket, user: args.builderUser, password: args.builderPassword, owner },
       child,
     );
     const gc = new GcAccess(`${name}-gc`, { endpoint: args.endpoint, region, bucket: store.bucket, user: args.gcUser, owner }, child);
-    const key = new SigningKey(`${name}-signing`, { keyName: args.keyName, previousKeyNames: args.previousKeyNames }, child);
+    const key = new SigningKey(
+      `${name}-signing`,
+      { keyName: args.keyName, previousKeyNames: args.previousKeyNames, ...(args.importKeys === undefined ? {} : { importKeys: args.importKeys }) },
+      child,
+    );
 
     const profile = builder.accessKey;
     this.substituterUrl = pulumi

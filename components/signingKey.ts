@@ -7,6 +7,11 @@ export interface SigningKeyArgs {
   keyName?: pulumi.Input<string>;
   /** Older keys kept during a rotation: still trusted and still signing. Default none. */
   previousKeyNames?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * Existing Nix secret keys (`NAME:base64(seed ‖ pub)`) used instead of generated ones for their names, each
+   * named keyName or one of previousKeyNames; kept a Pulumi secret. Default none.
+   */
+  importKeys?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** The cache's ed25519 signing keys in Nix's formats: the active one, and the previous ones of a rotation. */
@@ -26,7 +31,9 @@ export class SigningKey extends pulumi.ComponentResource {
       .all([args.keyName ?? DEFAULTS.keyName, args.previousKeyNames ?? []])
       .apply(([active, previous]) => [active, ...previous]);
     // One resource for the whole set, under the name the single keypair had: its key carries over.
-    const ring = new NixSigningKeypair(`${name}-keypair`, { keyNames }, { parent: this });
+    // Only given when there are imports, so the inputs of a stack without any stay as they were.
+    const importedKeys = args.importKeys === undefined ? undefined : pulumi.secret(args.importKeys);
+    const ring = new NixSigningKeypair(`${name}-keypair`, { keyNames, ...(importedKeys ? { importedKeys } : {}) }, { parent: this });
     this.trustedPublicKeys = ring.publicKeys;
     this.secretKeys = pulumi.secret(ring.secretKeys);
     this.publicKey = ring.publicKeys.apply((keys) => keys[0]);

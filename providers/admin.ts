@@ -36,6 +36,8 @@ export interface UserProps extends TargetProps {
   owner?: OwnerMark;
   /** Read back when the password changed and another stack's policy is attached: that stack took it over. */
   liveOwner?: OwnerMark;
+  /** `user` is a default name: a user this stack already has keeps its own name (no rename on upgrade). */
+  keepExistingName?: boolean;
 }
 
 /**
@@ -86,6 +88,8 @@ async function claimUser(provider: ConfiguredProvider, props: UserProps, inState
 const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async check(olds, news) {
+    // A default name (nix-cache:builderUser or gcUser unset) never renames a user this stack already has.
+    if (news.keepExistingName && known(olds?.user) && known(news.user) && olds.user !== news.user) news = { ...news, user: olds.user };
     // A user new to this stack that exists and is another stack's or nobody's is refused in the preview.
     if (olds?.user !== news.user && known(news.user) && known(news.endpoint)) await checkClaim(() => claimUser(this, news, false));
     return { inputs: news };

@@ -2,7 +2,7 @@
 // keys and the builder's password. Nothing remote: read returns the state, and only a change of the inputs
 // (a new key name, a new length) makes new ones.
 import * as pulumi from "@pulumi/pulumi";
-import { ALLOW_KEY_DROP_KEY, keyChangeRefusal, KeyRingState, nextRing, ringOf } from "../lib/signing/keyRing";
+import { ALLOW_KEY_DROP_KEY, importRefusal, keyChangeRefusal, KeyRingState, nextRing, ringChanges, ringOf } from "../lib/signing/keyRing";
 import { readAllowKeyDrop } from "../lib/config/settings";
 import { diffProps, UNKNOWN_INPUT } from "./common";
 import { providerError } from "./minioClients";
@@ -10,6 +10,8 @@ import { providerError } from "./minioClients";
 /** The key ring's inputs and outputs: names (the active first) and, once made, the keys in the same order. */
 export interface KeyRingProps extends Partial<Omit<KeyRingState, "keyNames">> {
   keyNames: string[];
+  /** nix-cache:importKeys: existing Nix secret keys used for their names (a secret input; never an output). */
+  importedKeys?: string[];
   /** Left by stacks made before key sets (one key): read once, then replaced by the fields above. */
   keyName?: string;
   publicKey?: string;
@@ -24,7 +26,7 @@ const keyRingProvider: KeyRingProvider = {
     this.allowKeyDrop = readAllowKeyDrop(req.config.get(ALLOW_KEY_DROP_KEY));
   },
   async create(inputs) {
-    const ring = nextRing(ringOf({}), inputs.keyNames);
+    const ring = nextRing(ringOf({}), inputs.keyNames, undefined, inputs.importedKeys ?? []);
     return { id: inputs.keyNames[0], outs: { ...ring } };
   },
   async read(id, props) {
@@ -36,14 +38,16 @@ const keyRingProvider: KeyRingProvider = {
     if (this.allowKeyDrop?.problem) throw providerError(this.allowKeyDrop.problem);
     const old = ringOf(olds);
     if (JSON.stringify(news.keyNames).includes(UNKNOWN_INPUT)) return { changes: true };
-    const refusal = keyChangeRefusal(old, news.keyNames, this.allowKeyDrop?.allowed ?? false);
+    const allowKeyDrop = this.allowKeyDrop?.allowed ?? false;
+    const imported = news.importedKeys ?? [];
+    const refusal = keyChangeRefusal(old, news.keyNames, allowKeyDrop) ?? importRefusal(old, news.keyNames, imported, allowKeyDrop);
     if (refusal) throw providerError(refusal);
     // A state from before key sets is rewritten once in the new shape, keeping its key.
     const legacy = !Array.isArray(olds.keyNames);
-    return { changes: legacy || JSON.stringify(old.keyNames) !== JSON.stringify(news.keyNames), replaces: [], deleteBeforeReplace: false };
+    return { changes: legacy || ringChanges(old, news.keyNames, imported), replaces: [], deleteBeforeReplace: false };
   },
   async update(_id, olds, news) {
-    return { outs: { ...nextRing(ringOf(olds), news.keyNames) } };
+    return { outs: { ...nextRing(ringOf(olds), news.keyNames, undefined, news.importedKeys ?? []) } };
   },
 };
 
@@ -56,11 +60,15 @@ export class NixSigningKeypair extends pulumi.dynamic.Resource {
   declare readonly keyNames: pulumi.Output<string[]>;
   declare readonly publicKeys: pulumi.Output<string[]>;
   declare readonly secretKeys: pulumi.Output<string[]>;
-  constructor(name: string, args: { keyNames: pulumi.Input<pulumi.Input<string>[]> }, opts?: pulumi.CustomResourceOptions) {
+  constructor(
+    name: string,
+    args: { keyNames: pulumi.Input<pulumi.Input<string>[]>; importedKeys?: pulumi.Input<pulumi.Input<string>[]> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     super(
       keyRingProvider,
       name,
-      { ...args, publicKeys: undefined, secretKeys: undefined, retiredKeyNames: undefined },
+      { ...args, publicKeys: undefined, secretKeys: undefined, retiredKeyNames: undefined, importedKeyNames: undefined },
       { ...opts, additionalSecretOutputs: ["secretKeys"] },
       undefined,
       "NixSigningKeypair",

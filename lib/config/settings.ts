@@ -1,7 +1,7 @@
 // Validation of the stack configuration: every bad value is reported, naming the setting and what is
 // allowed, before any resource is declared (so before any request reaches MinIO).
 import { parseCaCertificate } from "./caCertificate";
-import { checkKeyName } from "../signing/signingKey";
+import { checkKeyName, readSecretKey } from "../signing/signingKey";
 
 /** The retention modes: the closure-safe GC, or the chapter's age-based lifecycle expiry. */
 export const RETENTIONS = ["gc", "lifecycle"] as const;
@@ -19,7 +19,24 @@ export interface CacheSettings {
   /** S3 region MinIO answers for (default us-east-1, MinIO's own default). */
   region: string;
   bucket: string;
+  /** The builder's MinIO user: nix-cache:builderUser, else derived from the bucket (defaultUserNames). */
   builderUser: string;
+  /**
+   * builderUser and gcUser were not set, so they are defaults: a stack that already has users keeps their
+   * names (the user resources keep what their state holds), so an upgrade never renames a user.
+   */
+  builderUserDefaulted: boolean;
+  gcUserDefaulted: boolean;
+  /**
+   * Existing Nix secret keys (`NAME:base64(seed ‖ pub)`, the chapter's secret.key) used instead of generated
+   * ones for their names (keyName or one of previousKeyNames). Secret: never shown in plain text.
+   */
+  importKeys: string[];
+  /**
+   * The existing password of the builder user, kept instead of a generated one (a takeover from the chapter:
+   * the builder's ~/.aws/credentials keeps working). Secret. Undefined: a generated password.
+   */
+  builderPassword?: string;
   /** The active signing key's name: it signs, and hosts trust it. */
   keyName: string;
   /** Older keys kept alive during a rotation: still trusted by hosts and still signing; distinct names. */
@@ -53,13 +70,18 @@ export interface CacheSettings {
  * `allowBucketRename`, `allowKeyDrop` and `adopt` are checked here too, but only the providers act on them (see
  * bucketRenameRefusal, lib/signing/keyRing.ts keyChangeRefusal, lib/minio/ownership.ts claimRefusal).
  */
-export type RawSettings = Partial<Record<keyof CacheSettings | "allowBucketRename" | "allowKeyDrop" | "adopt", string>>;
+export type RawSettings = Partial<
+  Record<Exclude<keyof CacheSettings, "builderUserDefaulted" | "gcUserDefaulted"> | "allowBucketRename" | "allowKeyDrop" | "adopt", string>
+>;
+
+/** The settings that hold secrets: read as secrets, and never echoed in an error. */
+export const SECRET_SETTING_KEYS: readonly (keyof RawSettings)[] = ["importKeys", "builderPassword"];
 
 /** Every setting the program reads from the stack config (besides the admin credentials). */
 export const SETTING_KEYS: readonly (keyof RawSettings)[] = [
   "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "previousKeyNames", "storeDir", "wantMassQuery", "priority",
   "retention", "retainDays", "expireDays", "gcUser", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
-  "allowKeyDrop", "adopt",
+  "allowKeyDrop", "adopt", "importKeys", "builderPassword",
 ];
 
 export const DEFAULTS = {
@@ -91,6 +113,21 @@ export class SettingsError extends Error {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "SettingsError";
   }
+}
+
+/**
+ * The users' names when nix-cache:builderUser and nix-cache:gcUser are unset: the chapter's nixbuilder (and
+ * nixgc) for the default bucket, else BUCKET-builder and BUCKET-gc, so a second cache on the same MinIO needs
+ * only its own nix-cache:bucket. A bucket name too long for that (MinIO user names are at most 20 characters)
+ * keeps the chapter's names, as every version did: a second stack is then told, by the ownership check, to set
+ * the names itself.
+ */
+export function defaultUserNames(bucket: string): { builderUser: string; gcUser: string } {
+  const derived = { builderUser: `${bucket}-builder`, gcUser: `${bucket}-gc` };
+  if (bucket === DEFAULTS.bucket || checkUserName(derived.builderUser) || checkUserName(derived.gcUser)) {
+    return { builderUser: DEFAULTS.builderUser, gcUser: DEFAULTS.gcUser };
+  }
+  return derived;
 }
 
 /** S3 bucket naming rules (the ones MinIO enforces, plus AWS's stricter ones so a cache can move). */
@@ -191,12 +228,13 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   const bucketProblem = checkBucketName(bucket);
   if (bucketProblem) bad("bucket", raw.bucket, bucketProblem);
 
-  const builderUser = raw.builderUser ?? DEFAULTS.builderUser;
+  const derived = defaultUserNames(bucketProblem ? DEFAULTS.bucket : bucket);
+  const builderUser = raw.builderUser ?? derived.builderUser;
   const userProblem = checkUserName(builderUser);
   if (userProblem) bad("builderUser", raw.builderUser, userProblem);
 
   // The GC's own identity: a second user, so the builder never holds DeleteObject.
-  const gcUser = raw.gcUser ?? DEFAULTS.gcUser;
+  const gcUser = raw.gcUser ?? derived.gcUser;
   const gcUserProblem = checkUserName(gcUser);
   if (gcUserProblem) bad("gcUser", raw.gcUser, gcUserProblem);
   else if (!userProblem && gcUser === builderUser) {
@@ -212,6 +250,8 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   if (keyProblem) bad("keyName", raw.keyName, `a Nix key name that ${keyProblem}, e.g. s3.homelab.local-1`);
 
   const previousKeyNames = parsePreviousKeyNames(raw.previousKeyNames, keyName, problems);
+  const importKeys = parseImportKeys(raw.importKeys, keyProblem ? [] : [keyName, ...previousKeyNames], problems);
+  const builderPassword = parseBuilderPassword(raw.builderPassword, problems);
 
   const storeDir = text("storeDir", DEFAULTS.storeDir);
   if (!/^\/[^\s]*[^/\s]$/.test(storeDir)) bad("storeDir", raw.storeDir, "an absolute path with no trailing '/' or white space, e.g. /nix/store");
@@ -236,6 +276,10 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     region,
     bucket,
     builderUser,
+    builderUserDefaulted: raw.builderUser === undefined,
+    gcUserDefaulted: raw.gcUser === undefined,
+    importKeys,
+    ...(builderPassword === undefined ? {} : { builderPassword }),
     keyName,
     previousKeyNames,
     storeDir,
@@ -288,6 +332,75 @@ function parsePreviousKeyNames(value: string | undefined, keyName: string, probl
     }
   });
   return problems.length === before ? list : [];
+}
+
+/**
+ * nix-cache:importKeys: existing Nix secret keys, a list (`pulumi config set --secret --path
+ * 'nix-cache:importKeys[0]' "$(cat ~/.config/nix/secret.key)"`) or one key as plain text. Each must be a Nix
+ * secret key whose seed and public half belong together, for a name some setting uses (`keyNames`: keyName and
+ * previousKeyNames), each name once. Problems name the entry and the key's name, never the key itself.
+ */
+function parseImportKeys(value: string | undefined, keyNames: readonly string[], problems: string[]): string[] {
+  if (value === undefined || value.trim() === "") return [];
+  const setting = `${CONFIG_NAMESPACE}:importKeys`;
+  const howTo = `pulumi config set --secret --path '${setting}[0]' "$(cat ~/.config/nix/secret.key)"`;
+  const allowed =
+    `a list of Nix secret keys as \`nix key generate-secret\` writes them (NAME:base64 of the 32-byte seed and the 32-byte public key), ` +
+    `each for the name in ${CONFIG_NAMESPACE}:keyName or in ${CONFIG_NAMESPACE}:previousKeyNames, each name once, e.g. ${howTo}`;
+  let list: unknown;
+  if (value.trim().startsWith("[")) {
+    try {
+      list = JSON.parse(value);
+    } catch {
+      list = undefined;
+    }
+  } else list = [value];
+  if (!Array.isArray(list) || !list.every((k): k is string => typeof k === "string")) {
+    problems.push(`${setting} is not a list of text values (its value is secret and not shown): allowed is ${allowed}`);
+    return [];
+  }
+  const before = problems.length;
+  const names: string[] = [];
+  list.forEach((text, i) => {
+    const entry = `${setting}[${i}]`;
+    const parsed = readSecretKey(text.trim());
+    if (!parsed.ok) {
+      const named = parsed.name ? ` (key name ${JSON.stringify(parsed.name)})` : "";
+      problems.push(`${entry}${named} ${parsed.problem} (the value is secret and not shown): allowed is ${allowed}`);
+      return;
+    }
+    if (!keyNames.includes(parsed.name)) {
+      problems.push(
+        `${entry} is the key ${JSON.stringify(parsed.name)}, a name no setting uses (${CONFIG_NAMESPACE}:keyName is ` +
+          `${JSON.stringify(keyNames[0] ?? "")}${keyNames.length > 1 ? `, ${CONFIG_NAMESPACE}:previousKeyNames ${JSON.stringify(keyNames.slice(1))}` : ""}): ` +
+          `allowed is ${allowed}; to make it the active key: pulumi config set ${CONFIG_NAMESPACE}:keyName ${parsed.name}`,
+      );
+      return;
+    }
+    if (names.includes(parsed.name)) {
+      problems.push(`${entry} is a second key named ${JSON.stringify(parsed.name)}: allowed is ${allowed}`);
+      return;
+    }
+    names.push(parsed.name);
+  });
+  return problems.length === before ? list.map((k) => k.trim()) : [];
+}
+
+/**
+ * nix-cache:builderPassword: the builder user's existing password, as MinIO takes a secret key (8 to 40
+ * characters) and as an AWS credentials file and a URL carry it (no white space). Never echoed.
+ */
+function parseBuilderPassword(value: string | undefined, problems: string[]): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (value.length < 8 || value.length > 40 || /\s/.test(value)) {
+    problems.push(
+      `${CONFIG_NAMESPACE}:builderPassword is ${value.length} characters${/\s/.test(value) ? " with white space" : ""} (the value is secret and not shown): ` +
+        `allowed is the builder user's current MinIO password, 8 to 40 characters without white space ` +
+        `(pulumi config set --secret ${CONFIG_NAMESPACE}:builderPassword PASSWORD), or unset for a generated one`,
+    );
+    return undefined;
+  }
+  return value;
 }
 
 /** Reads nix-cache:allowKeyDrop (unset or "" is false); a problem instead of a throw, as readAllowBucketRename. */

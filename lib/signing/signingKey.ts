@@ -60,6 +60,33 @@ function parseKey(text: string, bytes: number, what: string): { name: string; ke
   return { name: text.slice(0, colon), key };
 }
 
+/** A Nix secret key read from text, or why it is not one (never quoting the key). */
+export type ReadSecretKey = { ok: true; name: string; secretKey: string; publicKey: string } | { ok: false; name?: string; problem: string };
+
+/**
+ * Reads a Nix secret key (`NAME:base64(seed ‖ pub)`) given by a user: tells a public key given instead, a
+ * wrong length, and a public half that does not belong to the seed (a key file edited or pasted together).
+ */
+export function readSecretKey(text: string): ReadSecretKey {
+  const colon = text.indexOf(":");
+  if (colon <= 0) return { ok: false, problem: "is not a Nix secret key (no NAME: before the key)" };
+  const name = text.slice(0, colon);
+  const nameProblem = checkKeyName(name);
+  if (nameProblem) return { ok: false, problem: `is not a Nix secret key (its name ${nameProblem})` };
+  const body = text.slice(colon + 1);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body) || body.length % 4 !== 0) return { ok: false, name, problem: "is not a Nix secret key (the part after NAME: is not base64)" };
+  const key = Buffer.from(body, "base64");
+  if (key.length === 32) {
+    return { ok: false, name, problem: "is a public key (the content of public.key), not a secret key (the content of secret.key)" };
+  }
+  if (key.length !== 64) return { ok: false, name, problem: `is not a Nix secret key (it holds ${key.length} bytes, not 64)` };
+  const pair = keypairFromSeed(name, key.subarray(0, 32));
+  if (pair.secretKey !== `${name}:${body}`) {
+    return { ok: false, name, problem: "is not a Nix secret key: its public half does not belong to its seed" };
+  }
+  return { ok: true, name, secretKey: pair.secretKey, publicKey: pair.publicKey };
+}
+
 /** The public key that belongs to a Nix secret key (what `nix key convert-secret-to-public` prints). */
 export function publicKeyOf(secretKey: string): string {
   const { name, key } = parseKey(secretKey, 64, "a Nix secret key");

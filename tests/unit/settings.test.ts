@@ -1,5 +1,6 @@
 // Stack configuration: defaults, and one clear error naming every bad setting and what is allowed.
-import { CacheSettings, DEFAULTS, parseSettings, RawSettings, SettingsError } from "../../lib/config/settings";
+import { CacheSettings, DEFAULTS, defaultUserNames, parseSettings, RawSettings, SettingsError } from "../../lib/config/settings";
+import { generateKeypair } from "../../lib/signing/signingKey";
 
 const ENDPOINT = "http://127.0.0.1:9000";
 
@@ -22,6 +23,9 @@ describe("defaults", () => {
       region: "us-east-1",
       bucket: "nix-cache",
       builderUser: "nixbuilder",
+      builderUserDefaulted: true,
+      gcUserDefaulted: true,
+      importKeys: [],
       keyName: "s3.homelab.local-1",
       previousKeyNames: [],
       storeDir: "/nix/store",
@@ -36,7 +40,9 @@ describe("defaults", () => {
     };
     expect(parseSettings({ endpoint: ENDPOINT })).toEqual(expected);
     expect({ ...DEFAULTS }).toEqual(
-      Object.fromEntries(Object.entries(expected).filter(([k]) => !["endpoint", "publicUrl"].includes(k))),
+      Object.fromEntries(
+        Object.entries(expected).filter(([k]) => !["endpoint", "publicUrl", "builderUserDefaulted", "gcUserDefaulted", "importKeys"].includes(k)),
+      ),
     );
   });
 
@@ -73,6 +79,9 @@ describe("good values", () => {
       region: "eu-central-1",
       bucket: "my.nix-cache",
       builderUser: "ci_builder-1",
+      builderUserDefaulted: false,
+      gcUserDefaulted: false,
+      importKeys: [],
       keyName: "cache.homelab.local-2",
       previousKeyNames: [],
       storeDir: "/gnu/store",
@@ -245,4 +254,104 @@ describe("previousKeyNames and allowKeyDrop", () => {
     expect(() => parseSettings({ endpoint: E, allowKeyDrop: "true" })).not.toThrow();
     expect(errorOf({ endpoint: E, allowKeyDrop: "yes" }).problems).toEqual(['nix-cache:allowKeyDrop is "yes": allowed is true or false']);
   });
+});
+
+describe("importKeys: existing Nix secret keys (the chapter's secret.key), validated without showing them", () => {
+  const E = "http://127.0.0.1:9000";
+  const chapter = generateKeypair("s3.homelab.local-1");
+  const older = generateKeypair("s3.homelab.local-0");
+  const raw = (keys: string[] | string, extra: RawSettings = {}): RawSettings => ({
+    endpoint: E,
+    importKeys: typeof keys === "string" ? keys : JSON.stringify(keys),
+    ...extra,
+  });
+  const secretParts = (k: string) => [k, k.slice(k.indexOf(":") + 1), k.slice(k.indexOf(":") + 1, k.indexOf(":") + 30)];
+
+  test("a list (config set --path) or one key as text; unset or empty is none", () => {
+    expect(parseSettings({ endpoint: E }).importKeys).toEqual([]);
+    expect(parseSettings(raw("")).importKeys).toEqual([]);
+    expect(parseSettings(raw([chapter.secretKey])).importKeys).toEqual([chapter.secretKey]);
+    // `$(cat secret.key)` keeps no trailing newline, but a file read otherwise might: it is not part of the key.
+    expect(parseSettings(raw(`${chapter.secretKey}\n`)).importKeys).toEqual([chapter.secretKey]);
+    const both = parseSettings(raw([chapter.secretKey, older.secretKey], { previousKeyNames: '["s3.homelab.local-0"]' }));
+    expect(both.importKeys).toEqual([chapter.secretKey, older.secretKey]);
+  });
+
+  const tampered = (() => {
+    // The seed of one key with the public half of another: pasted together from two files.
+    const seed = Buffer.from(chapter.secretKey.split(":")[1], "base64").subarray(0, 32);
+    const pub = Buffer.from(older.publicKey.split(":")[1], "base64");
+    return `s3.homelab.local-1:${Buffer.concat([seed, pub]).toString("base64")}`;
+  })();
+  test.each([
+    ["a public key given instead", chapter.publicKey, /importKeys\[0\] \(key name "s3.homelab.local-1"\) is a public key \(the content of public.key\), not a secret key/],
+    ["seed and public half that do not match", tampered, /importKeys\[0\] \(key name "s3.homelab.local-1"\) is not a Nix secret key: its public half does not belong to its seed/],
+    ["no name", chapter.secretKey.slice(chapter.secretKey.indexOf(":") + 1), /importKeys\[0\] is not a Nix secret key \(no NAME: before the key\)/],
+    ["not base64", "s3.homelab.local-1:not*base64", /importKeys\[0\] \(key name "s3.homelab.local-1"\) is not a Nix secret key \(the part after NAME: is not base64\)/],
+    ["a wrong length", `s3.homelab.local-1:${Buffer.alloc(48, 7).toString("base64")}`, /is not a Nix secret key \(it holds 48 bytes, not 64\)/],
+    ["a name no setting uses", generateKeypair("other-1").secretKey, /importKeys\[0\] is the key "other-1", a name no setting uses \(nix-cache:keyName is "s3.homelab.local-1"\).*pulumi config set nix-cache:keyName other-1/],
+  ])("%s: one error naming the entry, never the key", (_what, key, message) => {
+    const err = errorOf(raw([key]));
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(message);
+    expect(err.problems[0]).toContain(`pulumi config set --secret --path 'nix-cache:importKeys[0]' "$(cat ~/.config/nix/secret.key)"`);
+    for (const part of secretParts(key).filter((p) => p.length > 8)) expect(err.message).not.toContain(part);
+  });
+
+  test("the same name twice is refused at the second entry", () => {
+    const again = generateKeypair("s3.homelab.local-1");
+    const err = errorOf(raw([chapter.secretKey, again.secretKey]));
+    expect(err.problems).toEqual([expect.stringMatching(/^nix-cache:importKeys\[1\] is a second key named "s3.homelab.local-1": allowed is/)]);
+    for (const part of [...secretParts(chapter.secretKey), ...secretParts(again.secretKey)]) expect(err.message).not.toContain(part);
+  });
+
+  test("a value that is not a list of texts is refused without showing it", () => {
+    const err = errorOf(raw('[{"key": "s3.homelab.local-1:abc"}]'));
+    expect(err.problems).toEqual([expect.stringMatching(/^nix-cache:importKeys is not a list of text values \(its value is secret and not shown\)/)]);
+    expect(err.message).not.toContain("abc");
+  });
+});
+
+describe("builderPassword: the adopted builder's existing password, never shown", () => {
+  const E = "http://127.0.0.1:9000";
+  test("kept as given; unset or empty is a generated one", () => {
+    expect(parseSettings({ endpoint: E, builderPassword: "Kq3vX9pLm2Zt7wRb" }).builderPassword).toBe("Kq3vX9pLm2Zt7wRb");
+    expect(parseSettings({ endpoint: E }).builderPassword).toBeUndefined();
+    expect(parseSettings({ endpoint: E, builderPassword: "" }).builderPassword).toBeUndefined();
+  });
+  test.each([["short7ch"], ["with space inside"], ["x".repeat(41)]])("%s is refused with its length only", (value) => {
+    const pw = value === "short7ch" ? "short7c" : value;
+    const err = errorOf({ endpoint: E, builderPassword: pw });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^nix-cache:builderPassword is \d+ characters.*allowed is the builder user's current MinIO password, 8 to 40 characters without white space/);
+    expect(err.message).not.toContain(pw);
+  });
+});
+
+describe("user names: a second cache needs only its own bucket", () => {
+  const E = "http://127.0.0.1:9000";
+  test("the default bucket keeps the chapter's nixbuilder and nixgc; another bucket derives both", () => {
+    expect(parseSettings({ endpoint: E })).toMatchObject({ builderUser: "nixbuilder", gcUser: "nixgc", builderUserDefaulted: true, gcUserDefaulted: true });
+    expect(parseSettings({ endpoint: E, bucket: "team-cache" })).toMatchObject({
+      builderUser: "team-cache-builder",
+      gcUser: "team-cache-gc",
+      builderUserDefaulted: true,
+      gcUserDefaulted: true,
+    });
+    expect(defaultUserNames("nix-cache")).toEqual({ builderUser: "nixbuilder", gcUser: "nixgc" });
+  });
+  test("set names win and are marked as set", () => {
+    expect(parseSettings({ endpoint: E, bucket: "team-cache", builderUser: "ci-1", gcUser: "ci-gc" })).toMatchObject({
+      builderUser: "ci-1",
+      gcUser: "ci-gc",
+      builderUserDefaulted: false,
+      gcUserDefaulted: false,
+    });
+  });
+  test("a bucket name too long to derive from keeps the chapter's names (as every earlier version had them)", () => {
+    expect(parseSettings({ endpoint: E, bucket: "a-rather-long-team-cache" })).toMatchObject({ builderUser: "nixbuilder", gcUser: "nixgc" });
+    expect(defaultUserNames("nix-cache.example.org")).toEqual({ builderUser: "nixbuilder", gcUser: "nixgc" });
+    expect(defaultUserNames("twelve-chars")).toEqual({ builderUser: "twelve-chars-builder", gcUser: "twelve-chars-gc" });
+  });
+
 });
