@@ -25,10 +25,11 @@ export class NixClient {
   readonly home: string;
   private readonly env: NodeJS.ProcessEnv;
 
-  /** A fresh client under `root/name` (its own HOME, caches and config). */
-  constructor(root: string, name: string) {
+  /** A fresh client under `root/name` (its own HOME, caches and config); `extraEnv` adds variables, e.g. the
+   *  NIX_SSL_CERT_FILE of a host that trusts a homelab's CA. */
+  constructor(root: string, name: string, extraEnv: NodeJS.ProcessEnv = {}) {
     this.home = path.join(root, `home-${name}`);
-    this.env = nixEnv(this.home);
+    this.env = { ...nixEnv(this.home), ...extraEnv };
   }
 
   run(tool: string, args: string[], cwd?: string, input?: string): NixResult {

@@ -5,6 +5,7 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { expiryRuleId, ownerOfRules } from "../../lib/minio/ownership";
 import { readExpiryRules, wouldExpire } from "../../lib/minio/lifecycle";
 import { adminRequest, errorCode, minioAdmin, readTextObject, s3Client } from "../../providers/minioClients";
+import { McAnonymous, McFailure, McLifecycle, mcFor, McPolicyInfo, McUserInfo } from "../../harness/mc";
 import { MinioServer } from "../../harness/minio";
 import { backendText, deployCache, removeDeployment, TestStack } from "../../harness/stack";
 import { BUCKET, codeOf, driftPreview, rootOf, rootS3, targetOf } from "./helpers";
@@ -56,6 +57,43 @@ describe("outputs", () => {
     expect(outputs.gcAccessKey.secret).toBe(false);
     expect(out("retention")).toBe("gc");
     expect(outputs.retainDays.value).toBe(5);
+  });
+});
+
+describe("mc, MinIO's own client, as an independent judge of what `pulumi up` made", () => {
+  // Read-only calls on the fresh stack (before any case below writes), parsed from mc's --json answers.
+  test("users and their policies, the anonymous policy, and no lifecycle rule (retention=gc)", () => {
+    const mc = mcFor(minio);
+    try {
+      expect(mc.json<McUserInfo>(["admin", "user", "info", "s3", "nixbuilder"])).toMatchObject({ policyName: "nix-cache-write", userStatus: "enabled" });
+      expect(mc.json<McUserInfo>(["admin", "user", "info", "s3", "nixgc"])).toMatchObject({ policyName: "nix-cache-gc", userStatus: "enabled" });
+
+      // The chapter's seven actions, each on the bucket or on its objects, nothing else and no Deny.
+      const write = mc.json<McPolicyInfo>(["admin", "policy", "info", "s3", "nix-cache-write"]).policyInfo.Policy.Statement;
+      expect(write.every((s) => s.Effect === "Allow")).toBe(true);
+      expect([...new Set(write.flatMap((s) => s.Action))].sort()).toEqual([
+        "s3:AbortMultipartUpload",
+        "s3:GetBucketLocation",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:ListBucketMultipartUploads",
+        "s3:ListMultipartUploadParts",
+        "s3:PutObject",
+      ]);
+      expect([...new Set(write.flatMap((s) => s.Resource))].sort()).toEqual(["arn:aws:s3:::nix-cache", "arn:aws:s3:::nix-cache/*"]);
+
+      // Not the chapter's `download`: anonymous clients read objects but cannot list.
+      const anonymous = mc.json<McAnonymous>(["anonymous", "get", "s3/nix-cache"]);
+      expect(anonymous.permission).toBe("custom");
+      expect(anonymous.anonymous?.Statement.map((s) => ({ Effect: s.Effect, Principal: s.Principal, Action: s.Action, Resource: s.Resource }))).toEqual([
+        { Effect: "Allow", Principal: { AWS: ["*"] }, Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::nix-cache/*"] },
+      ]);
+
+      const lifecycle = mc.jsonOutcome<McLifecycle>(["ilm", "rule", "ls", "s3/nix-cache"]);
+      expect((lifecycle as McFailure).error?.cause?.error?.Code).toBe("NoSuchLifecycleConfiguration");
+    } finally {
+      mc.remove();
+    }
   });
 });
 
