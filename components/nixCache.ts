@@ -9,6 +9,9 @@ import { GcAccess, gcPolicyName } from "./gcAccess";
 import { SigningKey } from "./signingKey";
 import { StackOwner } from "../lib/minio/ownership";
 import { NixCacheOwner } from "../providers/owner";
+import { NixCacheTakeover } from "../providers/takeover";
+import { renderCacheInfo } from "../lib/config/cacheInfo";
+import { publicKeyOf } from "../lib/signing/signingKey";
 
 export interface NixCacheArgs {
   /** MinIO S3 API URL the deployment and the builder use (scheme://host[:port]). Required. */
@@ -63,6 +66,12 @@ export interface NixCacheArgs {
   anonymousList?: pulumi.Input<boolean>;
   /** Delete cached objects with the bucket on destroy. Default false. */
   forceDestroy?: pulumi.Input<boolean>;
+  /**
+   * Take over a cache made by hand (the chapter's bucket, users, policies): the preview shows what changes and
+   * why, or refuses a takeover that would break hosts (lib/minio/takeover.ts). The providers read the opt-in
+   * itself from the stack config (nix-cache:adopt). Default false.
+   */
+  adopt?: boolean;
   /**
    * PEM of the CA that signed MinIO's certificate, for the hosts' trust (the providers read it from the stack
    * config). Default: none, the system trust store.
@@ -120,6 +129,39 @@ export class NixCache extends pulumi.ComponentResource {
     const project = pulumi.getProject();
     const stack = pulumi.getStack();
     const bucketName = pulumi.output(args.bucket ?? DEFAULTS.bucket);
+    const builderUser = args.builderUser ?? bucketName.apply((b) => defaultUserNames(b).builderUser);
+    const gcUser = args.gcUser ?? bucketName.apply((b) => defaultUserNames(b).gcUser);
+    const keyNames = pulumi.all([args.keyName ?? DEFAULTS.keyName, args.previousKeyNames ?? []]).apply(([active, previous]) => [active, ...previous]);
+    // A takeover is planned first, and nothing is made or written before its check passed (lib/minio/takeover.ts).
+    const takeover = args.adopt
+      ? new NixCacheTakeover(
+          `${name}-takeover`,
+          {
+            endpoint: args.endpoint,
+            region,
+            bucket: bucketName,
+            builderUser,
+            builderPolicy: bucketName.apply((b) => `${b}-write`),
+            gcUser,
+            gcPolicy: bucketName.apply(gcPolicyName),
+            anonymousList: args.anonymousList ?? DEFAULTS.anonymousList,
+            retention: args.retention ?? DEFAULTS.retention,
+            expireDays: args.expireDays ?? DEFAULTS.expireDays,
+            cacheInfo: pulumi
+              .all([args.storeDir ?? DEFAULTS.storeDir, args.wantMassQuery ?? DEFAULTS.wantMassQuery, args.priority ?? DEFAULTS.priority])
+              .apply(([storeDir, wantMassQuery, priority]) => renderCacheInfo({ storeDir, wantMassQuery, priority })),
+            keyNames,
+            // The public halves are not secret: the plan names them.
+            importedPublicKeys: pulumi.unsecret(pulumi.output(args.importKeys ?? []).apply((keys) => keys.map(publicKeyOf))),
+            ...(args.builderPassword === undefined ? {} : { builderPassword: pulumi.secret(args.builderPassword) }),
+          },
+          child,
+        )
+      : undefined;
+    const afterTakeover = takeover ? [takeover] : [];
+    takeover?.plan.apply((lines) => {
+      for (const line of lines ?? []) pulumi.log.warn(`takeover: ${line}`, this);
+    });
     const ownerResource = new NixCacheOwner(
       `${name}-owner`,
       {
@@ -128,12 +170,12 @@ export class NixCache extends pulumi.ComponentResource {
         endpoint: args.endpoint,
         region,
         bucket: bucketName,
-        user: args.builderUser ?? bucketName.apply((b) => defaultUserNames(b).builderUser),
+        user: builderUser,
         policy: bucketName.apply((b) => `${b}-write`),
-        gcUser: args.gcUser ?? bucketName.apply((b) => defaultUserNames(b).gcUser),
+        gcUser,
         gcPolicy: bucketName.apply(gcPolicyName),
       },
-      child,
+      { parent: this, dependsOn: afterTakeover },
     );
     const owner: pulumi.Output<StackOwner> = ownerResource.ownerId.apply((id) => ({ id, project, stack }));
 
@@ -181,7 +223,7 @@ export class NixCache extends pulumi.ComponentResource {
     const key = new SigningKey(
       `${name}-signing`,
       { keyName: args.keyName, previousKeyNames: args.previousKeyNames, ...(args.importKeys === undefined ? {} : { importKeys: args.importKeys }) },
-      child,
+      { parent: this, dependsOn: afterTakeover },
     );
 
     const profile = builder.accessKey;

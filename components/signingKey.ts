@@ -33,7 +33,11 @@ export class SigningKey extends pulumi.ComponentResource {
     // One resource for the whole set, under the name the single keypair had: its key carries over.
     // Only given when there are imports, so the inputs of a stack without any stay as they were.
     const importedKeys = args.importKeys === undefined ? undefined : pulumi.secret(args.importKeys);
-    const ring = new NixSigningKeypair(`${name}-keypair`, { keyNames, ...(importedKeys ? { importedKeys } : {}) }, { parent: this });
+    const ring = new NixSigningKeypair(`${name}-keypair`, { keyNames, ...(importedKeys ? { importedKeys } : {}) }, {
+      parent: this,
+      // A takeover's plan (components/nixCache.ts) is checked before any key is made.
+      dependsOn: opts?.dependsOn,
+    });
     this.trustedPublicKeys = ring.publicKeys;
     this.secretKeys = pulumi.secret(ring.secretKeys);
     this.publicKey = ring.publicKeys.apply((keys) => keys[0]);

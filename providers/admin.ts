@@ -44,7 +44,7 @@ export interface UserProps extends TargetProps {
  * Does the password still work? MinIO never returns it, so sign a harmless request as the user: a wrong
  * password is refused as a bad signature, a right one gets an answer (access denied is fine).
  */
-async function passwordWorks(props: UserProps, target: MinioTarget): Promise<boolean> {
+export async function passwordWorks(props: Pick<UserProps, "user" | "secretKey">, target: MinioTarget): Promise<boolean> {
   const client = s3Client(target, { accessKey: props.user, secretKey: props.secretKey });
   try {
     await client.listBuckets();

@@ -48,8 +48,8 @@ async function orNone<T>(read: Promise<T>, none: T, codes: string[]): Promise<T>
 }
 
 const bucketTags = (client: S3, bucket: string) => orNone(client.getBucketTagging(bucket), [], ["NoSuchTagSet"]);
-const bucketPolicyText = (client: S3, bucket: string) => orNone(client.getBucketPolicy(bucket), "", ["NoSuchBucketPolicy"]);
-const bucketRules = async (client: S3, bucket: string) =>
+export const bucketPolicyText = (client: S3, bucket: string) => orNone(client.getBucketPolicy(bucket), "", ["NoSuchBucketPolicy"]);
+export const bucketRules = async (client: S3, bucket: string) =>
   readExpiryRules(await orNone<unknown>(client.getBucketLifecycle(bucket), null, ["NoSuchLifecycleConfiguration"]));
 
 /** The bucket as MinIO has it: absent, or present with the owner its markers name (lib/minio/ownership.ts). */

@@ -59,6 +59,11 @@ export interface CacheSettings {
   anonymousList: boolean;
   forceDestroy: boolean;
   /**
+   * nix-cache:adopt: take over a bucket, user or policy this stack did not make (a cache made by hand); the
+   * preview then shows the takeover's plan (lib/minio/takeover.ts).
+   */
+  adopt: boolean;
+  /**
    * The PEM of the CA (or bundle) that signed MinIO's certificate, normalized; undefined when unset (the
    * system's trust store is used).
    */
@@ -222,19 +227,22 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   const region = text("region", DEFAULTS.region);
   if (!/^[a-z0-9-]{1,32}$/.test(region)) bad("region", raw.region, "an S3 region name such as us-east-1");
 
-  // Names of MinIO things and of the key: a value set to "" is a mistake, not a request for the default
-  // (the default would silently own a different bucket or user).
+  // Names of the bucket and of the key: a value set to "" is a mistake, not a request for the default (the
+  // default would silently own a different bucket).
   const bucket = raw.bucket ?? DEFAULTS.bucket;
   const bucketProblem = checkBucketName(bucket);
   if (bucketProblem) bad("bucket", raw.bucket, bucketProblem);
 
   const derived = defaultUserNames(bucketProblem ? DEFAULTS.bucket : bucket);
-  const builderUser = raw.builderUser ?? derived.builderUser;
+  // Unset and "" are the same here: Pulumi.yaml can only say "no default" for them with an empty one.
+  const builderUserSet = raw.builderUser !== undefined && raw.builderUser !== "";
+  const gcUserSet = raw.gcUser !== undefined && raw.gcUser !== "";
+  const builderUser = builderUserSet ? (raw.builderUser ?? "") : derived.builderUser;
   const userProblem = checkUserName(builderUser);
   if (userProblem) bad("builderUser", raw.builderUser, userProblem);
 
   // The GC's own identity: a second user, so the builder never holds DeleteObject.
-  const gcUser = raw.gcUser ?? derived.gcUser;
+  const gcUser = gcUserSet ? (raw.gcUser ?? "") : derived.gcUser;
   const gcUserProblem = checkUserName(gcUser);
   if (gcUserProblem) bad("gcUser", raw.gcUser, gcUserProblem);
   else if (!userProblem && gcUser === builderUser) {
@@ -276,8 +284,8 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     region,
     bucket,
     builderUser,
-    builderUserDefaulted: raw.builderUser === undefined,
-    gcUserDefaulted: raw.gcUser === undefined,
+    builderUserDefaulted: !builderUserSet,
+    gcUserDefaulted: !gcUserSet,
     importKeys,
     ...(builderPassword === undefined ? {} : { builderPassword }),
     keyName,
@@ -291,11 +299,11 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     gcUser,
     anonymousList: bool("anonymousList", DEFAULTS.anonymousList),
     forceDestroy: bool("forceDestroy", DEFAULTS.forceDestroy),
+    adopt: bool("adopt", false),
     caCertificate,
   };
   bool("allowBucketRename", false);
   bool("allowKeyDrop", false);
-  bool("adopt", false);
   if (problems.length > 0) throw new SettingsError(problems);
   return settings;
 }

@@ -43,7 +43,6 @@ export const BAD_SETTINGS: BadCase[] = [
   { setting: "keyName", value: "cache:1", allowed: OURS("must not contain ':' or white space") },
   { setting: "keyName", value: "cache 1", allowed: OURS("must not contain ':' or white space") },
   { setting: "keyName", value: "cache\t1", allowed: OURS("must not contain ':' or white space") },
-  { setting: "builderUser", value: "", allowed: OURS("3 to 20 characters of letters, digits") },
   { setting: "builderUser", value: "ab", allowed: OURS("3 to 20 characters") },
   { setting: "builderUser", value: "nix builder", allowed: OURS("letters, digits, '\\.', '_' and '-'") },
   { setting: "builderUser", value: "nix=builder", allowed: OURS("letters, digits, '\\.', '_' and '-'") },

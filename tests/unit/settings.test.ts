@@ -37,11 +37,12 @@ describe("defaults", () => {
       gcUser: "nixgc",
       anonymousList: false,
       forceDestroy: false,
+      adopt: false,
     };
     expect(parseSettings({ endpoint: ENDPOINT })).toEqual(expected);
     expect({ ...DEFAULTS }).toEqual(
       Object.fromEntries(
-        Object.entries(expected).filter(([k]) => !["endpoint", "publicUrl", "builderUserDefaulted", "gcUserDefaulted", "importKeys"].includes(k)),
+        Object.entries(expected).filter(([k]) => !["endpoint", "publicUrl", "builderUserDefaulted", "gcUserDefaulted", "importKeys", "adopt"].includes(k)),
       ),
     );
   });
@@ -93,6 +94,7 @@ describe("good values", () => {
       gcUser: "cache_gc-1",
       anonymousList: true,
       forceDestroy: true,
+      adopt: false,
     });
   });
 
@@ -137,7 +139,6 @@ const BAD: [keyof RawSettings, string, RegExp][] = [
   ["retainDays", "7d", /a whole number ≥ 1/],
   ["retention", "GC", /"gc" or "lifecycle"/],
   ["retention", "expire", /"gc" or "lifecycle"/],
-  ["gcUser", "", /3 to 20 characters of letters, digits/],
   ["gcUser", "gc", /3 to 20 characters/],
   ["gcUser", "gc user", /letters, digits, '\.', '_' and '-'/],
   ["gcUser", "nixbuilder", /a user name other than nix-cache:builderUser \("nixbuilder"\)/],
@@ -146,7 +147,6 @@ const BAD: [keyof RawSettings, string, RegExp][] = [
   ["keyName", "", /must not be empty/],
   ["keyName", "a:b", /must not contain ':' or white space/],
   ["keyName", "a b", /must not contain ':' or white space/],
-  ["builderUser", "", /3 to 20 characters of letters, digits/],
   ["builderUser", "ab", /3 to 20 characters/],
   ["builderUser", "a=b", /letters, digits, '\.', '_' and '-'/],
   ["builderUser", "b".repeat(21), /3 to 20 characters/],
@@ -225,7 +225,9 @@ describe("bad values", () => {
   test("an empty admin-facing value is not silently replaced by a default", () => {
     // Unset (undefined) means the default; "" set on purpose is a mistake for names of MinIO things.
     expect(parseSettings({ endpoint: ENDPOINT }).bucket).toBe("nix-cache");
-    expect(errorOf({ endpoint: ENDPOINT, bucket: "", builderUser: "", keyName: "" }).problems).toHaveLength(3);
+    expect(errorOf({ endpoint: ENDPOINT, bucket: "", builderUser: "", keyName: "" }).problems).toHaveLength(2);
+    // The users' "" is Pulumi.yaml's way to have no default: the names derived from the bucket.
+    expect(parseSettings({ endpoint: ENDPOINT, bucket: "team", builderUser: "", gcUser: "" })).toMatchObject({ builderUser: "team-builder", gcUser: "team-gc" });
   });
 });
 
