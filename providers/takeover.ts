@@ -98,8 +98,10 @@ const takeoverProvider: TakeoverProvider = {
     const { builderPassword: _secret, ...rest } = inputs;
     return { id: inputs.bucket, outs: { ...rest, plan: [TAKEN_OVER] } };
   },
-  async read(id, props) {
-    return props ? { id, props } : { id: "" };
+  async read() {
+    // Nothing on MinIO to read back: a refresh drops the record, so once the opt-in is removed the drift check
+    // (preview --refresh) is clean at once, and a plain up deletes it (its delete does nothing).
+    return { id: "" };
   },
   async diff(_id, olds, news) {
     return { changes: JSON.stringify(olds.plan ?? []) !== JSON.stringify(news.plan ?? []), replaces: [], deleteBeforeReplace: false };

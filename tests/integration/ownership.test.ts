@@ -17,7 +17,7 @@ import { cacheProblems, changesOf, codeOf, driftPreview, errorLines, failureOf, 
 let minio: MinioServer;
 /** Stack A: bucket nix-cache, builder nixbuilder (the defaults). */
 let a: TestStack;
-/** Stack B: bucket cache-b, builder builder-b. */
+/** Stack B: bucket cache-b and nothing else, so its users are named after it (cache-b-builder, cache-b-gc). */
 let b: TestStack;
 /** The stack that tries to take what is not its own. */
 let x: TestStack;
@@ -26,7 +26,8 @@ let outB: OutputMap;
 /** B after `pulumi stack rename`. */
 let renamedB: Stack | undefined;
 
-const B_CONFIG = { bucket: "cache-b", builderUser: "builder-b", gcUser: "gc-b" };
+/** A second cache on the same MinIO needs one setting: its bucket (the users' names derive from it). */
+const B_CONFIG = { bucket: "cache-b" };
 const HAND_PASSWORD = "handmade-password-123";
 
 /**
@@ -38,7 +39,7 @@ const cfg = (extra: Record<string, string> = {}) => minioConfig(minio, { retenti
 beforeAll(async () => {
   minio = await startMinio();
   a = await createTestStack("it-own-a", cfg({ gcUser: "nixgc" }));
-  b = await createTestStack("it-own-b", cfg(B_CONFIG));
+  b = await createTestStack("it-own-b", minioConfig(minio, { retention: "lifecycle", ...B_CONFIG }));
   x = await createTestStack("it-own-x", cfg());
   for (const t of [a, b]) expect((await t.stack.up()).summary.result).toBe("succeeded");
   outA = await a.stack.outputs();
@@ -105,7 +106,7 @@ async function fingerprint(users: string[]): Promise<string> {
 const builderOf = (out: OutputMap) =>
   s3Client(targetOf(minio), { accessKey: String(out.builderAccessKey.value), secretKey: String(out.builderSecretKey.value) });
 
-const USERS = ["nixbuilder", "builder-b", "builder-d", "handbuilder", "nixgc", "gc-b", "gc-x"];
+const USERS = ["nixbuilder", "cache-b-builder", "builder-d", "handbuilder", "nixgc", "cache-b-gc", "gc-x"];
 
 test("each stack marks what it makes with its own owner id: bucket tags, policy Sids, the rule's ID", async () => {
   const idA = await ownerIdOf(a.stack);
@@ -119,12 +120,12 @@ test("each stack marks what it makes with its own owner id: bucket tags, policy 
   expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "nix-cache-write"))?.id).toBe(idA);
   expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "cache-b-write"))?.id).toBe(idB);
   expect((await minioAdmin.userInfo(t, c, "nixbuilder"))?.policies).toEqual(["nix-cache-write"]);
-  expect((await minioAdmin.userInfo(t, c, "builder-b"))?.policies).toEqual(["cache-b-write"]);
+  expect((await minioAdmin.userInfo(t, c, "cache-b-builder"))?.policies).toEqual(["cache-b-write"]);
   // The GC identities: each stack's own user and policy, marked the same way.
   expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "nix-cache-gc"))?.id).toBe(idA);
   expect(ownerOfPolicy(await minioAdmin.policyDocument(t, c, "cache-b-gc"))?.id).toBe(idB);
   expect((await minioAdmin.userInfo(t, c, "nixgc"))?.policies).toEqual(["nix-cache-gc"]);
-  expect((await minioAdmin.userInfo(t, c, "gc-b"))?.policies).toEqual(["cache-b-gc"]);
+  expect((await minioAdmin.userInfo(t, c, "cache-b-gc"))?.policies).toEqual(["cache-b-gc"]);
 });
 
 test("each builder writes only its own bucket; both caches work", async () => {
@@ -230,7 +231,7 @@ describe("what is not the stack's own is refused with a message, and nothing cha
 
     test("is refused, bucket and user, saying they are unmarked; the set-up keeps working as it was", async () => {
       const before = await handFingerprint();
-      const others = await fingerprint(["nixbuilder", "builder-b"]);
+      const others = await fingerprint(["nixbuilder", "cache-b-builder"]);
       // The preview stops at the first refusal (the bucket's or the user's, whichever is checked first).
       const preview = errorLines(await failureOf(() => x.stack.preview())).join("\n");
       expect(preview).toMatch(/(bucket 'handmade'|MinIO user 'handbuilder') exists and is not marked as any nix-cache stack's \(made by hand/);
@@ -256,7 +257,7 @@ describe("what is not the stack's own is refused with a message, and nothing cha
       expect(await handUserWorks()).toBe("ok");
       await s3().removeObject("handmade", "p.narinfo");
       // A's and B's things: untouched.
-      expect(JSON.parse(await fingerprint(["nixbuilder", "builder-b"])).buckets["nix-cache"]).toEqual(JSON.parse(others).buckets["nix-cache"]);
+      expect(JSON.parse(await fingerprint(["nixbuilder", "cache-b-builder"])).buckets["nix-cache"]).toEqual(JSON.parse(others).buckets["nix-cache"]);
       expect(await cacheProblems(minio, outA)).toEqual([]);
     });
 
@@ -303,9 +304,9 @@ test("destroying one stack leaves the other fully working", async () => {
   expect((await stackB.destroy()).summary.result).toBe("succeeded");
   const { t, c } = admin();
   expect((await s3().listBuckets()).map((x) => x.name).sort()).toEqual(["handmade", "nix-cache"]);
-  expect(await minioAdmin.userInfo(t, c, "builder-b")).toBeUndefined();
+  expect(await minioAdmin.userInfo(t, c, "cache-b-builder")).toBeUndefined();
   expect(await minioAdmin.policyDocument(t, c, "cache-b-write")).toBeUndefined();
-  expect(await minioAdmin.userInfo(t, c, "gc-b")).toBeUndefined();
+  expect(await minioAdmin.userInfo(t, c, "cache-b-gc")).toBeUndefined();
   expect(await minioAdmin.policyDocument(t, c, "cache-b-gc")).toBeUndefined();
   expect(await minioAdmin.userInfo(t, c, "nixgc")).toBeDefined();
   expect(await cacheProblems(minio, outA)).toEqual([]);

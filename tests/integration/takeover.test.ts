@@ -157,7 +157,12 @@ describe("a stack takes over the chapter's cache, keeping its key and the builde
     expect(cache.mc.json<McUserInfo>(["admin", "user", "info", "s3", "nixbuilder"]).policyName).toBe("nix-cache-write");
   });
 
-  test("the drift check is clean, and neither the imported key nor the kept password is in the state in plain text", async () => {
+  test("once the opt-in is removed, the drift check is clean; neither the imported key nor the kept password is in the state in plain text", async () => {
+    // While nix-cache:adopt is set, each preview says the takeover is done and the opt-in should go.
+    expect(takeoverLines((await t.stack.preview()).stdout)).toEqual([
+      "takeover: done: this stack owns the cache now; remove the opt-in (pulumi config rm nix-cache:adopt), then pulumi up",
+    ]);
+    await t.stack.removeConfig("nix-cache:adopt");
     const drift = await driftPreview(t.stack);
     expect(drift.changes).toEqual({});
     expect(drift.failed).toBe(false);
@@ -169,7 +174,6 @@ describe("a stack takes over the chapter's cache, keeping its key and the builde
 
   test("removing the import later is refused: it would swap in a generated key", async () => {
     await t.stack.removeConfig("nix-cache:importKeys");
-    await t.stack.removeConfig("nix-cache:adopt");
     const err = await t.stack.preview().then(
       () => "",
       (e: Error) => e.message,

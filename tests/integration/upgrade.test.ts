@@ -18,6 +18,12 @@ import { cacheProblems, driftPreview } from "./helpers";
 /** The program of the last commit with the flat lib/ layout (before issue 23). */
 const EARLIER_PROGRAM = path.join(__dirname, "..", "fixtures", "earlier-0c7c7fd.tar.gz");
 
+/**
+ * A bucket of its own and unset user names: the earlier version named the users nixbuilder and nixgc, this one
+ * derives new stacks' names from the bucket; an existing stack keeps the names it has (no rename on upgrade).
+ */
+const UPGRADE_CONFIG = { bucket: "team-cache" };
+
 let minio: MinioServer;
 let t: TestStack;
 let earlierDir: string;
@@ -29,9 +35,9 @@ beforeAll(async () => {
   // The earlier version's npm packages are a subset of this one's (same @pulumi/pulumi and minio).
   fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(earlierDir, "node_modules"));
   minio = await startMinio();
-  t = await createTestStack("it-upgrade", minioConfig(minio));
+  t = await createTestStack("it-upgrade", minioConfig(minio, UPGRADE_CONFIG));
   earlier = await LocalWorkspace.selectStack({ stackName: t.stack.name, workDir: earlierDir }, { envVars: t.env });
-  await earlier.setAllConfig(minioConfig(minio));
+  await earlier.setAllConfig(minioConfig(minio, UPGRADE_CONFIG));
 });
 
 afterAll(async () => {
@@ -55,4 +61,5 @@ test("deployed by the earlier version, previewed by this one: no change, and the
   expect(Object.keys(now).sort()).toEqual(Object.keys(outputs).sort());
   for (const name of Object.keys(outputs)) expect([name, now[name].value]).toEqual([name, outputs[name].value]);
   expect(await cacheProblems(minio, now)).toEqual([]);
+  expect([now.builderAccessKey.value, now.gcAccessKey.value]).toEqual(["nixbuilder", "nixgc"]);
 });
