@@ -349,6 +349,60 @@ describe("defaults", () => {
   });
 });
 
+describe("taking over a cache made by hand (adopt, importKeys, builderPassword)", () => {
+  // How the mock monitor receives a secret input: wrapped with Pulumi's secret signature, never as plain text.
+  const secret = (value: unknown) => ({ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", value });
+  const CHAPTER = keypairFromSeed("s3.homelab.local-1", Buffer.alloc(32, 9));
+  const KEPT = "ChapterPwgenPassword0123456789ab";
+  let cache: NixCacheType;
+  let seen: Seen[];
+  beforeAll(async () => {
+    ({ cache, seen } = await build("taken", {
+      endpoint: "https://s3.homelab.local",
+      bucket: "team-cache",
+      adopt: true,
+      importKeys: pulumi.secret([CHAPTER.secretKey]),
+      builderPassword: pulumi.secret(KEPT),
+    }));
+  });
+
+  test("a takeover record plans it: names, wanted settings, the imported keys' public halves only", () => {
+    expect(seen.find((s) => s.name === "taken-takeover")?.type).toBe("pulumi-nodejs:dynamic:NixCacheTakeover");
+    const inputs = inputsOf("taken-takeover");
+    expect(inputs).toMatchObject({
+      bucket: "team-cache",
+      builderUser: "team-cache-builder",
+      builderPolicy: "team-cache-write",
+      gcUser: "team-cache-gc",
+      gcPolicy: "team-cache-gc",
+      retention: "gc",
+      anonymousList: false,
+      keyNames: ["s3.homelab.local-1"],
+      importedPublicKeys: [CHAPTER.publicKey],
+      builderPassword: secret(KEPT),
+      cacheInfo: "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n",
+    });
+    expect(JSON.stringify(inputs.importedPublicKeys)).not.toContain(CHAPTER.secretKey.split(":")[1]);
+  });
+
+  test("the kept password is the builder's (no generated one); the key ring gets the imported key", async () => {
+    expect(seen.some((s) => s.name === "taken-builder-password")).toBe(false);
+    expect(inputsOf("taken-builder-user")).toMatchObject({ user: "team-cache-builder", secretKey: secret(KEPT), keepExistingName: true });
+    expect(inputsOf("taken-gc-user")).toMatchObject({ user: "team-cache-gc", keepExistingName: true });
+    expect(inputsOf("taken-signing-keypair").importedKeys).toEqual(secret([CHAPTER.secretKey]));
+    expect(await valueOf(cache.builderSecretKey)).toBe(KEPT);
+    expect(await pulumi.isSecret(cache.builderSecretKey)).toBe(true);
+  });
+
+  test("without adopt there is no takeover record, and set user names are not defaults", async () => {
+    await build("own", { endpoint: "https://s3.homelab.local", bucket: "team-cache", builderUser: "ci-1" });
+    expect(registrations.some((r) => r.name === "own-takeover")).toBe(false);
+    expect(inputsOf("own-builder-user").user).toBe("ci-1");
+    expect(inputsOf("own-builder-user").keepExistingName).toBeUndefined();
+    expect(inputsOf("own-gc-user")).toMatchObject({ user: "team-cache-gc", keepExistingName: true });
+  });
+});
+
 describe("a CA for MinIO's certificate", () => {
   const CA = "-----BEGIN CERTIFICATE-----\nMIIBtestCAbodyOnlyForTheWiring\n-----END CERTIFICATE-----\n";
 
