@@ -10,6 +10,7 @@ import { SigningKey } from "./signingKey";
 import { StackOwner } from "../lib/minio/ownership";
 import { NixCacheOwner } from "../providers/owner";
 import { NixCacheTakeover } from "../providers/takeover";
+import { MinioDestroyGuard } from "../providers/s3";
 import { renderCacheInfo } from "../lib/config/cacheInfo";
 import { publicKeyOf } from "../lib/signing/signingKey";
 
@@ -201,7 +202,7 @@ export class NixCache extends pulumi.ComponentResource {
     // One bucket-config write at a time: MinIO saves a bucket's policy and lifecycle by read-modify-write of
     // one metadata file with no lock around it (cmd/bucket-metadata-sys.go updateAndParse), so a policy and a
     // lifecycle written at once can lose one of the two.
-    new CacheExpiry(
+    const expiry = new CacheExpiry(
       `${name}-expiry`,
       {
         endpoint: args.endpoint,
@@ -224,6 +225,13 @@ export class NixCache extends pulumi.ComponentResource {
       `${name}-signing`,
       { keyName: args.keyName, previousKeyNames: args.previousKeyNames, ...(args.importKeys === undefined ? {} : { importKeys: args.importKeys }) },
       { parent: this, dependsOn: afterTakeover },
+    );
+    // Deleted before everything else (it depends on all of it): `pulumi destroy` refuses there, with nothing
+    // deleted yet, while the bucket holds cached objects and forceDestroy is off (lib/minio/destroy.ts).
+    new MinioDestroyGuard(
+      `${name}-destroy-guard`,
+      { endpoint: args.endpoint, region, bucket: store.bucket, forceDestroy: args.forceDestroy ?? DEFAULTS.forceDestroy, owner },
+      { parent: this, dependsOn: [ownerResource, store, anonymous, expiry, builder, gc, key] },
     );
 
     const profile = builder.accessKey;

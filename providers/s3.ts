@@ -5,6 +5,7 @@ import { canonicalPolicy } from "../lib/minio/policies";
 import { canonicalRules, ExpiryRule, lifecycleConfigurationOf, readExpiryRules } from "../lib/minio/lifecycle";
 import { bucketOwner, Found, mayDelete, ownerOfPolicy, ownerOfRules, ownerOfTags, withOwnerTags } from "../lib/minio/ownership";
 import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/config/settings";
+import { destroyRefusal } from "../lib/minio/destroy";
 import { bucketExists, errorCode, minioCall, providerError, readTextObject, requireWriteQuorum, s3Client } from "./minioClients";
 import {
   adminOf,
@@ -378,5 +379,54 @@ export class MinioLifecycle extends pulumi.dynamic.Resource {
   declare readonly rules: pulumi.Output<ExpiryRule[]>;
   constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
     super(lifecycleProvider, name, args, opts, undefined, "MinioLifecycle");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- destroy guard
+
+export interface DestroyGuardProps extends TargetProps {
+  bucket: string;
+  forceDestroy: boolean;
+  /** This stack's owner: a bucket another stack took over is that stack's, and no reason to refuse. */
+  owner?: OwnerMark;
+}
+
+/**
+ * Every other resource of the cache is deleted after this one (it depends on them all), so its delete is the
+ * first step of `pulumi destroy`: it refuses while the bucket holds cached objects and forceDestroy is off, before
+ * anything is deleted (lib/minio/destroy.ts). Nothing else: create and update only record the inputs.
+ */
+const destroyGuardProvider: pulumi.dynamic.ResourceProvider<DestroyGuardProps, DestroyGuardProps> & ConfiguredProvider = {
+  configure: configureAdmin,
+  async create(inputs) {
+    return { id: inputs.bucket, outs: inputs };
+  },
+  async read(id, props) {
+    return props ? { id, props } : { id: "" };
+  },
+  async diff(_id, olds, news) {
+    return diffProps(olds, news, [], ["endpoint", "bucket", "forceDestroy", "region"]);
+  },
+  async update(_id, _olds, news) {
+    return { outs: news };
+  },
+  async delete(_id, props) {
+    const client = s3Client(targetOf(props, this), adminOf(this));
+    const refusal = await minioCall(`look into bucket ${props.bucket}`, targetOf(props, this), async () => {
+      if (!(await bucketExists(client, props.bucket))) return undefined;
+      // Another stack took the bucket over: this stack's destroy leaves it to that stack (the bucket's own delete).
+      if (!mayDelete(ownerOfTags(await bucketTags(client, props.bucket)), ownerIdOf(props.owner))) return undefined;
+      const res = await client.listObjectsV2Query(props.bucket, "", "", "", 1000, "");
+      const keys = res.objects.map((o) => o.name).filter((n): n is string => typeof n === "string");
+      return destroyRefusal(props.bucket, keys, res.isTruncated, props.forceDestroy);
+    });
+    if (refusal) throw providerError(refusal);
+  },
+};
+
+/** Stops `pulumi destroy` before anything is deleted while the bucket holds cached objects (no forceDestroy). */
+export class MinioDestroyGuard extends pulumi.dynamic.Resource {
+  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
+    super(destroyGuardProvider, name, args, opts, undefined, "MinioDestroyGuard");
   }
 }

@@ -3,9 +3,10 @@ import { EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { parseCacheInfo } from "../../lib/config/cacheInfo";
 import { readExpiryRules, wouldExpire } from "../../lib/minio/lifecycle";
 import { publicKeyOf } from "../../lib/signing/signingKey";
-import { adminRequest, s3Client } from "../../providers/minioClients";
+import { adminRequest, minioAdmin, s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { backendText, deployCache, removeDeployment, TestStack } from "../../harness/stack";
+import { cacheProblems, stateFingerprint } from "./helpers";
 
 let minio: MinioServer;
 let t: TestStack;
@@ -127,11 +128,22 @@ describe("pulumi up creates a working cache", () => {
 });
 
 describe("pulumi destroy", () => {
-  test("refuses to delete cached objects unless forceDestroy, then removes everything", async () => {
+  test("with cached objects and no forceDestroy, refuses before deleting anything: the cache keeps working", async () => {
     await builder().putObject("nix-cache", "kept.narinfo", Buffer.from("StorePath: /nix/store/kept"));
-    await expect(t.stack.destroy()).rejects.toThrow(/still holds cached objects.*forceDestroy/s);
+    const before = await stateFingerprint(t.stack);
+    const refused = await t.stack.destroy().then(
+      () => "",
+      (e: Error) => e.message,
+    );
+    expect(refused).toContain("bucket 'nix-cache' still holds 1 cached objects (e.g. kept.narinfo) and nix-cache:forceDestroy is false; nothing was deleted.");
+    expect(refused).toContain("pulumi config set nix-cache:forceDestroy true && pulumi up && pulumi destroy");
+    // Not one resource went: hosts still read nix-cache-info anonymously, the builder still uploads.
+    expect(await stateFingerprint(t.stack)).toBe(before);
+    expect(await cacheProblems(minio, outputs, 30)).toEqual([]);
     expect((await admin().statObject("nix-cache", "kept.narinfo")).size).toBeGreaterThan(0);
+  });
 
+  test("with forceDestroy, removes everything", async () => {
     await t.stack.setConfig("nix-cache:forceDestroy", { value: "true" });
     await t.stack.up({ refresh: true });
     const destroyed = await t.stack.destroy();
@@ -146,5 +158,7 @@ describe("pulumi destroy", () => {
     );
     expect(users.body.toString()).not.toContain("nix-cache-write");
     expect(users.body.toString()).not.toContain("nix-cache-gc");
+    const root = { accessKey: minio.rootUser, secretKey: minio.rootPassword };
+    for (const user of ["nixbuilder", "nixgc"]) expect(await minioAdmin.userInfo({ endpoint: minio.endpoint, region: "us-east-1" }, root, user)).toBeUndefined();
   });
 });

@@ -3,9 +3,9 @@
 // bundle work of issue 23 (0c7c7fd), kept as a fixture so the test needs no git history:
 //   git archive --format=tar 0c7c7fd index.ts Pulumi.yaml package.json tsconfig.json components providers lib \
 //     | gzip -9 -n > tests/fixtures/earlier-0c7c7fd.tar.gz
-// It is deployed from its own directory; this checkout then runs `pulumi preview --refresh --expect-no-changes`
-// on the same stack, as a user who pulls the new version does. Module moves change the providers' serialized
-// code, never a resource's name, type or inputs.
+// It is deployed from its own directory; this checkout then runs `pulumi preview --refresh` on the same stack, as a
+// user who pulls the new version does. Module moves change the providers' serialized code, never a resource's
+// name, type or inputs; the one thing added since is the destroy guard (issue 20), made by the next up.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -46,16 +46,20 @@ afterAll(async () => {
   fs.rmSync(earlierDir, { recursive: true, force: true });
 });
 
-test("deployed by the earlier version, previewed by this one: no change, and the cache keeps working", async () => {
+test("deployed by the earlier version, then this one: only the destroy guard is added; nothing else changes, and the cache keeps working", async () => {
   const up = await earlier.up();
   expect(up.summary.result).toBe("succeeded");
   const created = up.summary.resourceChanges?.create ?? 0;
   expect(created).toBeGreaterThan(15);
   const outputs = await earlier.outputs();
 
+  // What this version adds to an existing stack: the destroy guard (lib/minio/destroy.ts), and nothing else.
   const check = await driftPreview(t.stack);
-  expect(check.changes).toEqual({});
-  expect(check.failed).toBe(false);
+  expect(check.changes).toEqual({ "nix-cache-destroy-guard": "create" });
+  expect((await t.stack.up()).summary.result).toBe("succeeded");
+  const after = await driftPreview(t.stack);
+  expect(after.changes).toEqual({});
+  expect(after.failed).toBe(false);
   // The same outputs, secrets included (the signing key and passwords stay).
   const now = await t.stack.outputs();
   expect(Object.keys(now).sort()).toEqual(Object.keys(outputs).sort());

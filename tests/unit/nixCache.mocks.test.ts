@@ -143,6 +143,7 @@ describe("resource tree", () => {
       "cache-gc-attachment": "pulumi-nodejs:dynamic:MinioPolicyAttachment < cache-gc",
       "cache-signing": "nix-cache:index:SigningKey < cache",
       "cache-signing-keypair": "pulumi-nodejs:dynamic:NixSigningKeypair < cache-signing",
+      "cache-destroy-guard": "pulumi-nodejs:dynamic:MinioDestroyGuard < cache",
     });
     for (const s of seen.filter((x) => x.parent)) {
       expect(s.name.startsWith(`${nameOf(s.parent)}-`)).toBe(true);
@@ -161,7 +162,7 @@ describe("resource tree", () => {
   test("components are not registered as custom resources; only the dynamic ones are", () => {
     const custom = seen.filter((s) => s.resource instanceof pulumi.CustomResource).map((s) => s.name);
     expect(custom.every((n) => seen.find((s) => s.name === n)?.type.startsWith("pulumi-nodejs:dynamic:"))).toBe(true);
-    expect(custom).toHaveLength(14);
+    expect(custom).toHaveLength(15);
   });
 });
 
@@ -242,7 +243,7 @@ describe("inputs flow between resources", () => {
 
   test("every MinIO resource gets the endpoint and region, never the admin credentials", () => {
     const minio = registrations.filter((r) => /dynamic:Minio/.test(r.type) && r.name.startsWith("cache-"));
-    expect(minio).toHaveLength(10);
+    expect(minio).toHaveLength(11);
     for (const r of minio) expect(r.inputs).toMatchObject({ endpoint: "http://127.0.0.1:9000", region: "eu-west-1" });
     // The inputs become the state: neither the admin password nor any config reference may be in them,
     // including each resource's serialized provider code.
