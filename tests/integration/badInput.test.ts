@@ -145,6 +145,8 @@ describe("renaming the bucket of a deployed cache", () => {
       "nix-cache-builder-attachment": "replace",
       "nix-cache-gc-policy": "replace",
       "nix-cache-gc-attachment": "replace",
+      // The destroy guard now looks at the new bucket.
+      "nix-cache-destroy-guard": "update",
     });
     outputs = await t.stack.outputs();
     expect(String(outputs.substituterUrl.value)).toBe(`${relayEndpoint}/${NEW_BUCKET}`);
