@@ -12,7 +12,7 @@ import * as os from "os";
 import * as path from "path";
 import { buildChapterCache, ChapterCache, pushAsChapter } from "../../harness/chapter";
 import { MinioServer, startMinio } from "../../harness/minio";
-import { backendEnv, PROJECT_DIR } from "../../harness/stack";
+import { backendEnv, backendText, PROJECT_DIR } from "../../harness/stack";
 import { requireTool } from "../../harness/toolchain";
 import { closureExpression, NixClient, payloadExpression, requireNix } from "./nixEnv";
 
@@ -27,6 +27,7 @@ let cache: ChapterCache;
 let root: string;
 let checkout: string;
 let env: NodeJS.ProcessEnv;
+let backendDir: string;
 let run: { code: number | null; output: string } | undefined;
 const nonce = crypto.randomBytes(6).toString("hex");
 /** Store paths pushed the chapter's way (before and after the takeover) → their content. */
@@ -91,7 +92,7 @@ beforeAll(async () => {
 
   checkout = path.join(root, "checkout");
   copyCheckout(checkout);
-  const backendDir = path.join(root, "backend");
+  backendDir = path.join(root, "backend");
   fs.mkdirSync(backendDir);
   // The user's environment: their HOME with the chapter's files, the toolchain on PATH, a logged-in backend;
   // nothing of the test run's own npm, ts-node or Pulumi settings. The toolchain stays where the tests' is
@@ -127,12 +128,15 @@ describe("the runbook from the chapter's cache to a stack that owns it, as writt
     expect(fs.readFileSync(path.join(checkout, "hosts", "nix-cache", "nix-cache.nix"), "utf8")).toContain(`"${cache.publicKey}"`);
   });
 
-  test("the stack's key is the chapter's, and its secrets are in the copy's Pulumi.homelab.yaml only as ciphertext", () => {
+  test("the stack's key is the chapter's; the chapter's secrets are nowhere in clear (stack file, state, what the runbook printed)", () => {
     expect(run?.code).toBe(0);
     const outputs = JSON.parse(execFileSync("pulumi", ["stack", "output", "--json"], { cwd: checkout, env, encoding: "utf8" })) as Record<string, unknown>;
     expect(outputs.publicKey).toBe(cache.publicKey);
-    const stackFile = fs.readFileSync(path.join(checkout, "Pulumi.homelab.yaml"), "utf8");
-    for (const secret of [fs.readFileSync(cache.secretKeyFile, "utf8").trim(), cache.password, minio.rootPassword]) expect(stackFile).not.toContain(secret);
+    const seen = { "Pulumi.homelab.yaml": fs.readFileSync(path.join(checkout, "Pulumi.homelab.yaml"), "utf8"), state: backendText(backendDir), output: run?.output ?? "" };
+    const secrets = { "secret.key": fs.readFileSync(cache.secretKeyFile, "utf8").trim(), "builder password": cache.password, "admin password": minio.rootPassword };
+    for (const [where, text] of Object.entries(seen)) {
+      for (const [what, secret] of Object.entries(secrets)) expect(`${where}: ${what} ${text.includes(secret) ? "found" : "absent"}`).toBe(`${where}: ${what} absent`);
+    }
     expect(fs.readFileSync(path.join(PROJECT_DIR, "Pulumi.homelab.yaml"), "utf8")).not.toContain("importKeys");
   });
 
