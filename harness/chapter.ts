@@ -153,9 +153,26 @@ export function buildChapterCache(minio: MinioServer, opts: ChapterOptions = {})
 const PUSH_STAND_IN = path.join(PROJECT_DIR, "tests", "support", "pushViaFile.ts");
 
 /**
+ * Uploads `paths` (with their closures) of the store named in `env`'s NIX_CONFIG as `nix copy --to pushUrl`
+ * would, with the keys of pushUrl's profile in `credentialsFile`, through the stand-in. Returns what it printed
+ * ("uploaded N files …"); a failure throws.
+ */
+export function pushWithStandIn(env: NodeJS.ProcessEnv, pushUrl: string, credentialsFile: string, paths: string[]): string {
+  const push = spawnSync("node", ["-r", "ts-node/register/transpile-only", PUSH_STAND_IN, ...paths], {
+    cwd: PROJECT_DIR,
+    env: { ...env, NIX_CACHE_PUSH_URL: pushUrl, AWS_SHARED_CREDENTIALS_FILE: credentialsFile },
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  if (push.error) throw push.error;
+  if (push.status !== 0) throw new Error(`push of ${paths.join(" ")} exited ${push.status}: ${push.stderr.trim()}`);
+  return push.stdout;
+}
+
+/**
  * Pushes `paths` of the local store `store` as the chapter's builder does: its signing line verbatim (the
  * closure, with ~/.config/nix/secret.key), then `nix copy --to pushUrl` with the profile's keys from the
- * builder's ~/.aws/credentials, through the stand-in. Returns what the push printed; a failure throws.
+ * builder's ~/.aws/credentials, through the stand-in. Returns what it printed; a failure throws.
  */
 export function pushAsChapter(cache: ChapterCache, store: string, paths: string[]): { sign: string; push: string } {
   const env = {
@@ -163,13 +180,5 @@ export function pushAsChapter(cache: ChapterCache, store: string, paths: string[
     ...(cache.caFile ? { NIX_SSL_CERT_FILE: cache.caFile } : {}),
   };
   const sign = runLine(chapterSignCommand(paths), cache.home, env);
-  const push = spawnSync("node", ["-r", "ts-node/register/transpile-only", PUSH_STAND_IN, ...paths], {
-    cwd: PROJECT_DIR,
-    env: { ...env, NIX_CACHE_PUSH_URL: cache.pushUrl, AWS_SHARED_CREDENTIALS_FILE: cache.awsCredentialsFile },
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  if (push.error) throw push.error;
-  if (push.status !== 0) throw new Error(`push of ${paths.join(" ")} exited ${push.status}: ${push.stderr.trim()}`);
-  return { sign: sign.stderr, push: push.stdout };
+  return { sign: sign.stderr, push: pushWithStandIn(env, cache.pushUrl, cache.awsCredentialsFile, paths) };
 }

@@ -10,7 +10,7 @@ import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "..
 import { s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, removeDeployment, TestStack } from "../../harness/stack";
-import { NixClient, requireNix } from "./nixEnv";
+import { closureExpression, NixClient, requireNix } from "./nixEnv";
 
 let minio: MinioServer;
 let t: TestStack;
@@ -18,12 +18,6 @@ let outputs: OutputMap;
 let root: string;
 const out = (name: string): string => String(outputs[name]?.value);
 const nonce = crypto.randomBytes(8).toString("hex");
-
-/** Two input-addressed paths, the second referring to the first at run time: a closure of two. */
-const closureExpression = `let
-  dep = derivation { name = "dep"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo dep ${nonce} > $out" ]; };
-in derivation { name = "top"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${dep} > $out" ]; }
-`;
 
 function listFiles(dir: string, prefix = ""): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -48,7 +42,7 @@ test("a signed closure pushed through node 1 is pulled by a real Nix through nod
   const store = path.join(root, "store-builder");
   const work = path.join(root, "work");
   fs.mkdirSync(work);
-  fs.writeFileSync(path.join(work, "closure.nix"), closureExpression);
+  fs.writeFileSync(path.join(work, "closure.nix"), closureExpression(nonce));
   const top = builder.ok("nix-build", ["--store", store, "--out-link", path.join(work, "result"), "closure.nix"], work).trim();
   const closure = builder.ok("nix-store", ["--store", store, "-qR", top]).trim().split("\n").sort();
   expect(closure).toHaveLength(2);

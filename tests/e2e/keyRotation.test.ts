@@ -9,12 +9,11 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { OutputMap } from "@pulumi/pulumi/automation";
-import { defaultSecretKeyFiles } from "../../lib/hosts/hostConfig";
 import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "../../lib/s3/pushTarget";
 import { s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, PROJECT_DIR, removeDeployment, TestStack } from "../../harness/stack";
-import { NixClient, payloadExpression, requireNix } from "./nixEnv";
+import { clientModuleSettings, NixClient, payloadExpression, requireNix, signAsPrinted } from "./nixEnv";
 
 const K1 = "s3.homelab.local-1";
 const K2 = "s3.homelab.local-2";
@@ -31,10 +30,7 @@ const out = (name: string): string => String(outputs[name]?.value);
 const paths: Record<string, string> = {};
 
 /** The keys the generated client module trusts, in its order. */
-function moduleKeys(): string[] {
-  const list = /extra-trusted-public-keys = \[([^\]]*)\];/.exec(out("nixosModule"))?.[1] ?? "";
-  return [...list.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
-}
+const moduleKeys = (): string[] => clientModuleSettings(out("nixosModule")).trustedKeys;
 
 /** Builds a tiny unique path in the builder's store. */
 function build(name: string): string {
@@ -42,22 +38,6 @@ function build(name: string): string {
   const built = builder.ok("nix-build", ["--store", store, "--out-link", path.join(work, "result"), `${name}.nix`], work).trim();
   paths[name] = built;
   return built;
-}
-
-/** Signs ./result with signCommand exactly as printed, the secret keys where it expects them. */
-function signAsPrinted(): string {
-  const files = defaultSecretKeyFiles(JSON.parse(JSON.stringify(outputs.trustedPublicKeys.value)) as string[]);
-  const secrets = outputs.secretKeys.value as string[];
-  expect(files).toHaveLength(secrets.length);
-  files.forEach((file, i) => {
-    const full = path.join(builder.home, file.replace(/^~\//, ""));
-    fs.mkdirSync(path.dirname(full), { recursive: true });
-    fs.writeFileSync(full, secrets[i], { mode: 0o600 });
-  });
-  // The builder's store through NIX_CONFIG, so the printed command runs as it is, every part of it.
-  const r = builder.shell(`export NIX_CONFIG="$NIX_CONFIG\nstore = ${store}"; ${out("signCommand")}`, work);
-  if (r.status !== 0) throw new Error(`signCommand failed: ${r.stderr}`);
-  return r.stderr;
 }
 
 /** Pushes a path as `nix copy --to pushUrl` does (Nix 2.8 has no S3: file:// then the builder's upload). */
@@ -115,7 +95,7 @@ test("before the rotation: a path signed with key 1 (signCommand as printed) and
   key1 = out("publicKey");
   expect(key1.startsWith(`${K1}:`)).toBe(true);
   build("before");
-  expect(signAsPrinted()).toContain("added 1 signatures");
+  expect(signAsPrinted(builder, outputs, store, work)).toContain("added 1 signatures");
   await push(paths.before);
   expect(pull(paths.before, [key1]).ok).toBe(true);
 });
@@ -146,7 +126,7 @@ test("step 1 (key 2 active, key 1 kept): a host trusting only key 2 is refused t
 
 test("during the rotation the builder signs with both keys: hosts trusting only key 1, or only key 2, pull new paths", async () => {
   build("during");
-  const signed = signAsPrinted();
+  const signed = signAsPrinted(builder, outputs, store, work);
   expect(signed.match(/added 1 signatures/g)).toHaveLength(2);
   await push(paths.during);
   expect(pull(paths.during, [key1]).ok).toBe(true);
@@ -161,7 +141,7 @@ test("step 2 (retire key 1): the module trusts only key 2, a host configured fro
   for (const p of [paths.before, paths.during]) expect(pull(p, moduleKeys()).ok).toBe(true);
 
   build("after");
-  expect(signAsPrinted().match(/added 1 signatures/g)).toHaveLength(1);
+  expect(signAsPrinted(builder, outputs, store, work).match(/added 1 signatures/g)).toHaveLength(1);
   await push(paths.after);
   expect(pull(paths.after, moduleKeys()).ok).toBe(true);
   expect(pull(paths.after, [key1]).ok).toBe(false);

@@ -12,7 +12,7 @@ import { binaryCacheContentType, parseAwsCredentials, parseS3StoreUrl } from "..
 import { s3Client } from "../../providers/minioClients";
 import { MinioServer } from "../../harness/minio";
 import { deployCache, removeDeployment, TestStack } from "../../harness/stack";
-import { NixClient, payloadExpression, requireNix } from "./nixEnv";
+import { clientModuleSettings, NixClient, payloadExpression, requireNix } from "./nixEnv";
 
 let minio: MinioServer;
 let t: TestStack;
@@ -25,11 +25,9 @@ let storePath = "";
 
 /** What a NixOS host gets from the nixosModule output: the substituter and the one trusted key. */
 function hostSettings(): { substituter: string; trustedKey: string } {
-  const module = out("nixosModule");
-  const substituter = /extra-substituters = \[ "([^"]+)" \];/.exec(module)?.[1];
-  const trustedKey = /extra-trusted-public-keys = \[ "([^"]+)" \];/.exec(module)?.[1];
-  if (!substituter || !trustedKey) throw new Error(`nixosModule output lacks a substituter or key:\n${module}`);
-  return { substituter, trustedKey };
+  const { substituters, trustedKeys } = clientModuleSettings(out("nixosModule"));
+  if (substituters.length !== 1 || trustedKeys.length !== 1) throw new Error(`nixosModule output names more than one substituter or key:\n${out("nixosModule")}`);
+  return { substituter: substituters[0], trustedKey: trustedKeys[0] };
 }
 
 function listFiles(dir: string, prefix = ""): string[] {

@@ -2,7 +2,10 @@
 // narinfo lookups in $XDG_CACHE_HOME, which would let a later negative check pass wrongly) and no daemon;
 // the tests pass --store DIR so nothing touches /nix. Missing Nix fails the test with the way to install it.
 import { spawnSync } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
+import { OutputMap } from "@pulumi/pulumi/automation";
+import { defaultSecretKeyFiles } from "../../lib/hosts/hostConfig";
 import { nixEnv } from "../../harness/nix";
 import { requireTool } from "../../harness/toolchain";
 
@@ -60,4 +63,44 @@ export function payloadExpression(nonce: string): string {
   args = [ "-c" "echo hello ${nonce} > $out" ];
 }
 `;
+}
+
+/** Two input-addressed paths, the second ("top") referring to the first ("dep") at run time: a closure of two. */
+export function closureExpression(nonce: string): string {
+  return `let
+  dep = derivation { name = "dep"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo dep ${nonce} > $out" ]; };
+in derivation { name = "top"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${dep} > $out" ]; }
+`;
+}
+
+/** What a host gets from a client module (the nixosModule output, nix-cache.nix): its substituters and the
+ *  keys it trusts, in the module's order. */
+export function clientModuleSettings(module: string): { substituters: string[]; trustedKeys: string[] } {
+  const list = (option: string): string[] => {
+    const body = new RegExp(`${option} = \\[([^\\]]*)\\];`).exec(module)?.[1] ?? "";
+    return [...body.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+  };
+  const settings = { substituters: list("extra-substituters"), trustedKeys: list("extra-trusted-public-keys") };
+  if (settings.substituters.length === 0 || settings.trustedKeys.length === 0) throw new Error(`client module lacks a substituter or key:\n${module}`);
+  return settings;
+}
+
+/**
+ * Runs the stack's signCommand exactly as printed, in `cwd` (which holds ./result), as `builder` with the
+ * secretKeys output where the command reads them (mode 0600) and `store` as its store. Returns what Nix
+ * printed ("added N signatures"); a failure throws with it.
+ */
+export function signAsPrinted(builder: NixClient, outputs: OutputMap, store: string, cwd: string): string {
+  const files = defaultSecretKeyFiles(outputs.trustedPublicKeys.value as string[]);
+  const secrets = outputs.secretKeys.value as string[];
+  if (files.length !== secrets.length) throw new Error(`${secrets.length} secret keys for ${files.length} trusted keys`);
+  files.forEach((file, i) => {
+    const full = path.join(builder.home, file.replace(/^~\//, ""));
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    fs.writeFileSync(full, secrets[i], { mode: 0o600 });
+  });
+  // The store through NIX_CONFIG, so the printed command runs as it is, every part of it.
+  const r = builder.shell(`export NIX_CONFIG="$NIX_CONFIG\nstore = ${store}"; ${String(outputs.signCommand.value)}`, cwd);
+  if (r.status !== 0) throw new Error(`signCommand failed: ${r.stderr}`);
+  return r.stderr;
 }
