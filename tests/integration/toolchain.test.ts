@@ -1,7 +1,7 @@
 // toolchain/toolchain.sh's scheduling, with stand-ins for `go` and `npm` that take a few seconds and record when
 // they run: the missing parts are built at the same time, progress is shown while they build, a warm run builds
 // nothing, and a failed build shows its last lines, stops the others and leaves nothing that passes for built.
-// (The real builds are what `npm test` itself runs first; their cold figures are in the README.)
+// (The real builds are what `npm test` itself runs first; their cold figures are in docs/development.md.)
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
