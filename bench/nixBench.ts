@@ -20,7 +20,7 @@ import { fmt, median, mib, report, timed } from "./measure";
 
 /** The zstd levels the push sweeps by default (--zstd-levels): zstd's fast end up to the last level that keeps
  *  pushes well under xz's time; 15 and above take about as long as xz's single thread for little smaller NARs
- *  (README, "Performance"), and would double the bench's time. */
+ *  (docs/performance.md), and would double the bench's time. */
 export const DEFAULT_ZSTD_LEVELS = [1, 3, 6, 9, 12] as const;
 
 /** What issue 14 asks of pushUrl's compression, relative to Nix's default xz; a level that saves less than

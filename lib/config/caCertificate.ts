@@ -11,7 +11,7 @@ export const CA_CERTIFICATE_HOWTO = `pulumi config set ${CA_CERTIFICATE_KEY} -- 
 
 const ALLOWED = `one or more PEM certificates ("-----BEGIN CERTIFICATE-----" … "-----END CERTIFICATE-----"), e.g. ${CA_CERTIFICATE_HOWTO}`;
 
-/** What one certificate of the bundle is, for messages and the README's checks. */
+/** What one certificate of the bundle is, for messages and verify's checks. */
 export interface CaFacts {
   subject: string;
   notAfter: Date;

@@ -67,7 +67,7 @@ export function keyChangeRefusal(old: KeyRingState, next: readonly string[], all
     `nix-cache:keyName changed from '${active}' to '${newActive}' without keeping '${active}' in nix-cache:previousKeyNames; ` +
     `nothing was changed. Dropping the active key at once makes every host that trusts only '${active}' reject what the ` +
     `builder signs from now on, and hosts given the new module reject every path signed only by '${active}'. ` +
-    `Rotate in two steps (README: "Rotate the signing key"): ` +
+    `Rotate in two steps (docs/operations.md, "Rotate the signing key"): ` +
     `(1) pulumi config set --path 'nix-cache:previousKeyNames[${slot}]' ${active} && pulumi up && npm run resign, ` +
     `then give every host the new host config; ` +
     `(2) once resign reports nothing missing and hosts have the new config, remove '${active}' from ` +
@@ -111,7 +111,7 @@ export function importRefusal(old: KeyRingState, next: readonly string[], import
       `nix-cache:importKeys no longer holds '${name}', the key this stack imported, while ${next[0] === name ? "nix-cache:keyName" : "nix-cache:previousKeyNames"} ` +
       `still names it; nothing was changed. Going on would sign with a newly generated key under the name hosts trust for the imported one, ` +
       `so they would reject every new path. To keep the key: import it again (pulumi config set --secret --path 'nix-cache:importKeys[0]' "$(cat secret.key)"). ` +
-      `To retire it: rotate to a new name (README: "Rotate the signing key") and remove the import with the name. ` +
+      `To retire it: rotate to a new name (docs/operations.md, "Rotate the signing key") and remove the import with the name. ` +
       `To replace it with a generated key on purpose: pulumi config set ${ALLOW_KEY_DROP_KEY} true && pulumi up.`
     );
   }

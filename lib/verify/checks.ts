@@ -511,7 +511,7 @@ export async function checkClosureInvariant(input: VerifyInput, probe: CacheProb
   const lifecycle =
     input.settings.retention === "lifecycle"
       ? "; nix-cache:retention is lifecycle: its expiry rule deletes each object on its own by age, which is what breaks " +
-        "closures (README, \"Retention: old paths go, closures stay whole\"); `pulumi config set nix-cache:retention gc` " +
+        "closures (docs/operations.md, \"Retention: old paths go, closures stay whole\"); `pulumi config set nix-cache:retention gc` " +
         "and `pulumi up` stop it"
       : "";
   return {

@@ -1,4 +1,4 @@
-// Rotating the signing key with real Nix 2.8 hosts, as the README's runbook does it: a path pushed and signed
+// Rotating the signing key with real Nix 2.8 hosts, as docs/operations.md's runbook does it: a path pushed and signed
 // with key 1; rotate (key 2 active, key 1 kept); a host trusting only key 2 is refused that path until
 // `npm run resign`, then pulls it; a host trusting only key 1 still pulls paths built after the rotation (the
 // builder signs with both, with signCommand as printed); after retiring key 1 the generated module trusts only

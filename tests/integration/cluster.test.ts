@@ -54,7 +54,7 @@ const upload = async (node: MinioNode, key: string) => {
  * and every drive has it: it loads bucket metadata at start, before it reconnects to its peers, and MinIO
  * reloads it only every 15 min (facts/minio-distributed.md, "Stale bucket config"; seen here too, not every
  * time). Any bucket-metadata write with all nodes up reaches every node: this re-puts the policy as node 1
- * has it (what README "Scaling out" tells operators to do) and says whether it had to.
+ * has it (what docs/scaling.md tells operators to do) and says whether it had to.
  */
 async function repairStalePolicy(): Promise<string[]> {
   const stale: string[] = [];

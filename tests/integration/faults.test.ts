@@ -259,7 +259,7 @@ test("pulumi CLI killed mid-up: pulumi cancel, refresh --clear-pending-creates, 
   expect(locked.code).not.toBe(0);
   expect(locked.stderr).toMatch(/the stack is currently locked by 1 lock\(s\).*pulumi cancel/s);
 
-  // The recovery steps the README gives.
+  // The recovery steps docs/troubleshooting.md gives.
   const cancel = pulumiCli(t, ["cancel", "--yes"]);
   expect(cancel.code).toBe(0);
   const refresh = await t.stack.refresh({ clearPendingCreates: true });

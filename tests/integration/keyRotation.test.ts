@@ -1,4 +1,4 @@
-// Rotating the signing key as the README's runbook does it, on a real MinIO with the real engine: step 1 keeps
+// Rotating the signing key as docs/operations.md's runbook does it, on a real MinIO with the real engine: step 1 keeps
 // the old key (byte for byte) behind the new one, step 2 retires it; the one-step rotation is refused before
 // anything changes; a retired name is never used again; allowKeyDrop drops a key on purpose. One stack, the
 // cases run in order.

@@ -131,7 +131,7 @@ test("no secret shows in up/preview output (also --diff, drift and failures), st
   // The engine's event stream, the state (with its history and backups) and the stack's config file.
   // Left out: debug-level diagnostics, which only `--debug`/`-v` runs print. Pulumi's SDK writes every
   // RegisterResource response there unmasked ("RegisterResource RPC finished ... resp: ..."), secrets
-  // included; that is the SDK's, and the README warns not to share debug logs.
+  // included; that is the SDK's, and docs/troubleshooting.md warns not to share debug logs.
   const isDebug = (e: EngineEvent) => String(e.diagnosticEvent?.severity) === "debug" || e.diagnosticEvent?.prefix === "debug: ";
   const shown = events.filter((e) => !isDebug(e));
   expect(shown.length).toBeGreaterThan(0);

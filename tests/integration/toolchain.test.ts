@@ -3,7 +3,7 @@
 // nothing, and a failed build shows its last lines, stops the others and leaves nothing that passes for built.
 // Then its choice of Node, with stand-ins for `node` (any version) and `uname` (any platform): a new-enough node
 // on PATH, otherwise the npm package for the platform, otherwise one clear failure.
-// (The real builds are what `npm test` itself runs first; their cold figures are in the README.)
+// (The real builds are what `npm test` itself runs first; their cold figures are in docs/development.md.)
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
