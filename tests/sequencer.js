@@ -10,8 +10,13 @@ const ENGINE_RUN = /\.(up|preview|destroy|refresh)\(|driftPreview\(|deployCache\
 /** Seconds per engine run and per file, from measured runs (2 cores): a rough scale, only the order matters. */
 const SECONDS_PER_ENGINE_RUN = 8;
 
+/** A file whose engine runs happen out of sight (in a script it starts) says how long it takes: `// sequencer: about N s`. */
+const DECLARED = /^\/\/ sequencer: about (\d+) s\b/m;
+
 function estimatedSeconds(path) {
   const text = fs.readFileSync(path, "utf8");
+  const declared = DECLARED.exec(text);
+  if (declared) return Number(declared[1]);
   return 2 + SECONDS_PER_ENGINE_RUN * (text.match(ENGINE_RUN) || []).length;
 }
 
@@ -27,3 +32,4 @@ class LongestFirst extends Sequencer {
 }
 
 module.exports = LongestFirst;
+module.exports.estimatedSeconds = estimatedSeconds;
