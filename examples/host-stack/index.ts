@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 // Copying this example out of the repository? Copy lib/ along (the builder module reads lib/hosts/sh/*.sh at run
 // time; package.json has the esbuild it bundles the GC with).
 import { builderModule as builderModuleText } from "../../lib/hosts/builderModule";
+import { gcTimerInputOf } from "../../lib/hosts/hostFiles";
 
 const config = new pulumi.Config();
 const cache = new pulumi.StackReference(config.require("cacheStack"));
@@ -33,10 +34,24 @@ export const nixosModule = cacheOutput("nixosModule");
 /** PEM of the CA that signed MinIO's certificate ("" when it has a publicly trusted one, or serves http). Both
  *  modules already carry it as security.pki.certificates; hosts that are not NixOS add it to their CA bundle. */
 export const caCertificate = cache.getOutput("caCertificate").apply((v: unknown) => (typeof v === "string" ? v : ""));
-/** The builder NixOS module: the same text as nix-cache-builder.nix. It takes secrets by path only. */
+/** The builder NixOS module: the same text as nix-cache-builder.nix, the daily GC included (retention=gc). It
+ *  takes secrets by path only. */
 export const builderModule = pulumi
-  .all([pushUrl, publicKey, trustedPublicKeys, caCertificate])
-  .apply(([url, key, keys, ca]) => builderModuleText({ pushUrl: url, publicKey: key, trustedPublicKeys: keys, caCertificate: ca || undefined }));
+  .all([pushUrl, publicKey, trustedPublicKeys, caCertificate, cache.getOutput("gcAccessKey"), cache.getOutput("retainDays")])
+  .apply(([url, key, keys, ca, gcAccessKey, retainDays]: [string, string, string[], string, unknown, unknown]) =>
+    builderModuleText({
+      pushUrl: url,
+      publicKey: key,
+      trustedPublicKeys: keys,
+      caCertificate: ca || undefined,
+      // The GC's user and retention, as host-config reads them; a cache stack without a GC identity has none.
+      gc: gcTimerInputOf({
+        pushUrl: url,
+        ...(typeof gcAccessKey === "string" ? { gcAccessKey } : {}),
+        ...(typeof retainDays === "number" ? { retainDays } : {}),
+      }),
+    }),
+  );
 // The signing keys and the builder's credentials stay in the cache stack: read them there with
 // `cache.requireOutput("secretKeys")` (every key, the active first; "secretKey" is the active one) only to hand
 // them to a secret store; the output stays a Pulumi secret.

@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { builderModule, previousSigningKeyFileName } from "../../lib/hosts/builderModule";
+import { gcTimerInputOf } from "../../lib/hosts/hostFiles";
 import { nixosModule } from "../../lib/hosts/hostConfig";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
@@ -69,12 +70,18 @@ describe("examples/host-stack reads the cache stack with a StackReference", () =
     expect(value(hostOutputs, "nixosModule")).toBe(nixosModule(String(value(cacheOutputs, "substituterUrl")), keys));
   });
 
-  test("its builder module is the text host-config writes for the same outputs", () => {
+  test("its builder module is the text host-config writes for the same outputs, the daily GC included", () => {
     const expected = builderModule({
       pushUrl: String(value(cacheOutputs, "pushUrl")),
       publicKey: String(value(cacheOutputs, "publicKey")),
       trustedPublicKeys: value(cacheOutputs, "trustedPublicKeys") as string[],
+      gc: gcTimerInputOf({
+        pushUrl: String(value(cacheOutputs, "pushUrl")),
+        gcAccessKey: String(value(cacheOutputs, "gcAccessKey")),
+        retainDays: Number(value(cacheOutputs, "retainDays")),
+      }),
     });
+    expect(expected).toContain("nix-cache-gc");
     expect(value(hostOutputs, "builderModule")).toBe(expected);
     // It signs with the previous key too: its file is in previousSigningKeyFiles' default.
     expect(expected).toContain(`default = [ "/run/secrets/${previousSigningKeyFileName(PREVIOUS_KEY)}" ];`);
