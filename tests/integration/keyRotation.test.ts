@@ -126,6 +126,7 @@ test("step 1 as written (docs/rotate-key-step1.sh): K2 active, K1 kept byte-iden
   expect(fs.readFileSync(path.join(secretsDir(), "nix-cache-signing-key"), "utf8").trim()).toBe(secrets[0]);
   expect(fs.readFileSync(path.join(secretsDir(), `nix-cache-signing-key-${K1}`), "utf8").trim()).toBe(secrets[1]);
   for (const key of trusted) expect(fs.readFileSync(path.join(hostDir(), "nix-cache.nix"), "utf8")).toContain(key);
+  expect(fs.readFileSync(path.join(hostDir(), "nix-cache-builder.nix"), "utf8")).toContain(`"/run/secrets/nix-cache-signing-key-${K1}"`);
 
   expect(await cacheProblems(minio, now)).toEqual([]);
   expect((await driftPreview(t.stack)).failed).toBe(false);
@@ -142,6 +143,7 @@ test("step 2 as written (docs/rotate-key-step2.sh): K1 retired, only K2 is left,
   expect(now.secretKeys.value).toEqual([strings(before.secretKeys.value)[0]]);
   expect(String(now.nixosModule.value)).not.toContain(`${K1}:`);
   expect(fs.readFileSync(path.join(hostDir(), "nix-cache.nix"), "utf8")).not.toContain(`${K1}:`);
+  expect(fs.readFileSync(path.join(hostDir(), "nix-cache-builder.nix"), "utf8")).not.toContain(`nix-cache-signing-key-${K1}`);
   expect(fs.readdirSync(secretsDir()).filter((f) => f.startsWith("nix-cache-signing-key"))).toEqual(["nix-cache-signing-key"]);
   expect(fs.readFileSync(path.join(secretsDir(), "nix-cache-signing-key"), "utf8").trim()).toBe(strings(before.secretKeys.value)[0]);
   expect((await driftPreview(t.stack)).failed).toBe(false);
