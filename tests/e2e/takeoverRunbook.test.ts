@@ -1,6 +1,6 @@
 // sequencer: about 65 s (the engine runs are inside docs/takeover.sh, where the estimate cannot count them)
 // The runbook "Coming from the chapter" (docs/takeover.md) run as written: docs/takeover.sh, which the doc shows
-// verbatim (tests/unit/takeoverDoc.test.ts), in a copy of this checkout, against a MinIO where the chapter's
+// verbatim (tests/unit/runbookDocs.test.ts), in a copy of this checkout, against a MinIO where the chapter's
 // set-up was made by hand (harness/chapter.ts: mc and Nix, its commands verbatim) and a closure pushed the
 // chapter's way, as a user whose HOME holds the chapter's files. One value differs from the doc: the MinIO's URL
 // (the test's MinIO is not s3.homelab.local). Pulumi's prompts get what a user types: the passphrase

@@ -3,7 +3,9 @@
 // cache with closures of various ages, pins and refreshed paths; a dry run; the GC; then pushes racing the GC,
 // a GC killed half-way, two GCs at once; the stack stays without drift. After every run, every narinfo present
 // has its NAR and its references' narinfos (checked with real requests, lib/gc/run.ts checkClosures). One
-// deployed stack; the cases run in order, each on what the previous left (every case keeps the invariant).
+// deployed stack; the cases run in order, each on what the previous left (every case keeps the invariant). The
+// first GC runs are the runbook's, as written: docs/gc.sh (shown verbatim by docs/operations.md,
+// tests/unit/runbookDocs.test.ts) run by bash in the checkout on the selected stack, with the defaults it names.
 import { narinfoKey } from "../../lib/gc/plan";
 import { checkClosures } from "../../lib/gc/run";
 import { S3Rest } from "../../lib/s3/client";
@@ -11,6 +13,7 @@ import { chain, GeneratedPath, generatedPath, pushLikeNix } from "../../harness/
 import { DeployedCache, deployCache, removeDeployment } from "../../harness/stack";
 import { keptSince, startGcCli } from "../support/gcCli";
 import { continueProcess, stopProcess } from "../support/processState";
+import { readerOf, RunbookRun, succeeded } from "../support/runbook";
 import { BUCKET, driftPreview } from "./helpers";
 
 let d: DeployedCache;
@@ -53,17 +56,25 @@ describe("a cache with closures of various ages", () => {
   const pinned = chain("pinned", 3);
   const refreshed = chain("refreshed", 2);
   const recent = [generatedPath("recent", ["recent", "shared-1"])];
+  /** A closure whose NARs an expiry rule took while their narinfos stayed (docs/operations.md, "Retention"). */
+  const expired = chain("expired", 2);
   let oldPushedAt = 0;
   /** Keep what was pushed or refreshed after the old closures (a moment after the last of them, before the rest). */
   const keptSinceOld = () => keptSince(oldPushedAt + 500);
+  let runbook: RunbookRun;
 
   beforeAll(async () => {
-    for (const closure of [old, shared, pinned, refreshed]) await pushLikeNix(builder, closure);
+    for (const closure of [old, shared, pinned, refreshed, expired]) await pushLikeNix(builder, closure);
+    for (const p of expired) await root.delete(p.narKey);
     oldPushedAt = Date.now();
-    // Through npm, as operators run it (the other runs of this file start scripts/gc.ts directly).
-    const pin = await startGcCli(d.t, ["pin", "laptop", pinned[2].storePath], {}, "npm").done;
-    expect(pin.stdout).toContain(`gc: pinned ${pinned[2].storePath} as laptop`);
-    expect(pin.status).toBe(0);
+    // The runbook through npm, as operators run it (the other runs of this file start scripts/gc.ts directly):
+    // it pins the laptop's closure for the cases below, and its GC removes the broken closure.
+    const reader = readerOf(d.t);
+    try {
+      runbook = await reader.run("gc.sh", [pinned[2].storePath]);
+    } finally {
+      reader.remove();
+    }
     // What follows is younger than keptSinceOld(): the GC runs keep it by time, whenever they start (no guessed margin).
     await sleep(1_500);
     // A recent build whose closure includes shared-1, already cached: Nix skips it, so its age stays old.
@@ -75,10 +86,27 @@ describe("a cache with closures of various ages", () => {
     }
   }, 300_000);
 
-  test("pins: listed; a path not in the cache cannot be pinned (exit 1)", async () => {
-    const pins = await runGc(["pins"]);
-    expect(pins.stdout).toContain(`laptop\t${pinned[2].storePath}\n`);
-    expect(pins.status).toBe(0);
+  test("the runbook as written (docs/gc.sh): the pin is made and listed; the dry run names what the GC then deletes, the broken closure; all else stays whole", async () => {
+    const output = succeeded("gc.sh", runbook);
+    expect(output).toContain(`gc: pinned ${pinned[2].storePath} as laptop`);
+    expect(output).toMatch(new RegExp(`^laptop\t${pinned[2].storePath}\ngc: 1 pin$`, "m"));
+    // The defaults the runbook's section names: 7 days (the stack's retainDays), a grace period of 6 h.
+    expect(output).toMatch(/^gc: keeping closures pushed or refreshed in the last 7d, pinned ones, and anything younger than 6h; dry run: nothing is deleted$/m);
+    const dry = /^gc \(dry run\): would keep (\d+) paths and (\d+) NARs \((.*)\), would delete (.*)$/m.exec(output);
+    const real = /^gc: kept (\d+) paths and (\d+) NARs \((.*)\), deleted (.*)$/m.exec(output);
+    // The dry run deleted nothing: the GC after it finds, and deletes, all it named.
+    expect([...(dry?.slice(1, 4) ?? []), dry?.[4].replace("would be removed", "removed")]).toEqual(real?.slice(1));
+    expect(real?.[4]).toMatch(/^2 paths and 0 NARs \(.*\), 2 broken closures found \(2 removed\)$/);
+    const named = (verb: string) => [...output.matchAll(new RegExp(`^broken closure: (\\S+) .*: ${verb} \\(push it again to restore it\\)$`, "gm"))].map((m) => m[1]).sort();
+    expect(named("would remove")).toEqual(expired.map((p) => p.storePath).sort());
+    expect(named("removed")).toEqual(named("would remove"));
+    for (const p of expired) expect(await present(narinfoKey(p.hash))).toBe(false);
+    for (const key of keysOf([...old, ...shared, ...pinned, ...refreshed])) expect(await present(key)).toBe(true);
+    expect(await present("gc/lease")).toBe(false);
+    await expectWhole();
+  });
+
+  test("a path not in the cache cannot be pinned (exit 1)", async () => {
     const refused = await runGc(["pin", "ghost", generatedPath("never-pushed").storePath]);
     expect(refused.stdout).toMatch(/gc: refused: .* is not in the cache/);
     expect(refused.status).toBe(1);
