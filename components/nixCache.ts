@@ -133,7 +133,24 @@ export class NixCache extends pulumi.ComponentResource {
     const builderUser = args.builderUser ?? bucketName.apply((b) => defaultUserNames(b).builderUser);
     const gcUser = args.gcUser ?? bucketName.apply((b) => defaultUserNames(b).gcUser);
     const keyNames = pulumi.all([args.keyName ?? DEFAULTS.keyName, args.previousKeyNames ?? []]).apply(([active, previous]) => [active, ...previous]);
-    // A takeover is planned first, and nothing is made or written before its check passed (lib/minio/takeover.ts).
+    const ownerResource = new NixCacheOwner(
+      `${name}-owner`,
+      {
+        project,
+        stack,
+        endpoint: args.endpoint,
+        region,
+        bucket: bucketName,
+        user: builderUser,
+        policy: bucketName.apply((b) => `${b}-write`),
+        gcUser,
+        gcPolicy: bucketName.apply(gcPolicyName),
+      },
+      child,
+    );
+    // A takeover is planned before anything is made or written (lib/minio/takeover.ts): everything on MinIO waits
+    // for the owner id below, which waits for the takeover's check; the key ring waits for it too. The owner id
+    // (made first, it writes nothing) lets the check tell a bucket this stack already owns.
     const takeover = args.adopt
       ? new NixCacheTakeover(
           `${name}-takeover`,
@@ -141,6 +158,7 @@ export class NixCache extends pulumi.ComponentResource {
             endpoint: args.endpoint,
             region,
             bucket: bucketName,
+            ownerId: ownerResource.ownerId,
             builderUser,
             builderPolicy: bucketName.apply((b) => `${b}-write`),
             gcUser,
@@ -163,22 +181,9 @@ export class NixCache extends pulumi.ComponentResource {
     takeover?.plan.apply((lines) => {
       for (const line of lines ?? []) pulumi.log.warn(`takeover: ${line}`, this);
     });
-    const ownerResource = new NixCacheOwner(
-      `${name}-owner`,
-      {
-        project,
-        stack,
-        endpoint: args.endpoint,
-        region,
-        bucket: bucketName,
-        user: builderUser,
-        policy: bucketName.apply((b) => `${b}-write`),
-        gcUser,
-        gcPolicy: bucketName.apply(gcPolicyName),
-      },
-      { parent: this, dependsOn: afterTakeover },
-    );
-    const owner: pulumi.Output<StackOwner> = ownerResource.ownerId.apply((id) => ({ id, project, stack }));
+    const owner: pulumi.Output<StackOwner> = pulumi
+      .all([ownerResource.ownerId, takeover ? takeover.plan : []])
+      .apply(([id]) => ({ id, project, stack }));
 
     const store = new CacheBucket(
       `${name}-store`,

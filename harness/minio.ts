@@ -252,7 +252,8 @@ export async function startMinio(options: StartOptions = {}): Promise<MinioServe
   // https by name: the name a homelab's certificate holds (an IP works too, see TLS_NAMES).
   const endpointOf = (port: number) => (tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`);
   const rootUser = options.root?.user ?? "admin";
-  const rootPassword = options.root?.password ?? crypto.randomBytes(18).toString("base64url");
+  // Hex: a password that starts with "-" would read as an option on a command line (mc alias set took one for a flag).
+  const rootPassword = options.root?.password ?? crypto.randomBytes(18).toString("hex");
   const logFile = options.logFile ?? path.join(root, "minio.log");
   const detached = options.detached;
   const ca = tls?.ca.certPem;

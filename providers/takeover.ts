@@ -10,10 +10,12 @@ import { signerNamesOf, TAKEN_OVER, TakeoverFacts, takeoverPlan, TakeoverWanted,
 import { passwordWorks } from "./admin";
 import { adminOf, configureAdmin, ConfiguredProvider, known, TargetProps, targetOf } from "./common";
 import { bucketExists, minioAdmin, minioCall, MinioTarget, AdminCredentials, providerError, readTextObject, s3Client } from "./minioClients";
-import { bucketPolicyText, bucketRules } from "./s3";
+import { bucketPolicyText, bucketRules, liveBucket } from "./s3";
 
 export interface TakeoverProps extends TargetProps, Omit<TakeoverWanted, "allowKeyDrop"> {
   bucket: string;
+  /** This stack's owner id (placeholder until the stack's first up made it): a bucket marked with it is ours. */
+  ownerId?: string;
   builderUser: string;
   builderPolicy: string;
   gcUser: string;
@@ -88,6 +90,12 @@ const takeoverProvider: TakeoverProvider = {
     const names = [news.endpoint, news.bucket, news.builderUser, news.builderPolicy, news.gcUser, news.gcPolicy];
     if (!names.every(known)) return { inputs: news };
     const target = targetOf(news, this);
+    // The bucket already carries this stack's marker (the record was dropped by a refresh while the opt-in
+    // stayed set): nothing to take over, and the key ring already holds the keys its paths are signed with.
+    if (known(news.ownerId)) {
+      const found = await minioCall(`read bucket ${news.bucket}`, target, () => liveBucket(s3Client(target, adminOf(this)), news.bucket));
+      if (found.exists && found.owner?.id === news.ownerId) return { inputs: { ...news, plan: [TAKEN_OVER] } };
+    }
     const facts = await minioCall("read what the takeover would change", target, () => gatherFacts(target, adminOf(this), news));
     const plan = takeoverPlan(facts, { ...news, allowKeyDrop: this.allowKeyDrop?.allowed ?? false });
     if (plan.refusal) throw providerError(plan.refusal);

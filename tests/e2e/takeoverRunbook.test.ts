@@ -87,7 +87,7 @@ beforeAll(async () => {
   // What the runbook runs besides Nix and mc (checked where they are used), named before anything starts.
   for (const tool of ["pulumi", "npm", "awk"]) requireTool(tool);
   root = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-e2e-runbook-"));
-  minio = await startMinio({ root: { user: ADMIN_USER, password: crypto.randomBytes(18).toString("base64url") } });
+  minio = await startMinio({ root: { user: ADMIN_USER, password: crypto.randomBytes(18).toString("hex") } });
   cache = buildChapterCache(minio, { root });
   pushTheChaptersWay("before", closureExpression(`before-${nonce}`));
 
