@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS } from "../lib/config/settings";
+import { AccessMode, DEFAULTS } from "../lib/config/settings";
 import { markPolicy, StackOwner } from "../lib/minio/ownership";
-import { anonymousPolicy } from "../lib/minio/policies";
+import { anonymousPolicy, noAnonymousPolicy } from "../lib/minio/policies";
 import { MinioBucketPolicy } from "../providers/s3";
 
 export interface AnonymousAccessArgs {
@@ -11,13 +11,18 @@ export interface AnonymousAccessArgs {
   region?: pulumi.Input<string>;
   /** The cache bucket. */
   bucket: pulumi.Input<string>;
-  /** Also let anonymous clients list the bucket. Default false (Nix never needs it). */
+  /** "public": anonymous download; "private": no bucket policy at all (anonymous requests refused). Default "public". */
+  access?: pulumi.Input<AccessMode>;
+  /** Also let anonymous clients list the bucket (access=public). Default false (Nix never needs it). */
   allowList?: pulumi.Input<boolean>;
   /** The owning stack, marked in the policy's Sids (lib/minio/ownership.ts). Default: unmarked. */
   owner?: pulumi.Input<StackOwner | undefined>;
 }
 
-/** Anonymous download: anyone may read the cache's objects, and nothing else. */
+/**
+ * The bucket policy: anonymous download (anyone may read the cache's objects, and nothing else), or for a
+ * private cache none at all, kept so: a policy added by hand is drift that `up --refresh` removes.
+ */
 export class AnonymousAccess extends pulumi.ComponentResource {
   /** The bucket policy document. */
   readonly policy: pulumi.Output<string>;
@@ -25,8 +30,10 @@ export class AnonymousAccess extends pulumi.ComponentResource {
   constructor(name: string, args: AnonymousAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:AnonymousAccess", name, {}, opts);
     this.policy = pulumi
-      .all([args.bucket, args.allowList ?? DEFAULTS.anonymousList, args.owner])
-      .apply(([bucket, allowList, owner]) => JSON.stringify(markPolicy(anonymousPolicy(bucket, allowList), owner, ["Objects", "List"])));
+      .all([args.bucket, args.allowList ?? DEFAULTS.anonymousList, args.access ?? DEFAULTS.access, args.owner])
+      .apply(([bucket, allowList, access, owner]) =>
+        JSON.stringify(access === "private" ? noAnonymousPolicy() : markPolicy(anonymousPolicy(bucket, allowList), owner, ["Objects", "List"])),
+      );
     new MinioBucketPolicy(
       `${name}-policy`,
       { endpoint: args.endpoint, region: args.region ?? DEFAULTS.region, bucket: args.bucket, policy: this.policy, owner: args.owner },

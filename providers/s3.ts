@@ -1,7 +1,7 @@
 // Dynamic resources on MinIO's S3 API: the bucket, an object, the bucket policy and the lifecycle rule.
 // Thin: each CRUD call translates to SDK calls; the decisions live in lib/.
 import * as pulumi from "@pulumi/pulumi";
-import { canonicalPolicy } from "../lib/minio/policies";
+import { canonicalPolicy, policyStatementCount } from "../lib/minio/policies";
 import { canonicalRules, ExpiryRule, lifecycleConfigurationOf, readExpiryRules } from "../lib/minio/lifecycle";
 import { bucketOwner, Found, mayDelete, ownerOfPolicy, ownerOfRules, ownerOfTags, withOwnerTags } from "../lib/minio/ownership";
 import { ALLOW_BUCKET_RENAME_KEY, bucketRenameRefusal, readAllowBucketRename } from "../lib/config/settings";
@@ -253,9 +253,15 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
   configure: configureAdmin,
   async create(inputs) {
     const client = s3Client(targetOf(inputs, this), adminOf(this));
-    await minioCall(`set the policy of bucket ${inputs.bucket}`, targetOf(inputs, this), () =>
-      client.setBucketPolicy(inputs.bucket, inputs.policy),
-    );
+    await minioCall(`set the policy of bucket ${inputs.bucket}`, targetOf(inputs, this), async () => {
+      if (policyStatementCount(inputs.policy) > 0) return client.setBucketPolicy(inputs.bucket, inputs.policy);
+      // No statement (access=private): no bucket policy at all, whatever was there (ours, or one set by hand).
+      try {
+        await client.setBucketPolicy(inputs.bucket, "");
+      } catch (err) {
+        if (errorCode(err) !== "NoSuchBucketPolicy") throw err;
+      }
+    });
     return { id: inputs.bucket, outs: inputs };
   },
   async read(id, props) {
@@ -269,7 +275,8 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
         throw err;
       }
     });
-    if (live.trim() === "") return { id: "" };
+    // No policy is the wanted state of a private cache; for a public one the grant is gone (made again).
+    if (live.trim() === "") return policyStatementCount(props.policy) === 0 ? { id, props } : { id: "" };
     // Keep our own text when MinIO's differs only in form, so an unchanged policy shows no diff.
     const same = markedPolicy(live) === markedPolicy(props.policy);
     return { id, props: { ...props, policy: same ? props.policy : live } };

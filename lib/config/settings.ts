@@ -7,6 +7,13 @@ import { checkKeyName, readSecretKey } from "../signing/signingKey";
 export const RETENTIONS = ["gc", "lifecycle"] as const;
 export type Retention = (typeof RETENTIONS)[number];
 
+/** Who may read the cache: anyone (anonymous GET), or only hosts with the reader's credentials or a proxy token. */
+export const ACCESS_MODES = ["public", "private"] as const;
+export type AccessMode = (typeof ACCESS_MODES)[number];
+
+/** The read proxy's port when nix-cache:proxyUrl is unset (lib/proxy, `npm run proxy`, the proxy's NixOS module). */
+export const DEFAULT_PROXY_PORT = 8480;
+
 /** The configuration namespace (the project name in Pulumi.yaml). */
 export const CONFIG_NAMESPACE = "nix-cache";
 
@@ -57,6 +64,17 @@ export interface CacheSettings {
   /** The GC's MinIO user (list, read, delete; writes only its gc/ bookkeeping keys). */
   gcUser: string;
   anonymousList: boolean;
+  /**
+   * "public": anyone may download (anonymous GetObject). "private": no anonymous access at all; hosts read with
+   * the reader user's credentials (S3-capable Nix) or through the read proxy with a per-host token.
+   */
+  access: AccessMode;
+  /** access=private: the reading MinIO user (GetObject, GetBucketLocation, ListBucket on the bucket only). */
+  readerUser: string;
+  /** access=private: the hosts that get their own proxy token, sorted, each once. */
+  readerHosts: string[];
+  /** access=private: the URL hosts reach the read proxy at (scheme://host:port, no trailing '/'). */
+  proxyUrl: string;
   forceDestroy: boolean;
   /**
    * nix-cache:adopt: take over a bucket, user or policy this stack did not make (a cache made by hand); the
@@ -86,7 +104,7 @@ export const SECRET_SETTING_KEYS: readonly (keyof RawSettings)[] = ["importKeys"
 export const SETTING_KEYS: readonly (keyof RawSettings)[] = [
   "endpoint", "publicUrl", "region", "bucket", "builderUser", "keyName", "previousKeyNames", "storeDir", "wantMassQuery", "priority",
   "retention", "retainDays", "expireDays", "gcUser", "anonymousList", "forceDestroy", "allowBucketRename", "caCertificate",
-  "allowKeyDrop", "adopt", "importKeys", "builderPassword",
+  "allowKeyDrop", "adopt", "importKeys", "builderPassword", "access", "readerUser", "readerHosts", "proxyUrl",
 ];
 
 export const DEFAULTS = {
@@ -102,6 +120,8 @@ export const DEFAULTS = {
   retainDays: 7,
   expireDays: 7,
   gcUser: "nixgc",
+  readerUser: "nixreader",
+  access: "public" as AccessMode,
   anonymousList: false,
   forceDestroy: false,
 } as const;
@@ -127,12 +147,20 @@ export class SettingsError extends Error {
  * keeps the chapter's names, as every version did: a second stack is then told, by the ownership check, to set
  * the names itself.
  */
-export function defaultUserNames(bucket: string): { builderUser: string; gcUser: string } {
-  const derived = { builderUser: `${bucket}-builder`, gcUser: `${bucket}-gc` };
-  if (bucket === DEFAULTS.bucket || checkUserName(derived.builderUser) || checkUserName(derived.gcUser)) {
-    return { builderUser: DEFAULTS.builderUser, gcUser: DEFAULTS.gcUser };
+export function defaultUserNames(bucket: string): { builderUser: string; gcUser: string; readerUser: string } {
+  const derived = { builderUser: `${bucket}-builder`, gcUser: `${bucket}-gc`, readerUser: `${bucket}-reader` };
+  if (bucket === DEFAULTS.bucket || checkUserName(derived.builderUser) || checkUserName(derived.gcUser) || checkUserName(derived.readerUser)) {
+    return { builderUser: DEFAULTS.builderUser, gcUser: DEFAULTS.gcUser, readerUser: DEFAULTS.readerUser };
   }
   return derived;
+}
+
+/** A host name for a proxy token (its netrc login and the tokens file's first field): DNS-like, lower case. */
+export function checkHostName(name: string): string | undefined {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name) || name.length > 253) {
+    return "host names of lower-case letters, digits, '-' and '.' (like DNS names: no '_', ':' or white space)";
+  }
+  return undefined;
 }
 
 /** S3 bucket naming rules (the ones MinIO enforces, plus AWS's stricter ones so a cache can move). */
@@ -249,6 +277,19 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     bad("gcUser", raw.gcUser ?? gcUser, `a user name other than ${key("builderUser")} (${JSON.stringify(builderUser)}): the builder must not be able to delete`);
   }
 
+  const accessText = text("access", DEFAULTS.access);
+  const access = ACCESS_MODES.find((a) => a === accessText) ?? DEFAULTS.access;
+  if (access !== accessText) bad("access", raw.access, ACCESS_MODES.map((a) => JSON.stringify(a)).join(" or "));
+  const readerUserSet = raw.readerUser !== undefined && raw.readerUser !== "";
+  const readerUser = readerUserSet ? (raw.readerUser ?? "") : derived.readerUser;
+  const readerUserProblem = checkUserName(readerUser);
+  if (readerUserProblem) bad("readerUser", raw.readerUser, readerUserProblem);
+  else if ([builderUser, gcUser].includes(readerUser)) {
+    bad("readerUser", raw.readerUser ?? readerUser, `a user name other than ${key("builderUser")} and ${key("gcUser")}: the reader must not be able to write or delete`);
+  }
+  const readerHosts = parseReaderHosts(raw.readerHosts, access, problems);
+  const proxyUrl = parseProxyUrl(raw.proxyUrl, publicUrl, access, problems);
+
   const retentionText = text("retention", DEFAULTS.retention);
   const retention = RETENTIONS.find((r) => r === retentionText) ?? DEFAULTS.retention;
   if (retention !== retentionText) bad("retention", raw.retention, RETENTIONS.map((r) => JSON.stringify(r)).join(" or "));
@@ -298,6 +339,10 @@ export function parseSettings(raw: RawSettings): CacheSettings {
     expireDays: int("expireDays", DEFAULTS.expireDays, 1),
     gcUser,
     anonymousList: bool("anonymousList", DEFAULTS.anonymousList),
+    access,
+    readerUser,
+    readerHosts,
+    proxyUrl,
     forceDestroy: bool("forceDestroy", DEFAULTS.forceDestroy),
     adopt: bool("adopt", false),
     caCertificate,
@@ -392,6 +437,66 @@ function parseImportKeys(value: string | undefined, keyNames: readonly string[],
     names.push(parsed.name);
   });
   return problems.length === before ? list.map((k) => k.trim()) : [];
+}
+
+/**
+ * nix-cache:readerHosts: the hosts that each get their own proxy token (a list; unset or "" is none). Only a
+ * private cache has tokens: set with access=public it is refused rather than ignored.
+ */
+function parseReaderHosts(value: string | undefined, access: AccessMode, problems: string[]): string[] {
+  if (value === undefined || value.trim() === "" || value.trim() === "[]") return [];
+  const setting = `${CONFIG_NAMESPACE}:readerHosts`;
+  const allowed = `a list of distinct host names, e.g. pulumi config set --path '${setting}[0]' laptop`;
+  let list: unknown;
+  try {
+    list = JSON.parse(value);
+  } catch {
+    list = undefined;
+  }
+  if (!Array.isArray(list) || !list.every((h): h is string => typeof h === "string")) {
+    problems.push(`${setting} is ${JSON.stringify(value)}: allowed is ${allowed}`);
+    return [];
+  }
+  if (access !== "private") {
+    problems.push(
+      `${setting} is set but ${CONFIG_NAMESPACE}:access is "public", where anyone may read and no token is needed: ` +
+        `allowed is ${CONFIG_NAMESPACE}:access "private" (pulumi config set ${CONFIG_NAMESPACE}:access private), or no ${setting} (pulumi config rm ${setting})`,
+    );
+    return [];
+  }
+  const before = problems.length;
+  list.forEach((host, i) => {
+    const problem = checkHostName(host);
+    if (problem) problems.push(`${setting}[${i}] is ${JSON.stringify(host)}: allowed is ${problem}`);
+    else if (list.indexOf(host) !== i) problems.push(`${setting}[${i}] is ${JSON.stringify(host)}, listed twice: allowed is ${allowed}`);
+  });
+  return problems.length === before ? [...list].sort() : [];
+}
+
+/** The read proxy's URL when nix-cache:proxyUrl is unset: publicUrl's scheme and host, on DEFAULT_PROXY_PORT. */
+export function defaultProxyUrl(publicUrl: string): string {
+  const url = new URL(publicUrl);
+  // URL.hostname keeps an IPv6 address's brackets.
+  return `${url.protocol}//${url.hostname}:${DEFAULT_PROXY_PORT}`;
+}
+
+/** nix-cache:proxyUrl: where hosts reach the read proxy; default publicUrl's scheme and host on DEFAULT_PROXY_PORT. */
+function parseProxyUrl(value: string | undefined, publicUrl: string, access: AccessMode, problems: string[]): string {
+  const setting = `${CONFIG_NAMESPACE}:proxyUrl`;
+  if (value === undefined || value === "") {
+    try {
+      return defaultProxyUrl(publicUrl);
+    } catch {
+      return ""; // publicUrl is reported on its own
+    }
+  }
+  const url = value.replace(/\/+$/, "");
+  const problem = checkBaseUrl(url);
+  if (problem) problems.push(`${setting} is ${JSON.stringify(value)}: allowed is an http:// or https:// URL of the read proxy with no path, e.g. https://cache.homelab.local:${DEFAULT_PROXY_PORT}`);
+  else if (access !== "private") {
+    problems.push(`${setting} is set but ${CONFIG_NAMESPACE}:access is "public", which has no proxy: allowed is ${CONFIG_NAMESPACE}:access "private", or no ${setting}`);
+  }
+  return url;
 }
 
 /**

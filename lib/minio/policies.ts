@@ -74,6 +74,42 @@ export function gcPolicy(bucket: string): PolicyDocument {
 /** The owner-marker roles (lib/minio/ownership.ts markPolicy) of gcPolicy's statements, in order. */
 export const GC_POLICY_ROLES = ["Bucket", "Objects", "Bookkeeping", "KeepCacheInfo"] as const;
 
+/**
+ * What the reader of a private cache may do: read objects, and list the bucket, without which a missing narinfo
+ * is Access Denied instead of the 404 Nix needs (NixOS/nixos-homepage#731). Nothing else, on no other bucket.
+ */
+export const READER_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket"];
+export const READER_OBJECT_ACTIONS = ["s3:GetObject"];
+
+/** The canned policy attached to the reader user (access=private). */
+export function readerPolicy(bucket: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: [...READER_BUCKET_ACTIONS], Resource: [bucketArn(bucket)] },
+      { Effect: "Allow", Action: [...READER_OBJECT_ACTIONS], Resource: [objectsArn(bucket)] },
+    ],
+  };
+}
+
+/** The owner-marker roles of readerPolicy's statements, in order. */
+export const READER_POLICY_ROLES = ["Bucket", "Objects"] as const;
+
+/**
+ * The bucket policy of a private cache: none at all (no statement), so anonymous GET, HEAD and LIST are refused.
+ * The bucket-policy resource keeps this as its wanted state, so a policy added by hand reads as drift.
+ */
+export function noAnonymousPolicy(): PolicyDocument {
+  return { Version: "2012-10-17", Statement: [] };
+}
+
+/** The statements of a policy document given as JSON text or "" (none). */
+export function policyStatementCount(doc: string): number {
+  if (doc.trim() === "") return 0;
+  const parsed = JSON.parse(doc) as { Statement?: unknown };
+  return Array.isArray(parsed.Statement) ? parsed.Statement.length : parsed.Statement ? 1 : 0;
+}
+
 /** The bucket policy for anonymous clients: read objects; list the bucket only when asked to. */
 export function anonymousPolicy(bucket: string, allowList: boolean): PolicyDocument {
   const statements: PolicyStatement[] = [

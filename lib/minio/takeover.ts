@@ -3,7 +3,7 @@
 // go ahead (a key hosts trust would be replaced by a new one of the same name). Pure: the takeover provider
 // (providers/takeover.ts) reads MinIO and calls takeoverPlan; the program prints the lines in the preview.
 // Kept free of classes and Maps, which do not survive Pulumi's serialization of provider code.
-import type { Retention } from "../config/settings";
+import type { AccessMode, Retention } from "../config/settings";
 import { CACHE_INFO_CONTENT_TYPE } from "../config/cacheInfo";
 import { ALLOW_KEY_DROP_KEY } from "../signing/keyRing";
 import type { ExpiryRule } from "./lifecycle";
@@ -48,6 +48,8 @@ export interface PolicyFacts {
 /** What the stack is about to make of it. */
 export interface TakeoverWanted {
   anonymousList: boolean;
+  /** nix-cache:access; a takeover record from before private caches has none: "public". */
+  access?: AccessMode;
   retention: Retention;
   expireDays: number;
   cacheInfo: string;
@@ -119,8 +121,13 @@ function anonymousActions(policyText: string): string[] {
 }
 
 function anonymousLine(facts: TakeoverFacts, wanted: TakeoverWanted): string | undefined {
-  const want = wanted.anonymousList ? "read objects and list the bucket (GetObject, ListBucket; nix-cache:anonymousList)" : "read objects only (GetObject)";
   const live = anonymousActions(facts.bucketPolicy);
+  if (wanted.access === "private") {
+    if (live.length === 0) return undefined;
+    const now = live.join(",") === "GetBucketLocation,GetObject,ListBucket" ? "'download' (mc anonymous set download)" : `anyone may ${live.join(", ")}`;
+    return `anonymous access: ${now} → none (nix-cache:access private): hosts read with the reader's credentials or a read-proxy token`;
+  }
+  const want = wanted.anonymousList ? "read objects and list the bucket (GetObject, ListBucket; nix-cache:anonymousList)" : "read objects only (GetObject)";
   if (canonicalPolicy(facts.bucketPolicy || "{}") === canonicalPolicy(anonymousPolicy(facts.bucket, wanted.anonymousList))) return undefined;
   if (live.length === 0) return `anonymous access: none → ${want}, so hosts substitute without credentials`;
   const isDownload = live.join(",") === "GetBucketLocation,GetObject,ListBucket";

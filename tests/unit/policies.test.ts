@@ -2,7 +2,19 @@
 // what MinIO returns.
 import { GC_KEY_PREFIX } from "../../lib/gc/plan";
 import { markPolicy, ownerOfPolicy } from "../../lib/minio/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy, GC_POLICY_ROLES, GC_PREFIX, gcPolicy, PolicyDocument } from "../../lib/minio/policies";
+import {
+  anonymousPolicy,
+  builderPolicy,
+  canonicalPolicy,
+  GC_POLICY_ROLES,
+  GC_PREFIX,
+  gcPolicy,
+  noAnonymousPolicy,
+  PolicyDocument,
+  policyStatementCount,
+  READER_POLICY_ROLES,
+  readerPolicy,
+} from "../../lib/minio/policies";
 
 const BUCKET = "nix-cache";
 const BUCKET_ARN = "arn:aws:s3:::nix-cache";
@@ -91,6 +103,24 @@ describe("gcPolicy", () => {
     expect(ownerOfPolicy(JSON.stringify(marked))).toEqual({ id: owner.id, label: "nix-cache/dev" });
     expect(canonicalPolicy(marked)).toBe(canonicalPolicy(doc));
     expect(canonicalPolicy(marked)).not.toBe(canonicalPolicy(builderPolicy(BUCKET)));
+  });
+});
+
+describe("readerPolicy (access=private)", () => {
+  test("reads objects and lists the bucket, on this bucket only: no write, no delete, no admin", () => {
+    const doc = readerPolicy("team-cache");
+    const actions = doc.Statement.flatMap((st) => st.Action).sort();
+    expect(actions).toEqual(["s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket"]);
+    expect(doc.Statement.every((st) => st.Effect === "Allow")).toBe(true);
+    expect(doc.Statement.flatMap((st) => st.Resource).sort()).toEqual(["arn:aws:s3:::team-cache", "arn:aws:s3:::team-cache/*"]);
+    expect(doc.Statement).toHaveLength(READER_POLICY_ROLES.length);
+  });
+  test("a private cache's bucket policy has no statement, and reads as none", () => {
+    expect(noAnonymousPolicy().Statement).toEqual([]);
+    expect(policyStatementCount(JSON.stringify(noAnonymousPolicy()))).toBe(0);
+    expect(policyStatementCount("")).toBe(0);
+    expect(policyStatementCount(JSON.stringify(anonymousPolicy("b", true)))).toBe(2);
+    expect(canonicalPolicy(JSON.stringify(noAnonymousPolicy()))).toBe(canonicalPolicy(""));
   });
 });
 

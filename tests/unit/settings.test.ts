@@ -36,13 +36,17 @@ describe("defaults", () => {
       expireDays: 7,
       gcUser: "nixgc",
       anonymousList: false,
+      access: "public",
+      readerUser: "nixreader",
+      readerHosts: [],
+      proxyUrl: "http://127.0.0.1:8480",
       forceDestroy: false,
       adopt: false,
     };
     expect(parseSettings({ endpoint: ENDPOINT })).toEqual(expected);
     expect({ ...DEFAULTS }).toEqual(
       Object.fromEntries(
-        Object.entries(expected).filter(([k]) => !["endpoint", "publicUrl", "builderUserDefaulted", "gcUserDefaulted", "importKeys", "adopt"].includes(k)),
+        Object.entries(expected).filter(([k]) => !["endpoint", "publicUrl", "builderUserDefaulted", "gcUserDefaulted", "importKeys", "adopt", "readerHosts", "proxyUrl"].includes(k)),
       ),
     );
   });
@@ -93,6 +97,10 @@ describe("good values", () => {
       expireDays: 30,
       gcUser: "cache_gc-1",
       anonymousList: true,
+      access: "public",
+      readerUser: "my.nix-cache-reader",
+      readerHosts: [],
+      proxyUrl: "https://cache.homelab.local:8480",
       forceDestroy: true,
       adopt: false,
     });
@@ -340,7 +348,7 @@ describe("user names: a second cache needs only its own bucket", () => {
       builderUserDefaulted: true,
       gcUserDefaulted: true,
     });
-    expect(defaultUserNames("nix-cache")).toEqual({ builderUser: "nixbuilder", gcUser: "nixgc" });
+    expect(defaultUserNames("nix-cache")).toEqual({ builderUser: "nixbuilder", gcUser: "nixgc", readerUser: "nixreader" });
   });
   test("set names win and are marked as set", () => {
     expect(parseSettings({ endpoint: E, bucket: "team-cache", builderUser: "ci-1", gcUser: "ci-gc" })).toMatchObject({
@@ -352,8 +360,52 @@ describe("user names: a second cache needs only its own bucket", () => {
   });
   test("a bucket name too long to derive from keeps the chapter's names (as every earlier version had them)", () => {
     expect(parseSettings({ endpoint: E, bucket: "a-rather-long-team-cache" })).toMatchObject({ builderUser: "nixbuilder", gcUser: "nixgc" });
-    expect(defaultUserNames("nix-cache.example.org")).toEqual({ builderUser: "nixbuilder", gcUser: "nixgc" });
-    expect(defaultUserNames("twelve-chars")).toEqual({ builderUser: "twelve-chars-builder", gcUser: "twelve-chars-gc" });
+    expect(defaultUserNames("nix-cache.example.org")).toEqual({ builderUser: "nixbuilder", gcUser: "nixgc", readerUser: "nixreader" });
+    expect(defaultUserNames("twelve-chars")).toEqual({ builderUser: "twelve-chars-builder", gcUser: "twelve-chars-gc", readerUser: "twelve-chars-reader" });
   });
 
+});
+
+describe("a private cache (access, readerUser, readerHosts, proxyUrl)", () => {
+  const E = ENDPOINT;
+  test("access=private with hosts: hosts sorted, the reader derived from the bucket, the proxy on publicUrl's host", () => {
+    expect(
+      parseSettings({ endpoint: E, publicUrl: "https://cache.example.org", bucket: "team-cache", access: "private", readerHosts: '["laptop","builder-1","desk.lan"]' }),
+    ).toMatchObject({
+      access: "private",
+      readerUser: "team-cache-reader",
+      readerHosts: ["builder-1", "desk.lan", "laptop"],
+      proxyUrl: "https://cache.example.org:8480",
+    });
+    expect(parseSettings({ endpoint: E, access: "private", readerUser: "reader-1", proxyUrl: "https://proxy.lan:9443/" })).toMatchObject({
+      readerUser: "reader-1",
+      proxyUrl: "https://proxy.lan:9443",
+      readerHosts: [],
+    });
+    expect(parseSettings({ endpoint: "http://[::1]:9000", access: "private" }).proxyUrl).toBe("http://[::1]:8480");
+  });
+
+  test("Pulumi's empty defaults (readerUser \"\", readerHosts [], proxyUrl \"\") are the defaults", () => {
+    expect(parseSettings({ endpoint: E, access: "public", readerUser: "", readerHosts: "[]", proxyUrl: "" })).toMatchObject({
+      access: "public",
+      readerUser: "nixreader",
+      readerHosts: [],
+    });
+  });
+
+  test.each<[string, RawSettings, string[]]>([
+    ["an unknown mode", { access: "secret" }, ["nix-cache:access is \"secret\"", '"public" or "private"']],
+    ["a reader named like the builder", { access: "private", readerUser: "nixbuilder" }, ["nix-cache:readerUser", "other than nix-cache:builderUser and nix-cache:gcUser"]],
+    ["a reader with a bad name", { access: "private", readerUser: "a b" }, ["nix-cache:readerUser is \"a b\"", "3 to 20 characters"]],
+    ["hosts not a list", { access: "private", readerHosts: "laptop" }, ["nix-cache:readerHosts is \"laptop\"", "a list of distinct host names"]],
+    ["a host with a bad name", { access: "private", readerHosts: '["ok","Bad_Host"]' }, ["nix-cache:readerHosts[1] is \"Bad_Host\"", "lower-case letters"]],
+    ["a host twice", { access: "private", readerHosts: '["a1","a1"]' }, ["nix-cache:readerHosts[1] is \"a1\", listed twice"]],
+    ["hosts on a public cache", { readerHosts: '["laptop"]' }, ["nix-cache:readerHosts is set but nix-cache:access is \"public\"", "pulumi config set nix-cache:access private"]],
+    ["a proxy URL with a path", { access: "private", proxyUrl: "https://proxy.lan/cache" }, ["nix-cache:proxyUrl is \"https://proxy.lan/cache\"", "no path"]],
+    ["a proxy URL on a public cache", { proxyUrl: "https://proxy.lan" }, ["nix-cache:proxyUrl is set but nix-cache:access is \"public\""]],
+  ])("%s: one problem naming the setting and what is allowed", (_what, raw, parts) => {
+    const err = errorOf({ endpoint: E, ...raw });
+    expect(err.problems).toHaveLength(1);
+    for (const part of parts) expect(err.problems[0]).toContain(part);
+  });
 });

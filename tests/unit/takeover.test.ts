@@ -125,6 +125,14 @@ describe("other starting points", () => {
     expect(lines).toContainEqual(expect.stringMatching(/^bucket lifecycle: expiry rule 'd1k9' .* → this stack's rule \(retention=lifecycle\): expires objects over 51 bytes after 14 days, so never nix-cache-info; it still breaks closures/));
     expect(lines).toContainEqual(expect.stringMatching(/^nix-cache-info: missing → written \(StoreDir: \/nix\/store, WantMassQuery: 1, Priority: 40\)/));
   });
+  test("access=private: the chapter's 'download' goes, with nothing in its place; a bucket with no policy needs no line", () => {
+    const lines = takeoverPlan(chapterFacts(), wanted({ access: "private" })).lines;
+    expect(lines).toContainEqual(
+      "anonymous access: 'download' (mc anonymous set download) → none (nix-cache:access private): hosts read with the reader's credentials or a read-proxy token",
+    );
+    const none = takeoverPlan(chapterFacts({ bucketPolicy: "" }), wanted({ access: "private" })).lines;
+    expect(none.some((l) => l.startsWith("anonymous access"))).toBe(false);
+  });
   test("a bucket that does not exist yet: made new, nothing to take over", () => {
     const lines = takeoverPlan(chapterFacts({ bucketExists: false, signers: [], narinfosSampled: 0, bucketPolicy: "", rules: [], cacheInfo: undefined }), wanted({ importedPublicKeys: [] })).lines;
     expect(lines[0]).toBe("bucket 'nix-cache': does not exist → made new (nothing to take over)");
