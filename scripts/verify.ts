@@ -1,5 +1,6 @@
 // `npm run verify [-- --stack NAME]`: checks a deployed cache over the network, as a Nix client and as the
-// builder meet it. Reads the stack's outputs and config with the pulumi CLI (whatever backend you are logged
+// builder meet it (a private cache: anonymous reads refused, read as the reader, and through the read proxy when
+// given --proxy URL). Reads the stack's outputs and config with the pulumi CLI (whatever backend you are logged
 // in to, or PULUMI_BACKEND_URL), prints one PASS/FAIL line per check and a summary, and exits 1 when a check
 // fails, 2 when it cannot run (bad arguments, stack unreadable); --help prints the usage.
 import * as crypto from "crypto";
