@@ -39,3 +39,14 @@ export const pushUrl = cache.pushUrl;
 export const signCommand = cache.signCommand;
 export const pushCommand = cache.pushCommand;
 export const caCertificate = cache.caCertificate;
+export const access = cache.access;
+// A private cache's read side (absent for a public one): the S3 reader, the read proxy's tokens and modules.
+export const readerAccessKey = cache.reader?.accessKey;
+export const readerSecretKey = cache.reader?.secretKey;
+export const readerCredentials = cache.reader?.credentials;
+export const readerSubstituterUrl = cache.reader?.substituterUrl;
+export const readerTokens = cache.reader?.tokens;
+export const netrc = cache.reader?.netrc;
+export const proxyUrl = cache.reader?.proxyUrl;
+export const proxyTokenHashes = cache.reader?.proxyTokenHashes;
+export const proxyClientModule = cache.reader?.proxyClientModule;

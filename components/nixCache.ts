@@ -1,11 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULTS, defaultUserNames, Retention } from "../lib/config/settings";
+import { AccessMode, defaultProxyUrl, DEFAULTS, defaultUserNames, Retention } from "../lib/config/settings";
 import { awsCredentials, defaultSecretKeyFiles, nixosModule, pushCommand, pushUrl, signCommand, substituterUrl } from "../lib/hosts/hostConfig";
 import { AnonymousAccess } from "./anonymousAccess";
 import { BuilderAccess } from "./builderAccess";
 import { CacheBucket } from "./cacheBucket";
 import { CacheExpiry } from "./cacheExpiry";
 import { GcAccess, gcPolicyName } from "./gcAccess";
+import { ReaderAccess, readerPolicyName } from "./readerAccess";
 import { SigningKey } from "./signingKey";
 import { StackOwner } from "../lib/minio/ownership";
 import { NixCacheOwner } from "../providers/owner";
@@ -13,6 +14,8 @@ import { NixCacheTakeover } from "../providers/takeover";
 import { MinioDestroyGuard } from "../providers/s3";
 import { renderCacheInfo } from "../lib/config/cacheInfo";
 import { publicKeyOf } from "../lib/signing/signingKey";
+import { netrcLine, proxyClientModule, readerNixosModule, readerSubstituterUrl } from "../lib/hosts/privateModules";
+import { tokenHashesText } from "../lib/proxy/tokens";
 
 export interface NixCacheArgs {
   /** MinIO S3 API URL the deployment and the builder use (scheme://host[:port]). Required. */
@@ -63,8 +66,19 @@ export interface NixCacheArgs {
    * "nix-cache", else "BUCKET-gc"; a stack that already has the user keeps its name.
    */
   gcUser?: pulumi.Input<string>;
-  /** Let anonymous clients list the bucket. Default false. */
+  /** Let anonymous clients list the bucket (access=public). Default false. */
   anonymousList?: pulumi.Input<boolean>;
+  /**
+   * Who may read: "public" (anyone, anonymous download) or "private" (no anonymous access; hosts read with the
+   * reader user's credentials or through the read proxy with a per-host token). Default "public".
+   */
+  access?: AccessMode;
+  /** access=private: the reader's MinIO user. Default "nixreader" for the bucket "nix-cache", else "BUCKET-reader". */
+  readerUser?: pulumi.Input<string>;
+  /** access=private: hosts that each get their own read-proxy token (leaving one out revokes it). Default none. */
+  readerHosts?: string[];
+  /** access=private: the URL hosts reach the read proxy at. Default publicUrl's scheme and host, port 8480. */
+  proxyUrl?: pulumi.Input<string>;
   /** Delete cached objects with the bucket on destroy. Default false. */
   forceDestroy?: pulumi.Input<boolean>;
   /**
@@ -78,6 +92,28 @@ export interface NixCacheArgs {
    * config). Default: none, the system trust store.
    */
   caCertificate?: pulumi.Input<string>;
+}
+
+/** What hosts of a private cache read it with (NixCache.reader). */
+export interface PrivateReadOutputs {
+  /** The reader's access key (its user name). */
+  accessKey: pulumi.Output<string>;
+  /** The reader's secret key (secret). */
+  secretKey: pulumi.Output<string>;
+  /** `~/.aws/credentials` text with a profile named after the reader (secret). */
+  credentials: pulumi.Output<string>;
+  /** The `s3://` substituter URL for hosts whose Nix has S3 (NixOS), with profile=READER. */
+  substituterUrl: pulumi.Output<string>;
+  /** host → its read-proxy token (secret). */
+  tokens: pulumi.Output<Record<string, string>>;
+  /** host → its netrc line for the proxy (secret). */
+  netrc: pulumi.Output<Record<string, string>>;
+  /** The read proxy's root URL. */
+  proxyUrl: pulumi.Output<string>;
+  /** The proxy's tokens file: one `HOST sha256:HEX` line per host (hashes only, not secret). */
+  proxyTokenHashes: pulumi.Output<string>;
+  /** NixOS module for hosts that read through the proxy. */
+  proxyClientModule: pulumi.Output<string>;
 }
 
 /** A signed Nix binary cache on MinIO, and everything hosts need to use it. */
@@ -118,10 +154,15 @@ export class NixCache extends pulumi.ComponentResource {
   readonly pushCommand: pulumi.Output<string>;
   /** PEM of the CA hosts must trust for the cache's certificate; "" when none is configured. */
   readonly caCertificate: pulumi.Output<string>;
+  /** "public" or "private". */
+  readonly access: pulumi.Output<AccessMode>;
+  /** access=private only: how hosts read it (undefined for a public cache). */
+  readonly reader?: PrivateReadOutputs;
 
   constructor(name: string, args: NixCacheArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nix-cache:index:NixCache", name, {}, opts);
     const region = args.region ?? DEFAULTS.region;
+    const access = args.access ?? DEFAULTS.access;
     const child = { parent: this };
 
     // This stack's owner id (random, kept in the state, so it survives a stack rename): everything below is
@@ -145,6 +186,9 @@ export class NixCache extends pulumi.ComponentResource {
         policy: bucketName.apply((b) => `${b}-write`),
         gcUser,
         gcPolicy: bucketName.apply(gcPolicyName),
+        ...(access === "private"
+          ? { readerUser: args.readerUser ?? bucketName.apply((b) => defaultUserNames(b).readerUser), readerPolicy: bucketName.apply(readerPolicyName) }
+          : {}),
       },
       child,
     );
@@ -164,6 +208,7 @@ export class NixCache extends pulumi.ComponentResource {
             gcUser,
             gcPolicy: bucketName.apply(gcPolicyName),
             anonymousList: args.anonymousList ?? DEFAULTS.anonymousList,
+            ...(access === "private" ? { access } : {}),
             retention: args.retention ?? DEFAULTS.retention,
             expireDays: args.expireDays ?? DEFAULTS.expireDays,
             cacheInfo: pulumi
@@ -201,7 +246,7 @@ export class NixCache extends pulumi.ComponentResource {
     );
     const anonymous = new AnonymousAccess(
       `${name}-anonymous`,
-      { endpoint: args.endpoint, region, bucket: store.bucket, allowList: args.anonymousList, owner },
+      { endpoint: args.endpoint, region, bucket: store.bucket, access: args.access, allowList: args.anonymousList, owner },
       child,
     );
     // One bucket-config write at a time: MinIO saves a bucket's policy and lifecycle by read-modify-write of
@@ -226,6 +271,11 @@ export class NixCache extends pulumi.ComponentResource {
       child,
     );
     const gc = new GcAccess(`${name}-gc`, { endpoint: args.endpoint, region, bucket: store.bucket, user: args.gcUser, owner }, child);
+    // Only a private cache has a reader: switching to public deletes it and its tokens, switching back makes new ones.
+    const readerAccess =
+      access === "private"
+        ? new ReaderAccess(`${name}-reader`, { endpoint: args.endpoint, region, bucket: store.bucket, user: args.readerUser, hosts: args.readerHosts, owner }, child)
+        : undefined;
     const key = new SigningKey(
       `${name}-signing`,
       { keyName: args.keyName, previousKeyNames: args.previousKeyNames, ...(args.importKeys === undefined ? {} : { importKeys: args.importKeys }) },
@@ -236,7 +286,7 @@ export class NixCache extends pulumi.ComponentResource {
     new MinioDestroyGuard(
       `${name}-destroy-guard`,
       { endpoint: args.endpoint, region, bucket: store.bucket, forceDestroy: args.forceDestroy ?? DEFAULTS.forceDestroy, owner },
-      { parent: this, dependsOn: [ownerResource, store, anonymous, expiry, builder, gc, key] },
+      { parent: this, dependsOn: [ownerResource, store, anonymous, expiry, builder, gc, key, ...(readerAccess ? [readerAccess] : [])] },
     );
 
     const profile = builder.accessKey;
@@ -258,12 +308,44 @@ export class NixCache extends pulumi.ComponentResource {
     this.retention = pulumi.output(args.retention ?? DEFAULTS.retention);
     this.retainDays = pulumi.output(args.retainDays ?? DEFAULTS.retainDays);
     this.caCertificate = pulumi.output(args.caCertificate ?? "");
-    this.nixosModule = pulumi
-      .all([this.substituterUrl, this.trustedPublicKeys, this.caCertificate])
-      .apply(([url, keys, ca]) => nixosModule(url, keys, ca || undefined));
     this.pushUrl = pulumi
       .all([store.bucket, args.endpoint, region, profile])
       .apply(([bucket, endpoint, r, p]) => pushUrl({ bucket, endpoint, region: r, profile: p }));
+    this.access = pulumi.output(access);
+    if (readerAccess) {
+      // Hosts with an S3-capable Nix read the bucket as the reader, from the same endpoint the builder pushes to.
+      const readerUrl = pulumi
+        .all([store.bucket, args.publicUrl ?? args.endpoint, region, readerAccess.accessKey])
+        .apply(([bucket, endpoint, r, p]) => readerSubstituterUrl({ bucket, endpoint, region: r, profile: p }));
+      const proxyUrl = args.proxyUrl ? pulumi.output(args.proxyUrl) : pulumi.output(args.publicUrl ?? args.endpoint).apply(defaultProxyUrl);
+      this.reader = {
+        accessKey: readerAccess.accessKey,
+        secretKey: readerAccess.secretKey,
+        credentials: pulumi.secret(
+          pulumi.all([readerAccess.accessKey, readerAccess.secretKey]).apply(([ak, sk]) => awsCredentials(ak, ak, sk)),
+        ),
+        substituterUrl: readerUrl,
+        tokens: readerAccess.tokens,
+        netrc: pulumi.secret(
+          pulumi.all([proxyUrl, readerAccess.tokens]).apply(([url, tokens]) =>
+            Object.fromEntries(Object.entries(tokens).map(([host, token]) => [host, netrcLine(url, host, token)])),
+          ),
+        ),
+        proxyUrl,
+        // Hashes of 40 random characters: publishing them lets no one in (lib/proxy/tokens.ts).
+        proxyTokenHashes: pulumi.unsecret(readerAccess.tokens.apply(tokenHashesText)),
+        proxyClientModule: pulumi
+          .all([proxyUrl, this.trustedPublicKeys, this.caCertificate])
+          .apply(([url, keys, ca]) => proxyClientModule({ proxyUrl: url, publicKeys: keys, ...(ca && url.startsWith("https:") ? { caCertificate: ca } : {}) })),
+      };
+      this.nixosModule = pulumi
+        .all([readerUrl, this.trustedPublicKeys, this.caCertificate])
+        .apply(([url, keys, ca]) => readerNixosModule({ substituter: url, publicKeys: keys, ...(ca ? { caCertificate: ca } : {}) }));
+    } else {
+      this.nixosModule = pulumi
+        .all([this.substituterUrl, this.trustedPublicKeys, this.caCertificate])
+        .apply(([url, keys, ca]) => nixosModule(url, keys, ca || undefined));
+    }
     // One `nix store sign` per key (active first), with the key files host-config's builder set-up names.
     this.signCommand = this.trustedPublicKeys.apply((keys) => signCommand(defaultSecretKeyFiles(keys)));
     this.pushCommand = this.pushUrl.apply((u) => pushCommand(u));
@@ -287,6 +369,9 @@ export class NixCache extends pulumi.ComponentResource {
       signCommand: this.signCommand,
       pushCommand: this.pushCommand,
       caCertificate: this.caCertificate,
+      access: this.access,
+      ...(this.reader ? { reader: pulumi.output(this.reader) } : {}),
     });
   }
 }
+

@@ -21,6 +21,9 @@ export interface OwnerProps extends Partial<TargetProps> {
   /** The GC's user and its policy (components/gcAccess.ts). */
   gcUser?: string;
   gcPolicy?: string;
+  /** A private cache's reader and its policy (components/readerAccess.ts). */
+  readerUser?: string;
+  readerPolicy?: string;
   ownerId?: string;
 }
 
@@ -37,6 +40,8 @@ const ownerProvider: pulumi.dynamic.ResourceProvider<OwnerProps, OwnerProps> & C
         ["policy", inputs.policy, () => livePolicy(target, admin, inputs.policy ?? "")],
         ["user", inputs.gcUser, () => liveUser(target, admin, inputs.gcUser ?? "", undefined, ownerId)],
         ["policy", inputs.gcPolicy, () => livePolicy(target, admin, inputs.gcPolicy ?? "")],
+        ["user", inputs.readerUser, () => liveUser(target, admin, inputs.readerUser ?? "", undefined, ownerId)],
+        ["policy", inputs.readerPolicy, () => livePolicy(target, admin, inputs.readerPolicy ?? "")],
       ];
       for (const [kind, name, read] of look) {
         if (!known(name)) continue;

@@ -12,7 +12,18 @@ import { parseS3StoreUrl } from "../s3/pushTarget";
 export const SECRET_MARKER = "[secret]";
 
 /** Outputs that are secret whatever the state says: never written outside --secrets-dir. */
-export const SECRET_OUTPUTS: readonly string[] = ["secretKey", "secretKeys", "builderSecretKey", "awsCredentials", "gcSecretKey", "gcCredentials"];
+export const SECRET_OUTPUTS: readonly string[] = [
+  "secretKey",
+  "secretKeys",
+  "builderSecretKey",
+  "awsCredentials",
+  "gcSecretKey",
+  "gcCredentials",
+  "readerSecretKey",
+  "readerCredentials",
+  "readerTokens",
+  "netrc",
+];
 
 export const CLIENT_MODULE_FILE = "nix-cache.nix";
 export const BUILDER_MODULE_FILE = "nix-cache-builder.nix";

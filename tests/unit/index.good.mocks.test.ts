@@ -54,14 +54,20 @@ beforeAll(async () => {
 
 test("exports every output, built from the stack config", async () => {
   const program = await import("../../index");
-  const outputs: Record<string, pulumi.Output<unknown>> = { ...program };
+  const exported: Record<string, pulumi.Output<unknown> | undefined> = { ...program };
+  const outputs = Object.fromEntries(Object.entries(exported).filter((e): e is [string, pulumi.Output<unknown>] => e[1] !== undefined));
   expect(Object.keys(outputs).sort()).toEqual(
     [
       "awsCredentials", "builderAccessKey", "builderSecretKey", "caCertificate", "nixosModule", "publicKey", "pushCommand",
       "pushUrl", "secretKey", "secretKeys", "signCommand", "substituterUrl", "trustedPublicKeys",
-      "gcAccessKey", "gcSecretKey", "gcCredentials", "retention", "retainDays",
+      "gcAccessKey", "gcSecretKey", "gcCredentials", "retention", "retainDays", "access",
     ].sort(),
   );
+  // A public cache: the private read side is not exported at all (undefined exports are no stack outputs).
+  expect(Object.keys(exported).filter((k) => exported[k] === undefined).sort()).toEqual(
+    ["netrc", "proxyClientModule", "proxyTokenHashes", "proxyUrl", "readerAccessKey", "readerCredentials", "readerSecretKey", "readerSubstituterUrl", "readerTokens"],
+  );
+  expect(await valueOf(program.access)).toBe("public");
   expect(await valueOf(program.substituterUrl)).toBe("https://cache.example.org/team-cache");
   expect(await valueOf(program.builderAccessKey)).toBe("ci-builder");
   expect(await valueOf(program.gcAccessKey)).toBe("ci-gc");

@@ -5,7 +5,9 @@ import { CacheInfo, renderCacheInfo } from "../../lib/config/cacheInfo";
 import { awsCredentials, nixosModule, pushCommand, pushUrl, signCommand } from "../../lib/hosts/hostConfig";
 import { ExpiryRule, expiryRule } from "../../lib/minio/lifecycle";
 import { expiryRuleId, ownerOfPolicy, ownerOfRules } from "../../lib/minio/ownership";
-import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy } from "../../lib/minio/policies";
+import { anonymousPolicy, builderPolicy, canonicalPolicy, gcPolicy, noAnonymousPolicy, readerPolicy } from "../../lib/minio/policies";
+import { netrcLine, proxyClientModule, readerNixosModule, readerSubstituterUrl } from "../../lib/hosts/privateModules";
+import { tokenHashesText } from "../../lib/proxy/tokens";
 import { keypairFromSeed } from "../../lib/signing/signingKey";
 import type { NixCache as NixCacheType, NixCacheArgs } from "../../components/nixCache";
 
@@ -423,5 +425,73 @@ describe("a CA for MinIO's certificate", () => {
     const { cache } = await build("plain-http", { endpoint: "http://127.0.0.1:9000" });
     expect(await valueOf(cache.caCertificate)).toBe("");
     expect(await valueOf(cache.nixosModule)).not.toContain("security.pki");
+  });
+});
+
+describe("a private cache (access=private)", () => {
+  let cache: NixCacheType;
+  let seen: Seen[];
+  beforeAll(async () => {
+    ({ cache, seen } = await build("priv", {
+      endpoint: "http://127.0.0.1:9000",
+      publicUrl: "https://cache.example.org",
+      access: "private",
+      readerHosts: ["desk", "laptop"],
+    }));
+  });
+
+  test("a reader user with the read policy, one token per host, all under the ReaderAccess component", () => {
+    const byName = (n: string) => seen.find((s) => s.name === n);
+    expect(byName("priv-reader")?.type).toBe("nix-cache:index:ReaderAccess");
+    for (const child of ["priv-reader-password", "priv-reader-user", "priv-reader-policy", "priv-reader-attachment", "priv-reader-token-desk", "priv-reader-token-laptop"]) {
+      expect([child, byName(child)?.parent]).toEqual([child, byName("priv-reader")?.resource]);
+    }
+    expect(inputsOf("priv-reader-user")).toMatchObject({ user: "nixreader" });
+    expect(inputsOf("priv-reader-policy").name).toBe("nix-cache-read");
+    expect(canonicalPolicy(inputsOf("priv-reader-policy").document)).toBe(canonicalPolicy(readerPolicy("nix-cache")));
+    expect(ownerOfPolicy(inputsOf("priv-reader-policy").document)?.id).toBe(OWNER_ID);
+    expect(inputsOf("priv-reader-attachment")).toMatchObject({ user: "nixreader", policy: "nix-cache-read" });
+    expect(inputsOf("priv-reader-token-laptop").length).toBe(40);
+  });
+
+  test("the bucket policy has no statement: no anonymous access at all", () => {
+    expect(JSON.parse(String(inputsOf("priv-anonymous-policy").policy))).toEqual(noAnonymousPolicy());
+  });
+
+  test("outputs: the reader's s3:// URL on publicUrl, credentials, tokens, netrc lines and hashes; secrets stay secret", async () => {
+    const reader = cache.reader;
+    if (!reader) throw new Error("a private cache has reader outputs");
+    expect(await valueOf(cache.access)).toBe("private");
+    const url = readerSubstituterUrl({ bucket: "nix-cache", endpoint: "https://cache.example.org", region: "us-east-1", profile: "nixreader" });
+    expect(await valueOf(reader.substituterUrl)).toBe(url);
+    expect(await valueOf(reader.credentials)).toBe(awsCredentials("nixreader", "nixreader", PASSWORD));
+    expect(await valueOf(reader.proxyUrl)).toBe("https://cache.example.org:8480");
+    const tokens = await valueOf(reader.tokens);
+    expect(Object.keys(tokens)).toEqual(["desk", "laptop"]);
+    expect(await valueOf(reader.netrc)).toEqual({
+      desk: netrcLine("https://cache.example.org:8480", "desk", tokens.desk),
+      laptop: netrcLine("https://cache.example.org:8480", "laptop", tokens.laptop),
+    });
+    expect(await valueOf(reader.proxyTokenHashes)).toBe(tokenHashesText(tokens));
+    const keys = await valueOf(cache.trustedPublicKeys);
+    expect(await valueOf(cache.nixosModule)).toBe(readerNixosModule({ substituter: url, publicKeys: keys }));
+    expect(await valueOf(reader.proxyClientModule)).toBe(proxyClientModule({ proxyUrl: "https://cache.example.org:8480", publicKeys: keys }));
+    const secrets: [string, pulumi.Output<unknown>][] = [
+      ["secretKey", reader.secretKey],
+      ["credentials", reader.credentials],
+      ["tokens", reader.tokens],
+      ["netrc", reader.netrc],
+    ];
+    for (const [name, out] of secrets) expect([name, await pulumi.isSecret(out)]).toEqual([name, true]);
+    expect(await pulumi.isSecret(reader.proxyTokenHashes)).toBe(false);
+    expect(await pulumi.isSecret(reader.substituterUrl)).toBe(false);
+  });
+
+  test("a public cache has no reader, no tokens and the anonymous grant", async () => {
+    const { cache: pub, seen: pubSeen } = await build("pub", { endpoint: "http://127.0.0.1:9000" });
+    expect(pub.reader).toBeUndefined();
+    expect(await valueOf(pub.access)).toBe("public");
+    expect(pubSeen.some((s) => s.name.startsWith("pub-reader"))).toBe(false);
+    expect(canonicalPolicy(inputsOf("pub-anonymous-policy").policy)).toBe(canonicalPolicy(anonymousPolicy("nix-cache", false)));
   });
 });
