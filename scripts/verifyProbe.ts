@@ -1,12 +1,13 @@
 // The real network side of `npm run verify`: anonymous HTTP requests as a Nix client makes them, S3 calls as
-// the builder and the admin, and a TLS handshake. Every https request trusts the same CA bundle that Nix
+// the builder and the admin, a TLS handshake; for a private cache SigV4-signed requests as the reader (the GC's
+// S3 client) and requests to the read proxy with a host's Basic credentials. Every https request trusts the same CA bundle that Nix
 // would use on this machine, so a certificate Nix rejects fails here too.
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
 import * as tls from "tls";
-import { S3Rest } from "../lib/s3/client";
-import { CacheProbe, HttpAnswer, ObjectStore, S3Outcome, TlsAnswer } from "../lib/verify/checks";
+import { S3Error, S3Rest } from "../lib/s3/client";
+import { CacheProbe, HttpAnswer, ObjectStore, ReaderProbe, S3Answer, S3Outcome, TlsAnswer } from "../lib/verify/checks";
 import { sdkRetryStatus, WRITE_QUORUM_LOST } from "../lib/minio/failures";
 import { tlsHandshake } from "../providers/minioClients";
 
@@ -68,8 +69,14 @@ function agentFor(endpoint: string, trusted: TrustedCa): http.Agent {
 
 /** One unauthenticated request; resolves with the status and (at most 64 KiB of) the body. */
 export function anonymousRequest(method: string, url: string, trusted: TrustedCa, body?: string): Promise<HttpAnswer> {
+  return httpRequest(method, url, trusted, body === undefined ? {} : { body });
+}
+
+/** One plain HTTP(S) request with the given headers; resolves with the status and (at most 64 KiB of) the body. */
+export function httpRequest(method: string, url: string, trusted: TrustedCa, opts: { body?: string; headers?: Record<string, string> }): Promise<HttpAnswer> {
   const u = new URL(url);
   const transport = u.protocol === "https:" ? https : http;
+  const body = opts.body;
   return new Promise((resolve, reject) => {
     const req = transport.request(
       u,
@@ -77,7 +84,7 @@ export function anonymousRequest(method: string, url: string, trusted: TrustedCa
         method,
         agent: agentFor(u.origin, trusted),
         timeout: TIMEOUT_MS,
-        headers: body === undefined ? {} : { "Content-Length": Buffer.byteLength(body) },
+        headers: { ...opts.headers, ...(body === undefined ? {} : { "Content-Length": Buffer.byteLength(body) }) },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -183,5 +190,61 @@ export function networkProbe(t: ProbeTargets, trusted: TrustedCa = trustedCa()):
         timeoutMs: TIMEOUT_MS,
       })),
     tls: (url) => tlsCheck(url, trusted),
+  };
+}
+
+export interface ReaderTargets {
+  bucket: string;
+  region: string;
+  /** scheme://host[:port] hosts read from (readerSubstituterUrl's endpoint, which is pushUrl's). */
+  endpoint: string;
+  reader: Credentials;
+}
+
+/** An S3Rest failure as the reader: S3's refusal becomes an answer, no answer at all an exception. */
+function refusal(what: string, err: unknown): { status: number; code: string; message: string } {
+  if (err instanceof S3Error && err.status > 0) return { status: err.status, code: err.code, message: err.message };
+  throw new Error(`${what}: cannot reach MinIO (${(err as Error).message})`);
+}
+
+/**
+ * The private cache's side: SigV4-signed requests as the reader with the GC's S3 client (what an S3-capable Nix
+ * sends, and the proxy), and GETs at the read proxy with or without a host's Basic credentials.
+ */
+export function readerProbe(t: ReaderTargets, trusted: TrustedCa = trustedCa()): ReaderProbe {
+  const client = new S3Rest({
+    endpoint: t.endpoint,
+    region: t.region,
+    bucket: t.bucket,
+    accessKey: t.reader.accessKey,
+    secretKey: t.reader.secretKey,
+    ca: trusted.ca,
+    timeoutMs: TIMEOUT_MS,
+  });
+  const change = async (what: string, work: () => Promise<unknown>): Promise<S3Outcome> => {
+    try {
+      await work();
+      return { ok: true };
+    } catch (err) {
+      const { code, message } = refusal(what, err);
+      return { ok: false, code, message };
+    }
+  };
+  return {
+    readerGet: async (key): Promise<S3Answer> => {
+      try {
+        const got = await client.get(key);
+        return got ? { status: 200, body: got.body.toString("utf8") } : { status: 404, body: "", code: "NoSuchKey" };
+      } catch (err) {
+        const { status, code, message } = refusal(`GET ${key} as the reader`, err);
+        return { status, body: message, code };
+      }
+    },
+    readerPut: (key, body) => change(`upload as the reader`, () => client.put(key, body)),
+    readerDelete: (key) => change(`delete as the reader`, () => client.delete(key)),
+    proxyGet: (url, basic) =>
+      httpRequest("GET", url, trusted, {
+        headers: basic ? { Authorization: `Basic ${Buffer.from(`${basic.user}:${basic.password}`, "utf8").toString("base64")}` } : {},
+      }),
   };
 }

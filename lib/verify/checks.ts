@@ -6,7 +6,8 @@ import { isQuorumLoss, QUORUM_FIX, quorumLoss, WRITE_QUORUM_LOST } from "../mini
 import { checkClosures, GcStore } from "../gc/run";
 import { ExpiryRule, readExpiryRules, wouldExpire } from "../minio/lifecycle";
 import { parseS3StoreUrl } from "../s3/pushTarget";
-import { CacheSettings } from "../config/settings";
+import { AccessMode, CacheSettings } from "../config/settings";
+import { parseErrorBody } from "../s3/xml";
 import { NarinfoError, parseNarinfo, verifySignatures } from "../signing/narinfo";
 import { publicKeyOf } from "../signing/signingKey";
 
@@ -23,30 +24,56 @@ export type CheckName =
   | "tls-certificate"
   | "cache-info"
   | "narinfo-miss"
+  | "anonymous-read"
+  | "reader-read"
   | "anonymous-list"
   | "anonymous-write"
+  | "reader-write"
   | "builder-upload"
   | "anonymous-delete"
+  | "reader-delete"
   | "builder-delete"
   | "lifecycle"
   | "narinfo-signatures"
-  | "closures";
+  | "closures"
+  | "proxy";
 
-/** Every check, in the order they run and print. */
+/** Every check, in the order they run and print; a run does those of its cache's access mode (checksFor). */
 export const CHECKS: readonly CheckName[] = [
   "signing-key",
   "tls-certificate",
   "cache-info",
   "narinfo-miss",
+  "anonymous-read",
+  "reader-read",
   "anonymous-list",
   "anonymous-write",
+  "reader-write",
   "builder-upload",
   "anonymous-delete",
+  "reader-delete",
   "builder-delete",
   "lifecycle",
   "narinfo-signatures",
   "closures",
+  "proxy",
 ];
+
+/** Checks of a public cache only: Nix clients read it anonymously. */
+const PUBLIC_ONLY: readonly CheckName[] = ["cache-info", "narinfo-miss"];
+/** Checks of a private cache only: anonymous reads refused, the reader's rights, the proxy. */
+const PRIVATE_ONLY: readonly CheckName[] = ["anonymous-read", "reader-read", "reader-write", "reader-delete", "proxy"];
+
+/**
+ * The checks a run does, in order. A public cache is read anonymously (cache-info, narinfo-miss); a private one
+ * must refuse anonymous reads and is read as the reader, and through the read proxy when verify is given one
+ * (--proxy: the proxy may not run where verify runs).
+ */
+export function checksFor(access: AccessMode, proxy: boolean): CheckName[] {
+  return CHECKS.filter((c) =>
+    access === "private" ? !PUBLIC_ONLY.includes(c) && (c !== "proxy" || proxy) : !PRIVATE_ONLY.includes(c),
+  );
+}
 
 export interface CheckResult {
   name: CheckName;
@@ -77,10 +104,16 @@ export interface TlsAnswer {
   caSource: string;
 }
 
+/** An S3 answer to a signed request: the status, the body (S3's error XML on a refusal) and S3's error code. */
+export interface S3Answer extends HttpAnswer {
+  /** S3's <Code> (AccessDenied, NoSuchKey, InvalidAccessKeyId, …) when the request failed. */
+  code?: string;
+}
+
 /** The network side of the checks. Methods throw only when the server cannot be reached at all. */
 export interface CacheProbe {
   /** An unauthenticated request, as any Nix client makes it. */
-  anonymous(method: "GET" | "PUT" | "DELETE", url: string, body?: string): Promise<HttpAnswer>;
+  anonymous(method: "GET" | "HEAD" | "PUT" | "DELETE", url: string, body?: string): Promise<HttpAnswer>;
   builderPut(key: string, body: string): Promise<S3Outcome>;
   builderDelete(key: string): Promise<S3Outcome>;
   adminPut(key: string, body: string): Promise<S3Outcome>;
@@ -93,6 +126,19 @@ export interface CacheProbe {
   adminStore(): ObjectStore;
   tls(url: string): Promise<TlsAnswer>;
 }
+
+/** The private cache's side of the probe (access=private). Methods throw only when the server cannot be reached. */
+export interface ReaderProbe {
+  /** A SigV4-signed GET of `key` as the reader, at the endpoint hosts use (pushUrl's). */
+  readerGet(key: string): Promise<S3Answer>;
+  readerPut(key: string, body: string): Promise<S3Outcome>;
+  readerDelete(key: string): Promise<S3Outcome>;
+  /** A GET at the read proxy, with HTTP Basic credentials or without any. */
+  proxyGet(url: string, basic?: { user: string; password: string }): Promise<HttpAnswer>;
+}
+
+const isReaderProbe = (probe: CacheProbe): probe is CacheProbe & ReaderProbe =>
+  typeof (probe as Partial<ReaderProbe>).readerGet === "function";
 
 /** What the closure check reads the bucket through (lib/s3/client.ts S3Rest has this shape). */
 export type ObjectStore = Pick<GcStore, "list" | "get" | "head">;
@@ -163,7 +209,16 @@ export function judgeCacheInfo(url: string, answer: HttpAnswer, settings: CacheS
   if (answer.status !== 200) {
     return { name, ok: false, detail: `${url} answers HTTP ${answer.status}`, fix: `check MinIO's log; then ${REFRESH}` };
   }
-  const served = parseCacheInfo(answer.body);
+  const wrong = cacheInfoProblems(answer.body, settings);
+  if (wrong.length > 0) {
+    return { name, ok: false, detail: `nix-cache-info serves ${wrong.join(", ")}`, fix: `${REFRESH} (it rewrites nix-cache-info)` };
+  }
+  return { name, ok: true, detail: `served anonymously: ${cacheInfoValues(settings)}` };
+}
+
+/** How a served nix-cache-info differs from the settings, one item per wrong field; empty when it matches. */
+export function cacheInfoProblems(body: string, settings: CacheSettings): string[] {
+  const served = parseCacheInfo(body);
   const wanted = { storeDir: settings.storeDir, wantMassQuery: settings.wantMassQuery, priority: settings.priority };
   const wrong: string[] = [];
   if (served.storeDir !== wanted.storeDir) wrong.push(`StoreDir ${served.storeDir ?? "(none)"} (configured ${wanted.storeDir})`);
@@ -171,15 +226,11 @@ export function judgeCacheInfo(url: string, answer: HttpAnswer, settings: CacheS
     wrong.push(`WantMassQuery ${served.wantMassQuery === undefined ? "(none)" : served.wantMassQuery ? 1 : 0} (configured ${wanted.wantMassQuery ? 1 : 0})`);
   }
   if (served.priority !== wanted.priority) wrong.push(`Priority ${served.priority ?? "(none)"} (configured ${wanted.priority})`);
-  if (wrong.length > 0) {
-    return { name, ok: false, detail: `nix-cache-info serves ${wrong.join(", ")}`, fix: `${REFRESH} (it rewrites nix-cache-info)` };
-  }
-  return {
-    name,
-    ok: true,
-    detail: `served anonymously: StoreDir ${wanted.storeDir}, WantMassQuery ${wanted.wantMassQuery ? 1 : 0}, Priority ${wanted.priority}`,
-  };
+  return wrong;
 }
+
+const cacheInfoValues = (settings: CacheSettings) =>
+  `StoreDir ${settings.storeDir}, WantMassQuery ${settings.wantMassQuery ? 1 : 0}, Priority ${settings.priority}`;
 
 /** Nix treats 404 and 403 for a narinfo as "not in this cache"; anything else stops it using the cache. */
 export function judgeNarinfoMiss(url: string, answer: HttpAnswer): CheckResult {
@@ -197,8 +248,23 @@ export function judgeNarinfoMiss(url: string, answer: HttpAnswer): CheckResult {
 
 const denied = (status: number) => status === 401 || status === 403;
 
-export function judgeAnonymousList(answer: HttpAnswer, allowed: boolean): CheckResult {
+/** A private cache has no bucket policy at all; the usual way one appears is `mc anonymous set download`. */
+const PRIVATE_POLICY_FIX =
+  `${REFRESH} (a private cache has no bucket policy: it removes the one added by hand, e.g. by \`mc anonymous set download\`; ` +
+  "`pulumi preview --refresh` shows it as drift)";
+
+export function judgeAnonymousList(answer: HttpAnswer, allowed: boolean, access: AccessMode = "public"): CheckResult {
   const name = "anonymous-list";
+  if (access === "private") {
+    return denied(answer.status)
+      ? { name, ok: true, detail: `anonymous LIST is denied (${answer.status})` }
+      : {
+          name,
+          ok: false,
+          detail: `anonymous LIST answers ${answer.status}: anyone can enumerate the private cache (a bucket policy allows anonymous listing)`,
+          fix: PRIVATE_POLICY_FIX,
+        };
+  }
   if (allowed) {
     return answer.status === 200
       ? { name, ok: true, detail: "anonymous listing is allowed, as nix-cache:anonymousList asks" }
@@ -214,7 +280,7 @@ export function judgeAnonymousList(answer: HttpAnswer, allowed: boolean): CheckR
       };
 }
 
-export function judgeAnonymousWrite(answer: HttpAnswer): CheckResult {
+export function judgeAnonymousWrite(answer: HttpAnswer, access: AccessMode = "public"): CheckResult {
   const name = "anonymous-write";
   return denied(answer.status)
     ? { name, ok: true, detail: `anonymous PUT is denied (${answer.status})` }
@@ -222,11 +288,11 @@ export function judgeAnonymousWrite(answer: HttpAnswer): CheckResult {
         name,
         ok: false,
         detail: `anonymous PUT answers ${answer.status}: anyone can upload to the cache (the bucket policy was widened)`,
-        fix: `${REFRESH} (it restores the read-only bucket policy); then look for objects you did not push`,
+        fix: `${access === "private" ? PRIVATE_POLICY_FIX : `${REFRESH} (it restores the read-only bucket policy)`}; then look for objects you did not push`,
       };
 }
 
-export function judgeAnonymousDelete(answer: HttpAnswer): CheckResult {
+export function judgeAnonymousDelete(answer: HttpAnswer, access: AccessMode = "public"): CheckResult {
   const name = "anonymous-delete";
   return denied(answer.status)
     ? { name, ok: true, detail: `anonymous DELETE is denied (${answer.status})` }
@@ -234,8 +300,166 @@ export function judgeAnonymousDelete(answer: HttpAnswer): CheckResult {
         name,
         ok: false,
         detail: `anonymous DELETE answers ${answer.status}: anyone can delete cached objects (the bucket policy was widened)`,
-        fix: `${REFRESH} (it restores the read-only bucket policy)`,
+        fix: access === "private" ? PRIVATE_POLICY_FIX : `${REFRESH} (it restores the read-only bucket policy)`,
       };
+}
+
+/** One anonymous request of the anonymous-read check and its answer's status. */
+export interface AnonymousRead {
+  /** "GET nix-cache-info", "HEAD nix-cache-info", "GET <hash>.narinfo". */
+  request: string;
+  status: number;
+}
+
+/**
+ * A private cache refuses every anonymous read. A 200 serves the cache to anyone who reaches MinIO; a 404 (a
+ * missing key) is no refusal either: the request was allowed and the answer tells what the cache holds.
+ */
+export function judgeAnonymousRead(reads: readonly AnonymousRead[]): CheckResult {
+  const name = "anonymous-read";
+  const allowed = reads.filter((r) => !denied(r.status));
+  if (allowed.length === 0) {
+    return { name, ok: true, detail: `anonymous ${reads.map((r) => r.request).join(", ")} are refused (${[...new Set(reads.map((r) => r.status))].join("/")})` };
+  }
+  const what = allowed.map((r) => `${r.request} answers ${r.status}${r.status === 404 ? " (allowed; the key just does not exist)" : ""}`).join(", ");
+  return {
+    name,
+    ok: false,
+    detail: `anonymous ${what}: the private cache is readable by anyone who can reach MinIO (a bucket policy allows anonymous reads; was \`mc anonymous set download\` run on the bucket?)`,
+    fix: PRIVATE_POLICY_FIX,
+  };
+}
+
+/** Why MinIO refused the reader, from S3's error code. */
+function readerRefusal(code: string | undefined, reader: string, status: number): string {
+  return code === "InvalidAccessKeyId"
+    ? `MinIO does not accept the reader's access key ${reader} (user removed or disabled)`
+    : code === "SignatureDoesNotMatch"
+      ? "MinIO rejects the reader's secret key (the user's secret was changed outside Pulumi)"
+      : code === "AccessDenied"
+        ? `the reader (${reader}) may not read (user disabled, or its policy detached or changed)`
+        : `MinIO answered HTTP ${status}${code ? ` ${code}` : ""}`;
+}
+
+const READER_FIX =
+  `${REFRESH} (it re-creates and enables the reader user and re-attaches its policy); S3 hosts' credentials file comes from ` +
+  "`pulumi stack output --show-secrets readerCredentials` (or `npm run host-config`), the proxy's too";
+
+/** S3's error code of a signed request's answer: the probe's, else the one in the body's error XML. */
+const codeOf = (answer: S3Answer): string | undefined => answer.code ?? parseErrorBody(answer.body).code;
+
+/**
+ * The reader reads nix-cache-info (with the configured values), and a missing narinfo is 404: S3-capable Nix
+ * takes a 403 for an error, not a miss, and a 403 is what MinIO answers when the reader lacks s3:ListBucket.
+ */
+export function judgeReaderRead(info: S3Answer, miss: S3Answer, settings: CacheSettings, reader: string): CheckResult {
+  const name = "reader-read";
+  if (info.status === 404) {
+    return {
+      name,
+      ok: false,
+      detail: "nix-cache-info answers 404 to the reader: clients skip the cache (\"does not appear to be a binary cache\")",
+      fix: `${REFRESH} (it uploads nix-cache-info again)`,
+    };
+  }
+  if (info.status !== 200) {
+    return { name, ok: false, detail: `signed GET of nix-cache-info as the reader: ${readerRefusal(codeOf(info), reader, info.status)}`, fix: READER_FIX };
+  }
+  const wrong = cacheInfoProblems(info.body, settings);
+  if (wrong.length > 0) {
+    return { name, ok: false, detail: `nix-cache-info serves ${wrong.join(", ")}`, fix: `${REFRESH} (it rewrites nix-cache-info)` };
+  }
+  if (miss.status !== 404) {
+    const code = codeOf(miss);
+    return {
+      name,
+      ok: false,
+      detail:
+        miss.status === 403
+          ? `a missing narinfo answers 403${code ? ` ${code}` : ""} to the reader, not 404: the reader lacks s3:ListBucket, and an S3 Nix ` +
+            "takes every path the cache lacks for an error instead of a miss"
+          : `a missing narinfo answers HTTP ${miss.status}${code ? ` ${code}` : ""} to the reader; Nix expects 404`,
+      fix: `${REFRESH} (it restores the reader's policy: GetObject, GetBucketLocation, ListBucket on the bucket)`,
+    };
+  }
+  return { name, ok: true, detail: `the reader (${reader}) reads nix-cache-info (${cacheInfoValues(settings)}); a missing narinfo answers 404` };
+}
+
+/** The reader's policy must stay read-only: its credentials are on every S3 host and in the proxy. */
+function judgeReaderChange(name: "reader-write" | "reader-delete", verb: string, outcome: S3Outcome, reader: string, done: string): CheckResult {
+  if (!outcome.ok && outcome.code === "AccessDenied") return { name, ok: true, detail: `the reader (${reader}) cannot ${verb} (AccessDenied)` };
+  if (outcome.ok) {
+    return {
+      name,
+      ok: false,
+      detail: `the reader (${reader}) ${done}: its policy was widened, and its credentials are on every host that reads the cache`,
+      fix: `${REFRESH} (it restores the reader's read-only policy)`,
+    };
+  }
+  return {
+    name,
+    ok: false,
+    detail: `cannot tell whether the reader may ${verb}: MinIO answered ${outcome.code} (${outcome.message})`,
+    fix: `fix reader-read first; ${REFRESH}`,
+  };
+}
+
+export function judgeReaderWrite(outcome: S3Outcome, reader: string): CheckResult {
+  return judgeReaderChange("reader-write", "upload", outcome, reader, "uploaded a probe object (removed again as the admin)");
+}
+
+export function judgeReaderDelete(outcome: S3Outcome, reader: string): CheckResult {
+  return judgeReaderChange("reader-delete", "delete", outcome, reader, "deleted a probe object the admin had put");
+}
+
+/**
+ * The read proxy answers nix-cache-info to a host's token (200, the configured values) and refuses a request
+ * without credentials with 401 (the challenge curl and Nix answer with the netrc's credentials).
+ */
+export function judgeProxy(url: string, host: string, withToken: HttpAnswer, without: HttpAnswer, settings: CacheSettings): CheckResult {
+  const name = "proxy";
+  if (without.status === 200) {
+    return {
+      name,
+      ok: false,
+      detail: `${url} answers 200 without credentials: anyone who reaches the proxy reads the private cache`,
+      fix: "run this project's proxy (`npm run proxy`, or the nix-cache-proxy.nix module) with the stack's tokens file; nothing else belongs at proxyUrl",
+    };
+  }
+  if (without.status !== 401) {
+    return {
+      name,
+      ok: false,
+      detail: `${url} answers ${without.status} without credentials, not 401 with a challenge`,
+      fix: "run this project's proxy (`npm run proxy`, or the nix-cache-proxy.nix module) at proxyUrl",
+    };
+  }
+  if (denied(withToken.status)) {
+    return {
+      name,
+      ok: false,
+      detail: `${url} refuses ${host}'s token (${withToken.status}): the proxy's tokens file is older than the stack's readerTokens, or ${host} was removed from nix-cache:readerHosts`,
+      fix:
+        "give the proxy the stack's tokens again: `npm run host-config -- --secrets-dir …` writes nix-cache-proxy-tokens, then reload the proxy's " +
+        "service (it re-reads the file on SIGHUP); `npm run proxy` reads the stack when it starts: restart it",
+    };
+  }
+  if (withToken.status === 404) {
+    return { name, ok: false, detail: `${url} answers 404 with ${host}'s token: nix-cache-info is missing`, fix: `${REFRESH} (it uploads nix-cache-info again)` };
+  }
+  if (withToken.status !== 200) {
+    return {
+      name,
+      ok: false,
+      detail: `${url} answers HTTP ${withToken.status} with ${host}'s token: the proxy cannot read the cache from MinIO`,
+      fix: "read the proxy's log; reader-read above says whether the reader's credentials work, and the proxy must use the stack's readerCredentials",
+    };
+  }
+  const wrong = cacheInfoProblems(withToken.body, settings);
+  if (wrong.length > 0) {
+    return { name, ok: false, detail: `nix-cache-info through the proxy serves ${wrong.join(", ")}`, fix: `${REFRESH} (it rewrites nix-cache-info); check that the proxy serves this stack's bucket` };
+  }
+  return { name, ok: true, detail: `${url}: ${host}'s token reads nix-cache-info (200), no credentials get 401` };
 }
 
 export function judgeBuilderUpload(outcome: S3Outcome, builder: string): CheckResult {
@@ -367,6 +591,10 @@ export interface VerifyInput {
   random: string;
   /** Check every narinfo, not a sample (verify --full). */
   full?: boolean;
+  /** access=private: the reader's access key (its user name), named in the lines. */
+  readerAccessKey?: string;
+  /** access=private, verify --proxy: the read proxy's root URL, and the host whose token it is given. */
+  proxy?: { url: string; host: string; token: string };
 }
 
 /** How many narinfos narinfo-signatures reads when not --full. */
@@ -417,9 +645,9 @@ export function narinfoSignatureProblem(text: string, publicKey: string): string
 /**
  * Every narinfo (a random sample of NARINFO_SAMPLE unless `full`) must carry a valid signature by the active key
  * (publicKey), or a host that trusts only that key (after a rotation is retired) refuses it. The narinfos are
- * read anonymously at the substituter URL, as a Nix client reads them.
+ * read as a Nix client reads them: anonymously at the substituter URL, or as the reader of a private cache.
  */
-export async function checkNarinfoSignatures(input: VerifyInput, probe: CacheProbe): Promise<CheckResult> {
+export async function checkNarinfoSignatures(input: VerifyInput, probe: CacheProbe | (CacheProbe & ReaderProbe)): Promise<CheckResult> {
   const name = "narinfo-signatures";
   const keyName = input.outputs.publicKey.split(":")[0];
   const all = (await probe.adminList()).filter((k) => k.endsWith(".narinfo"));
@@ -430,12 +658,14 @@ export async function checkNarinfoSignatures(input: VerifyInput, probe: CachePro
       ? `all ${all.length} narinfos`
       : `${chosen.length} narinfos chosen at random of ${all.length} (--full checks all)`;
   const base = input.outputs.substituterUrl.replace(/\/+$/, "");
+  const reader = input.settings.access === "private" ? readerOf(probe) : undefined;
+  const read = (key: string) => (reader ? reader.readerGet(key) : probe.anonymous("GET", `${base}/${key}`));
   const bad: string[] = [];
   let next = 0;
   const worker = async () => {
     while (next < chosen.length) {
       const key = chosen[next++];
-      const answer = await probe.anonymous("GET", `${base}/${key}`);
+      const answer = await read(key);
       const problem =
         answer.status === 404
           ? undefined // deleted since the listing (expiry): nothing a client could fetch
@@ -526,9 +756,21 @@ export async function checkClosureInvariant(input: VerifyInput, probe: CacheProb
   };
 }
 
-/** Runs every check; probe objects are removed (as admin) before it returns. */
-export async function runChecks(input: VerifyInput, probe: CacheProbe): Promise<CheckResult[]> {
+/** The probe's reader side; a private cache cannot be checked without it (a caller's mistake, not a check's). */
+function readerOf(probe: CacheProbe): ReaderProbe {
+  if (!isReaderProbe(probe)) throw new Error("verify: a private cache needs a probe that reads as the reader (ReaderProbe)");
+  return probe;
+}
+
+/**
+ * Runs the checks of the cache's access mode (checksFor); probe objects are removed (as admin) before it returns.
+ * A private cache needs a probe with the reader's side (ReaderProbe) and input.readerAccessKey.
+ */
+export async function runChecks(input: VerifyInput, probe: CacheProbe | (CacheProbe & ReaderProbe)): Promise<CheckResult[]> {
   const { outputs, settings } = input;
+  const isPrivate = settings.access === "private";
+  const reader = isPrivate ? readerOf(probe) : undefined;
+  const readerName = input.readerAccessKey ?? settings.readerUser;
   const base = outputs.substituterUrl.replace(/\/+$/, "");
   const results: CheckResult[] = [];
   const leftovers = new Set<string>();
@@ -562,25 +804,52 @@ export async function runChecks(input: VerifyInput, probe: CacheProbe): Promise<
   });
 
   let servedCacheInfoBytes: number | undefined;
-  await attempt("cache-info", async () => {
-    const url = `${base}/nix-cache-info`;
-    const answer = await probe.anonymous("GET", url);
-    if (answer.status === 200) servedCacheInfoBytes = Buffer.byteLength(answer.body, "utf8");
-    return judgeCacheInfo(url, answer, settings);
-  });
+  if (!reader) {
+    await attempt("cache-info", async () => {
+      const url = `${base}/nix-cache-info`;
+      const answer = await probe.anonymous("GET", url);
+      if (answer.status === 200) servedCacheInfoBytes = Buffer.byteLength(answer.body, "utf8");
+      return judgeCacheInfo(url, answer, settings);
+    });
 
-  await attempt("narinfo-miss", async () => {
-    const url = `${base}/${MISSING_NARINFO}`;
-    return judgeNarinfoMiss(url, await probe.anonymous("GET", url));
-  });
+    await attempt("narinfo-miss", async () => {
+      const url = `${base}/${MISSING_NARINFO}`;
+      return judgeNarinfoMiss(url, await probe.anonymous("GET", url));
+    });
+  } else {
+    await attempt("anonymous-read", async () => {
+      const reads: AnonymousRead[] = [];
+      for (const [method, key] of [["GET", "nix-cache-info"], ["HEAD", "nix-cache-info"], ["GET", MISSING_NARINFO]] as const) {
+        reads.push({ request: `${method} ${key}`, status: (await probe.anonymous(method, `${base}/${key}`)).status });
+      }
+      return judgeAnonymousRead(reads);
+    });
 
-  await attempt("anonymous-list", async () => judgeAnonymousList(await probe.anonymous("GET", `${base}/?list-type=2`), settings.anonymousList));
+    await attempt("reader-read", async () => {
+      const info = await reader.readerGet("nix-cache-info");
+      if (info.status === 200) servedCacheInfoBytes = Buffer.byteLength(info.body, "utf8");
+      return judgeReaderRead(info, await reader.readerGet(MISSING_NARINFO), settings, readerName);
+    });
+  }
+
+  await attempt("anonymous-list", async () =>
+    judgeAnonymousList(await probe.anonymous("GET", `${base}/?list-type=2`), settings.anonymousList, settings.access),
+  );
 
   const anonymousKey = `${probeKey(input.random)}-anonymous`;
   await attempt("anonymous-write", async () => {
     leftovers.add(anonymousKey);
-    return judgeAnonymousWrite(await probe.anonymous("PUT", `${base}/${anonymousKey}`, "verify probe"));
+    return judgeAnonymousWrite(await probe.anonymous("PUT", `${base}/${anonymousKey}`, "verify probe"), settings.access);
   });
+
+  if (reader) {
+    // A probe key, never a cache object: if the reader can write, the admin removes it below.
+    const readerKey = `${probeKey(input.random)}-reader-write`;
+    await attempt("reader-write", async () => {
+      leftovers.add(readerKey);
+      return judgeReaderWrite(await reader.readerPut(readerKey, "verify probe"), readerName);
+    });
+  }
 
   // One probe object, uploaded by the builder (or by the admin when the builder cannot), is what the
   // anonymous client and the builder then try to delete.
@@ -602,8 +871,20 @@ export async function runChecks(input: VerifyInput, probe: CacheProbe): Promise<
 
   await attempt("anonymous-delete", async () => {
     if (!probeUploaded) throw new Error("no probe object could be uploaded, as the builder or as the admin");
-    return judgeAnonymousDelete(await probe.anonymous("DELETE", `${base}/${builderKey}`));
+    return judgeAnonymousDelete(await probe.anonymous("DELETE", `${base}/${builderKey}`), settings.access);
   });
+
+  if (reader) {
+    // The reader tries to delete an object the admin has just put, never nix-cache-info: nothing is lost even
+    // when the delete goes through.
+    const doomedKey = `${probeKey(input.random)}-reader-delete`;
+    await attempt("reader-delete", async () => {
+      leftovers.add(doomedKey);
+      const put = await probe.adminPut(doomedKey, "verify probe");
+      if (!put.ok) throw new Error(`the admin could not upload the probe object the reader is to delete: ${put.code} ${put.message}`);
+      return judgeReaderDelete(await reader.readerDelete(doomedKey), readerName);
+    });
+  }
 
   await attempt("builder-delete", async () => {
     if (!probeUploaded) throw new Error("no probe object could be uploaded, as the builder or as the admin");
@@ -615,6 +896,24 @@ export async function runChecks(input: VerifyInput, probe: CacheProbe): Promise<
   await attempt("narinfo-signatures", () => checkNarinfoSignatures(input, probe));
 
   await attempt("closures", () => checkClosureInvariant(input, probe));
+
+  const proxy = input.proxy;
+  if (reader && proxy) {
+    const url = `${proxy.url.replace(/\/+$/, "")}/nix-cache-info`;
+    try {
+      const withToken = await reader.proxyGet(url, { user: proxy.host, password: proxy.token });
+      results.push(judgeProxy(url, proxy.host, withToken, await reader.proxyGet(url), settings));
+    } catch (err) {
+      results.push({
+        name: "proxy",
+        ok: false,
+        detail: `could not check: ${errorText(err)}`,
+        fix:
+          "start the proxy (`npm run proxy -- --listen HOST:PORT`, or the nix-cache-proxy.nix module on its host) and give verify the URL " +
+          "it answers at (--proxy URL); for https, its certificate must verify against the CAs verify trusts (NIX_SSL_CERT_FILE, nix-cache:caCertificate)",
+      });
+    }
+  }
 
   // Clean up: the probes are ours; a missing one (never written, or deleted by a check) is fine.
   for (const key of leftovers) {

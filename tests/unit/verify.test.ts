@@ -1,5 +1,6 @@
 // The verify checks judged from canned answers: a healthy cache passes every check, and each broken part
-// fails the check that names it, with a fix. The real network side is tested in tests/integration/verify.test.ts.
+// fails the check that names it, with a fix; for a public cache and for a private one (read as the reader and
+// through the read proxy). The real network side is tested in tests/integration/verify.test.ts.
 import { renderCacheInfo } from "../../lib/config/cacheInfo";
 import { expiryRule, lifecycleConfiguration } from "../../lib/minio/lifecycle";
 import { parseSettings } from "../../lib/config/settings";
@@ -10,13 +11,21 @@ import {
   CacheProbe,
   CHECKS,
   CheckResult,
+  checksFor,
   formatReport,
   HttpAnswer,
+  judgeAnonymousRead,
+  judgeProxy,
+  judgeReaderDelete,
+  judgeReaderRead,
+  judgeReaderWrite,
   judgeTls,
   MISSING_NARINFO,
   NARINFO_SAMPLE,
   ObjectStore,
+  ReaderProbe,
   runChecks,
+  S3Answer,
   sampleKeys,
   S3Outcome,
   VerifyInput,
@@ -140,7 +149,7 @@ describe("runChecks", () => {
   test("a healthy cache passes every check, in order, and leaves no probe object", async () => {
     const cache = new FakeCache();
     const results = await runChecks(input(), cache);
-    expect(results.map((r) => r.name)).toEqual([...CHECKS]);
+    expect(results.map((r) => r.name)).toEqual(checksFor("public", false));
     expect(failed(results)).toEqual([]);
     expect([...cache.objects.keys()]).toEqual(["nix-cache-info"]);
     expect(cache.log).toContain(`anonymous GET ${base}/${MISSING_NARINFO}`);
@@ -205,7 +214,7 @@ describe("runChecks", () => {
     const cache = new FakeCache();
     cache.unreachable = true;
     const results = await runChecks(input(), cache);
-    expect(failed(results)).toEqual(CHECKS.filter((c) => c !== "signing-key" && c !== "tls-certificate"));
+    expect(failed(results)).toEqual(checksFor("public", false).filter((c) => c !== "signing-key" && c !== "tls-certificate"));
     expect(results.find((r) => r.name === "cache-info")?.detail).toContain("ECONNREFUSED");
   });
 });
@@ -318,6 +327,229 @@ describe("narinfo-signatures", () => {
     expect(sampleKeys(keysList, 200, "seed")).toEqual(a);
     expect(sampleKeys(keysList, 200, "other")).not.toEqual(a);
     expect(sampleKeys(keysList.slice(0, 5), 200, "seed")).toEqual(keysList.slice(0, 5));
+  });
+});
+
+// ------------------------------------------------------------------------------------------- private caches
+
+const privateSettings = parseSettings({ endpoint: "http://127.0.0.1:9000", priority: "30", access: "private", readerHosts: '["laptop"]' });
+const PROXY = "http://127.0.0.1:8480";
+const TOKEN = "t0ken-of-the-laptop-0123456789abcdefghijk";
+const privateInput = (proxy = true): VerifyInput => ({
+  ...input({}, privateSettings),
+  readerAccessKey: "nixreader",
+  ...(proxy ? { proxy: { url: PROXY, host: "laptop", token: TOKEN } } : {}),
+});
+
+/** A private deployment: no bucket policy (anonymous refused), a read-only reader with ListBucket, a proxy. */
+class PrivateCache extends FakeCache implements ReaderProbe {
+  reader: "ok" | "disabled" | "no-list" | "can-write" | "can-delete" = "ok";
+  proxyState: "ok" | "open" | "old-tokens" | "down" = "ok";
+  constructor() {
+    super();
+    this.anonymousCan.get = false;
+  }
+  override async anonymous(method: "GET" | "HEAD" | "PUT" | "DELETE", url: string, body?: string): Promise<HttpAnswer> {
+    if (method !== "HEAD") return super.anonymous(method, url, body);
+    // A HEAD answers as a GET would, without the body.
+    const answer = await super.anonymous("GET", url);
+    this.log[this.log.length - 1] = `anonymous HEAD ${url}`;
+    return { status: answer.status, body: "" };
+  }
+  private readerRefusal(): S3Answer | undefined {
+    return this.reader === "disabled" ? { status: 403, body: "", code: "InvalidAccessKeyId" } : undefined;
+  }
+  async readerGet(key: string): Promise<S3Answer> {
+    this.log.push(`reader GET ${key}`);
+    const refused = this.readerRefusal();
+    if (refused) return refused;
+    const v = this.objects.get(key);
+    if (v !== undefined) return { status: 200, body: v };
+    // Without s3:ListBucket, MinIO cannot say "no such key" to the reader.
+    return this.reader === "no-list"
+      ? { status: 403, body: "<Error><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>" }
+      : { status: 404, body: "", code: "NoSuchKey" };
+  }
+  async readerPut(key: string, body: string): Promise<S3Outcome> {
+    this.log.push(`reader PUT ${key}`);
+    if (this.reader === "disabled") return { ok: false, code: "InvalidAccessKeyId", message: "disabled" };
+    if (this.reader !== "can-write") return { ok: false, code: "AccessDenied", message: "Access Denied." };
+    this.objects.set(key, body);
+    return { ok: true };
+  }
+  async readerDelete(key: string): Promise<S3Outcome> {
+    this.log.push(`reader DELETE ${key}`);
+    if (this.reader === "disabled") return { ok: false, code: "InvalidAccessKeyId", message: "disabled" };
+    if (this.reader !== "can-delete") return { ok: false, code: "AccessDenied", message: "Access Denied." };
+    this.objects.delete(key);
+    return { ok: true };
+  }
+  async proxyGet(url: string, basic?: { user: string; password: string }): Promise<HttpAnswer> {
+    this.log.push(`proxy GET ${url}${basic ? ` as ${basic.user}` : ""}`);
+    if (this.proxyState === "down") throw new Error(`cannot reach 127.0.0.1:8480 (GET ${url}): connect ECONNREFUSED`);
+    const known = basic?.user === "laptop" && basic.password === TOKEN && this.proxyState !== "old-tokens";
+    if (!known && this.proxyState !== "open") return { status: 401, body: "" };
+    const upstream = await this.readerGet(url.slice(PROXY.length + 1));
+    return upstream.status === 200 || upstream.status === 404 ? upstream : { status: 502, body: "" };
+  }
+}
+
+const probeLeft = (cache: FakeCache) => [...cache.objects.keys()].filter((k) => k.startsWith("nix-cache-verify-probe"));
+
+describe("runChecks on a private cache", () => {
+  test("checksFor: public runs the checks of before; private swaps the anonymous reads for the reader's, the proxy last and only when given", () => {
+    expect(checksFor("public", false)).toEqual([
+      "signing-key", "tls-certificate", "cache-info", "narinfo-miss", "anonymous-list", "anonymous-write", "builder-upload",
+      "anonymous-delete", "builder-delete", "lifecycle", "narinfo-signatures", "closures",
+    ]);
+    expect(checksFor("public", true)).toEqual(checksFor("public", false));
+    expect(checksFor("private", true)).toEqual([
+      "signing-key", "tls-certificate", "anonymous-read", "reader-read", "anonymous-list", "anonymous-write", "reader-write",
+      "builder-upload", "anonymous-delete", "reader-delete", "builder-delete", "lifecycle", "narinfo-signatures", "closures", "proxy",
+    ]);
+    expect(checksFor("private", false)).toEqual(checksFor("private", true).filter((c) => c !== "proxy"));
+    expect(new Set([...checksFor("public", false), ...checksFor("private", true)])).toEqual(new Set(CHECKS));
+  });
+
+  test("a healthy private cache passes every check, in order; the reader deletes only a probe; no probe object is left", async () => {
+    const cache = new PrivateCache();
+    const results = await runChecks(privateInput(), cache);
+    expect(results.map((r) => r.name)).toEqual(checksFor("private", true));
+    expect(failed(results)).toEqual([]);
+    expect(probeLeft(cache)).toEqual([]);
+    expect(cache.objects.get("nix-cache-info")).toBe(renderCacheInfo(settings));
+    const readerDeletes = cache.log.filter((l) => l.startsWith("reader DELETE "));
+    expect(readerDeletes).toEqual(["reader DELETE nix-cache-verify-probe-r4nd0m-reader-delete"]);
+    expect(cache.log).toEqual(
+      expect.arrayContaining([
+        `anonymous GET ${base}/nix-cache-info`,
+        `anonymous HEAD ${base}/nix-cache-info`,
+        `anonymous GET ${base}/${MISSING_NARINFO}`,
+        `anonymous GET ${base}/?list-type=2`,
+        "reader GET nix-cache-info",
+        `reader GET ${MISSING_NARINFO}`,
+        `proxy GET ${PROXY}/nix-cache-info as laptop`,
+        `proxy GET ${PROXY}/nix-cache-info`,
+      ]),
+    );
+    const line = (name: string) => results.find((r) => r.name === name)?.detail;
+    expect(line("anonymous-read")).toBe(`anonymous GET nix-cache-info, HEAD nix-cache-info, GET ${MISSING_NARINFO} are refused (403)`);
+    expect(line("reader-read")).toBe("the reader (nixreader) reads nix-cache-info (StoreDir /nix/store, WantMassQuery 1, Priority 30); a missing narinfo answers 404");
+    expect(line("proxy")).toBe(`${PROXY}/nix-cache-info: laptop's token reads nix-cache-info (200), no credentials get 401`);
+  });
+
+  test("without --proxy there is no proxy check and no request to a proxy", async () => {
+    const cache = new PrivateCache();
+    const results = await runChecks(privateInput(false), cache);
+    expect(results.map((r) => r.name)).toEqual(checksFor("private", false));
+    expect(failed(results)).toEqual([]);
+    expect(cache.log.filter((l) => l.startsWith("proxy "))).toEqual([]);
+  });
+
+  test.each<[string, (c: PrivateCache) => void, string[], RegExp]>([
+    ["anonymous download allowed by hand (mc anonymous set download)", (c) => { c.anonymousCan.get = true; }, ["anonymous-read"], /GET nix-cache-info answers 200.*mc anonymous set download/],
+    ["anonymous listing allowed by hand", (c) => { c.anonymousCan.list = true; }, ["anonymous-list"], /anyone can enumerate the private cache/],
+    ["anonymous PutObject allowed", (c) => { c.anonymousCan.put = true; }, ["anonymous-write"], /anyone can upload/],
+    ["reader disabled", (c) => { c.reader = "disabled"; }, ["reader-read", "reader-write", "reader-delete", "proxy"], /does not accept the reader's access key nixreader/],
+    ["reader without s3:ListBucket", (c) => { c.reader = "no-list"; }, ["reader-read"], /missing narinfo answers 403 AccessDenied to the reader, not 404: the reader lacks s3:ListBucket/],
+    ["reader may upload", (c) => { c.reader = "can-write"; }, ["reader-write"], /the reader \(nixreader\) uploaded a probe object \(removed again as the admin\)/],
+    ["reader may delete", (c) => { c.reader = "can-delete"; }, ["reader-delete"], /the reader \(nixreader\) deleted a probe object the admin had put/],
+    ["nix-cache-info deleted", (c) => { c.objects.delete("nix-cache-info"); }, ["reader-read", "proxy"], /nix-cache-info answers 404 to the reader/],
+    ["proxy serves without a token", (c) => { c.proxyState = "open"; }, ["proxy"], /answers 200 without credentials: anyone who reaches the proxy reads the private cache/],
+    ["proxy with an old tokens file", (c) => { c.proxyState = "old-tokens"; }, ["proxy"], /refuses laptop's token \(401\)/],
+    ["proxy not running", (c) => { c.proxyState = "down"; }, ["proxy"], /could not check: cannot reach 127\.0\.0\.1:8480/],
+  ])("%s fails exactly the checks that name it, with a fix", async (_what, breakIt, expected, detail) => {
+    const cache = new PrivateCache();
+    breakIt(cache);
+    const results = await runChecks(privateInput(), cache);
+    expect(failed(results)).toEqual(expected);
+    for (const r of results.filter((x) => !x.ok)) expect(r.fix).toMatch(/\S/);
+    expect(results.filter((r) => !r.ok).map((r) => r.detail).join("\n")).toMatch(detail);
+    expect(probeLeft(cache)).toEqual([]);
+    expect(cache.objects.has("nix-cache-info")).toBe(_what !== "nix-cache-info deleted");
+  });
+
+  test("an anonymous download policy's fix is up --refresh and names mc anonymous set download", async () => {
+    const cache = new PrivateCache();
+    cache.anonymousCan.get = true;
+    const r = (await runChecks(privateInput(), cache)).find((x) => x.name === "anonymous-read");
+    expect(r?.fix).toMatch(/^run `pulumi up --refresh` on this stack/);
+    expect(r?.fix).toContain("`mc anonymous set download`");
+  });
+
+  test("narinfo-signatures reads narinfos as the reader, not anonymously", async () => {
+    const cache = new PrivateCache();
+    putPath(cache, 1, narinfo(1, keys.secretKey));
+    const results = await runChecks(privateInput(), cache);
+    expect(failed(results)).toEqual([]);
+    expect(check(results)?.detail).toBe("all 1 narinfos: each carries a valid signature by the active key s3.homelab.local-1");
+    expect(cache.log).toContain(`reader GET ${narinfoKey(1)}`);
+    expect(cache.log).not.toContain(`anonymous GET ${base}/${narinfoKey(1)}`);
+  });
+
+  test("a public cache makes no reader or proxy request, even with a probe that can", async () => {
+    const cache = new PrivateCache();
+    cache.anonymousCan.get = true;
+    const results = await runChecks(input(), cache);
+    expect(results.map((r) => r.name)).toEqual(checksFor("public", false));
+    expect(failed(results)).toEqual([]);
+    expect(cache.log.filter((l) => /^(reader|proxy) /.test(l))).toEqual([]);
+  });
+
+  test("a private cache without the reader's side of the probe is the caller's mistake: runChecks throws", async () => {
+    await expect(runChecks(privateInput(), new FakeCache())).rejects.toThrow(/ReaderProbe/);
+  });
+});
+
+describe("the private checks' judges", () => {
+  const ok = { ok: true } as const;
+  const deniedOutcome = { ok: false, code: "AccessDenied", message: "Access Denied." } as const;
+  const info: S3Answer = { status: 200, body: renderCacheInfo(privateSettings) };
+  const notFound: S3Answer = { status: 404, body: "", code: "NoSuchKey" };
+
+  test("anonymous-read: 403 and 401 pass; a 200 or a 404 (allowed, just missing) fails", () => {
+    expect(judgeAnonymousRead([{ request: "GET nix-cache-info", status: 403 }, { request: "HEAD nix-cache-info", status: 401 }]).ok).toBe(true);
+    const open = judgeAnonymousRead([{ request: "GET nix-cache-info", status: 403 }, { request: "GET x.narinfo", status: 404 }]);
+    expect(open.ok).toBe(false);
+    expect(open.detail).toContain("GET x.narinfo answers 404 (allowed; the key just does not exist)");
+    expect(open.detail).not.toContain("GET nix-cache-info answers");
+    expect(judgeAnonymousRead([{ request: "HEAD nix-cache-info", status: 200 }]).ok).toBe(false);
+  });
+
+  test("reader-read: 200 with the configured values and a 404 miss pass; other values, a 403 miss, a refusal fail", () => {
+    expect(judgeReaderRead(info, notFound, privateSettings, "nixreader").ok).toBe(true);
+    const wrongValues = judgeReaderRead({ status: 200, body: "StoreDir: /nix/store\nWantMassQuery: 0\nPriority: 30\n" }, notFound, privateSettings, "nixreader");
+    expect(wrongValues).toMatchObject({ ok: false, detail: "nix-cache-info serves WantMassQuery 0 (configured 1)" });
+    const noList = judgeReaderRead(info, { status: 403, body: "<Error><Code>AccessDenied</Code></Error>" }, privateSettings, "nixreader");
+    expect(noList.ok).toBe(false);
+    expect(noList.fix).toContain("ListBucket");
+    const badSecret = judgeReaderRead({ status: 403, body: "", code: "SignatureDoesNotMatch" }, notFound, privateSettings, "nixreader");
+    expect(badSecret).toMatchObject({ ok: false, detail: expect.stringContaining("rejects the reader's secret key") });
+    expect(badSecret.fix).toContain("readerCredentials");
+    expect(judgeReaderRead(info, { status: 500, body: "" }, privateSettings, "nixreader").detail).toContain("answers HTTP 500");
+  });
+
+  test("reader-write and reader-delete: AccessDenied passes; success fails; another refusal cannot tell", () => {
+    for (const judge of [judgeReaderWrite, judgeReaderDelete]) {
+      expect(judge(deniedOutcome, "nixreader").ok).toBe(true);
+      const widened = judge(ok, "nixreader");
+      expect(widened.ok).toBe(false);
+      expect(widened.fix).toContain("pulumi up --refresh");
+      const unknown = judge({ ok: false, code: "InvalidAccessKeyId", message: "gone" }, "nixreader");
+      expect(unknown).toMatchObject({ ok: false, detail: expect.stringMatching(/^cannot tell whether the reader may /) });
+    }
+  });
+
+  test("proxy: 200 with the token and 401 without pass; anything else fails", () => {
+    const url = `${PROXY}/nix-cache-info`;
+    const unauthorized = { status: 401, body: "" };
+    expect(judgeProxy(url, "laptop", info, unauthorized, privateSettings).ok).toBe(true);
+    expect(judgeProxy(url, "laptop", info, info, privateSettings).detail).toContain("answers 200 without credentials");
+    expect(judgeProxy(url, "laptop", info, { status: 403, body: "" }, privateSettings).detail).toContain("answers 403 without credentials, not 401");
+    expect(judgeProxy(url, "laptop", unauthorized, unauthorized, privateSettings).fix).toContain("nix-cache-proxy-tokens");
+    expect(judgeProxy(url, "laptop", { status: 502, body: "" }, unauthorized, privateSettings).detail).toContain("cannot read the cache from MinIO");
+    expect(judgeProxy(url, "laptop", { status: 404, body: "" }, unauthorized, privateSettings).ok).toBe(false);
+    expect(judgeProxy(url, "laptop", { status: 200, body: "StoreDir: /gnu/store\n" }, unauthorized, privateSettings).ok).toBe(false);
   });
 });
 
