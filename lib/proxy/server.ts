@@ -1,13 +1,13 @@
 // The read proxy of a private cache (issue 21): HTTP Basic with per-host tokens in front, a GET or HEAD of one
 // object of the cache bucket signed as the reader user behind, the body streamed back as it arrives.
 //
-// Why our own and not nginx: Debian's nginx 1.22 is installable here, but its auth_basic checks an htpasswd file
-// and it cannot sign SigV4, so it would need a second, Go-built signing proxy (awslabs' aws-sigv4-proxy) that the
+// Why our own and not nginx: Debian's nginx 1.22 is installable here, but its auth_basic checks an htpasswd file and
+// it cannot sign SigV4, so it would need a second, Go-built signing proxy (awslabs' aws-sigv4-proxy) that the
 // toolchain must pin and build, two services and a loopback hop per request, and nginx location rules to keep
-// listing, queries and other buckets out (that proxy signs whatever it is sent). This is one node process (the
-// node the GC's bundle already needs), the project's own SigV4 code, the contract's sha256 tokens file re-read on
-// SIGHUP, and its refusals in one pure, unit-tested module (route.ts). nginx's strength, a hardened HTTP parser,
-// is node's llhttp here too; the bench (bench/proxyBench.ts) measures what the extra hop in node costs.
+// listing, queries and other buckets out (that proxy signs whatever it is sent). This is one process of plain node
+// (nixpkgs' nodejs, as the GC's bundle runs), the project's own SigV4 code, the contract's sha256 tokens file
+// re-read on SIGHUP, and its refusals in one pure, unit-tested module (route.ts). What nginx would do better is move
+// bytes with less CPU: this proxy streams ~650 MiB per CPU-second (bench/proxyBench.ts), far above a homelab link.
 //
 // Node built-ins and lib/ modules only: lib/proxy/service.ts bundles this into the proxy host's script.
 import * as http from "http";
