@@ -37,6 +37,8 @@ export interface Refusal {
   status: number;
   reason: string;
   headers?: Record<string, string>;
+  /** The host whose token came with it (a refusal after the credentials passed), for the log. */
+  host?: string;
 }
 
 export type Decision = { kind: "fetch"; method: ObjectMethod; key: string; host: string } | Refusal;
@@ -89,9 +91,11 @@ export function decide(req: ProxyRequest, hashes: ReadonlyMap<string, string>): 
   if (auth === undefined) return UNAUTHORIZED;
   // A body on GET/HEAD would be left unread on a kept-alive connection (and is a smuggling vector): refuse it.
   const length = single(req.headers["content-length"]);
-  if ((length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined) return refuse(400, "a GET or HEAD has no body");
+  if ((length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined) {
+    return { ...refuse(400, "a GET or HEAD has no body"), host: auth.host };
+  }
   const target = objectKeyOf(req.url);
-  if ("kind" in target) return target;
+  if ("kind" in target) return { ...target, host: auth.host };
   return { kind: "fetch", method, key: target.key, host: auth.host };
 }
 

@@ -90,10 +90,10 @@ describe("decide", () => {
   });
 
   test("a GET or HEAD with a body: 400; path refusals as objectKeyOf says", () => {
-    expect(decide(req("GET", "/x", { authorization: auth, "content-length": "5" }), hashes)).toMatchObject({ status: 400 });
+    expect(decide(req("GET", "/x", { authorization: auth, "content-length": "5" }), hashes)).toMatchObject({ status: 400, host: "desk" });
     expect(decide(req("GET", "/x", { authorization: auth, "transfer-encoding": "chunked" }), hashes)).toMatchObject({ status: 400 });
     expect(decide(req("GET", "/"), hashes)).toMatchObject({ status: 404 });
-    expect(decide(req("GET", "/../x"), hashes)).toMatchObject({ status: 400 });
+    expect(decide(req("GET", "/../x"), hashes)).toEqual({ kind: "refused", status: 400, reason: "no '.' or '..' segments", host: "desk" });
     expect(decide(req("get", "/x"), hashes)).toMatchObject({ kind: "fetch", method: "GET" });
   });
 });
