@@ -10,6 +10,7 @@ import * as path from "path";
 import { awsCredentials } from "../lib/hosts/hostConfig";
 import { proxyScriptText } from "../lib/proxy/bundle";
 import { tokenHashesText } from "../lib/proxy/tokens";
+import { readerPolicy } from "../lib/minio/policies";
 import { S3Rest } from "../lib/s3/client";
 import { minioAdmin } from "../providers/minioClients";
 import { MinioServer } from "./minio";
@@ -19,16 +20,8 @@ export interface ReaderKeys {
   secretKey: string;
 }
 
-/** The reader's canned policy as the stack writes it (lib/minio/policies.ts readerPolicy on the private-cache branch). */
-export function readerPolicyDocument(bucket: string): string {
-  return JSON.stringify({
-    Version: "2012-10-17",
-    Statement: [
-      { Effect: "Allow", Action: ["s3:GetBucketLocation", "s3:ListBucket"], Resource: [`arn:aws:s3:::${bucket}`] },
-      { Effect: "Allow", Action: ["s3:GetObject"], Resource: [`arn:aws:s3:::${bucket}/*`] },
-    ],
-  });
-}
+/** The reader's canned policy as the stack writes it. */
+export const readerPolicyDocument = (bucket: string): string => JSON.stringify(readerPolicy(bucket));
 
 /** A root S3 client of `bucket` on `minio`. */
 export function rootClient(minio: MinioServer, bucket: string): S3Rest {

@@ -1,6 +1,7 @@
 // Validation of the stack configuration: every bad value is reported, naming the setting and what is
 // allowed, before any resource is declared (so before any request reaches MinIO).
 import { parseCaCertificate } from "./caCertificate";
+import { HOST_NAME_RULE, isHostName } from "./hostName";
 import { checkKeyName, readSecretKey } from "../signing/signingKey";
 
 /** The retention modes: the closure-safe GC, or the chapter's age-based lifecycle expiry. */
@@ -155,12 +156,9 @@ export function defaultUserNames(bucket: string): { builderUser: string; gcUser:
   return derived;
 }
 
-/** A host name for a proxy token (its netrc login and the tokens file's first field): DNS-like, lower case. */
+/** A host name for a proxy token (lib/config/hostName.ts); a problem text, or undefined when it is one. */
 export function checkHostName(name: string): string | undefined {
-  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name) || name.length > 253) {
-    return "host names of lower-case letters, digits, '-' and '.' (like DNS names: no '_', ':' or white space)";
-  }
-  return undefined;
+  return isHostName(name) ? undefined : HOST_NAME_RULE;
 }
 
 /** S3 bucket naming rules (the ones MinIO enforces, plus AWS's stricter ones so a cache can move). */

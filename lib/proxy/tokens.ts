@@ -3,12 +3,9 @@
 // are 40 random characters (~238 bits), so a plain sha256 is enough: no one can brute-force such a token from its
 // hash, and the file lets no one in if it leaks. Pure; node built-ins only (bundled into the proxy's host script).
 import * as crypto from "crypto";
+import { isHostName } from "../config/hostName";
 
-/** A host name as the settings allow it (lib/config/settings.ts checkHostName): DNS-like, lower case. */
-const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const HASH = /^sha256:[0-9a-f]{64}$/;
-
-export const isHostName = (name: string): boolean => name.length <= 253 && HOST_NAME.test(name);
 
 /** "sha256:HEX" of the token's UTF-8 bytes. */
 export function tokenHash(token: string): string {

@@ -2,13 +2,10 @@
 // the stack through the pulumi CLI) against one real deployment: healthy (anonymous reads refused, the reader
 // reads and cannot write or delete, the read proxy answers a host's token and refuses a request without one),
 // then with an anonymous download policy added by hand, as `mc anonymous set download` adds one.
-import * as http from "http";
-import { AddressInfo } from "net";
 import { OutputMap } from "@pulumi/pulumi/automation";
 import { checksFor } from "../../lib/verify/checks";
-import { decide } from "../../lib/proxy/route";
+import { startProxy } from "../../lib/proxy/server";
 import { tokenHash } from "../../lib/proxy/tokens";
-import { S3Rest } from "../../lib/s3/client";
 import { MinioServer, startMinio } from "../../harness/minio";
 import { createTestStack, minioConfig, removeDeployment, TestStack } from "../../harness/stack";
 import { BUCKET, rootS3, runVerifyCli, VerifyRun } from "./helpers";
@@ -25,31 +22,6 @@ const tokens = (): Record<string, string> => {
   return (typeof v === "string" ? JSON.parse(v) : v) as Record<string, string>;
 };
 
-/**
- * A read proxy for this stack: the project's own decisions (lib/proxy/route.ts: Basic auth against the tokens'
- * hashes, one object key per path) in front of the reader's S3 client. lib/proxy/server.ts, the proxy hosts run,
- * is not on this branch yet; its own tests cover its serving, this one what verify makes of a proxy's answers.
- */
-async function readProxy(hashes: Map<string, string>, reader: S3Rest): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    const decision = decide({ method: req.method ?? "", url: req.url ?? "", headers: req.headers }, hashes);
-    if (decision.kind === "refused") {
-      res.writeHead(decision.status, decision.headers ?? {}).end(decision.reason);
-      return;
-    }
-    reader.get(decision.key).then(
-      (got) => (got ? res.writeHead(200, { "content-type": got.contentType ?? "application/octet-stream" }).end(got.body) : res.writeHead(404).end()),
-      () => res.writeHead(502).end(),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
-let reader: S3Rest;
 
 beforeAll(async () => {
   // deployCache's steps, with the list setting (Pulumi.yaml types readerHosts as array<string>) set by path.
@@ -58,13 +30,16 @@ beforeAll(async () => {
   await t.stack.setConfig("nix-cache:readerHosts[0]", { value: "laptop" }, true);
   expect((await t.stack.up()).summary.result).toBe("succeeded");
   outputs = await t.stack.outputs();
-  reader = new S3Rest({ endpoint: minio.endpoint, region: "us-east-1", bucket: BUCKET, accessKey: out("readerAccessKey"), secretKey: out("readerSecretKey") });
-  proxy = await readProxy(new Map(Object.entries(tokens()).map(([host, token]) => [host, tokenHash(token)])), reader);
+  // The read proxy hosts run (lib/proxy/server.ts), serving this stack as the reader.
+  proxy = await startProxy({
+    listen: { host: "127.0.0.1", port: 0 },
+    upstream: { endpoint: minio.endpoint, region: "us-east-1", bucket: BUCKET, accessKey: out("readerAccessKey"), secretKey: out("readerSecretKey") },
+    tokenHashes: new Map(Object.entries(tokens()).map(([host, token]) => [host, tokenHash(token)])),
+  });
 });
 
 afterAll(async () => {
   await proxy?.close();
-  reader?.close();
   await removeDeployment(t, minio);
 });
 

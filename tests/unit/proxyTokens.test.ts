@@ -2,7 +2,8 @@
 // its parser (comments, blank lines, a bad line named by number without quoting a hash), and HTTP Basic checks
 // against it (right token, wrong token, another host's token, unknown host, malformed headers).
 import * as crypto from "crypto";
-import { checkBasicAuth, isHostName, parseTokenHashes, tokenHash, tokenHashesText } from "../../lib/proxy/tokens";
+import { isHostName } from "../../lib/config/hostName";
+import { checkBasicAuth, parseTokenHashes, tokenHash, tokenHashesText } from "../../lib/proxy/tokens";
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;
 const token = () => crypto.randomBytes(30).toString("base64url").slice(0, 40);
