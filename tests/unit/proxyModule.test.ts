@@ -179,7 +179,8 @@ describe("proxyServiceModule", () => {
     const analyze = requireTool("systemd-analyze", "the unit tests check the proxy's unit with systemd-analyze: install it with `apt-get install systemd`");
     const dir = path.join(nix.dir, "units");
     fs.mkdirSync(dir, { recursive: true });
-    for (const settings of <Record<string, StandInSetting>[]>[{}, { listen: "[::]:443", tlsCertFile: "/run/secrets/c.pem", tlsKeyFile: "/run/secrets/k.pem" }]) {
+    const variants: Record<string, StandInSetting>[] = [{}, { listen: "[::]:443", tlsCertFile: "/run/secrets/c.pem", tlsKeyFile: "/run/secrets/k.pem" }];
+    for (const settings of variants) {
       const unit = path.join(dir, "nix-cache-proxy.service");
       fs.writeFileSync(unit, unitText(serviceOf(evaluate(INPUT, settings).config)));
       const r = spawnSync(analyze, ["verify", "--man=no", unit], { encoding: "utf8" });
