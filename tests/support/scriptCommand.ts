@@ -11,6 +11,7 @@ export const SCRIPT_FILES = {
   gc: "scripts/gc.ts",
   resign: "scripts/resign.ts",
   "host-config": "scripts/hostConfig.ts",
+  proxy: "scripts/proxy.ts",
 } as const;
 export type ScriptName = keyof typeof SCRIPT_FILES;
 

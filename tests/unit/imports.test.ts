@@ -62,7 +62,7 @@ test("the harness, the program and the scripts never import tests/ or bench/", (
  * lib/'s rooms by job, lowest first: a group may import its own files and lower groups only, so a reader can
  * take in each room with only what is below it (the GC knows nothing of signing, hosts' texts nothing of verify).
  */
-const LIB_LAYERS = ["cli", "s3", "gc", "signing", "config", "minio", "hosts", "verify"] as const;
+const LIB_LAYERS = ["cli", "s3", "gc", "signing", "config", "minio", "proxy", "hosts", "verify"] as const;
 
 test("lib/ is grouped by domain and its groups import one way (lower groups only), nothing outside lib/", () => {
   const graph = importGraph();
