@@ -270,7 +270,7 @@ function proxyPort(proxyUrl: string): number {
 }
 
 export interface PrivateFilesOptions {
-  /** The proxy's script for nix-cache-proxy.nix (default: lib/proxy's bundle, see proxyServiceModule). */
+  /** The proxy's script for nix-cache-proxy.nix (default: lib/proxy/bundle.ts proxyScriptText()). */
   proxyScript?: string;
 }
 

@@ -6,6 +6,7 @@
 //   - the tokens file: copied by a privileged ExecStartPre=/ExecReload= step into the service's runtime directory,
 //     then SIGHUP: systemd's credentials are immutable while a service runs (systemd/systemd#21099), so a reload
 //     through LoadCredential= would re-read the old tokens and a revoked host would keep its access.
+import { proxyScriptText } from "../proxy/bundle";
 import { nixString } from "./hostConfig";
 import { nixIndentedLines } from "./gcTimerModule";
 import { PROXY_TOKENS_FILE_NAME, READER_CREDENTIALS_FILE_NAME } from "./privateModules";
@@ -30,7 +31,7 @@ export interface ProxyServiceInput {
   profile: string;
   /** The listen option's default, HOST:PORT ([::]:PORT for IPv6). */
   listen: string;
-  /** The proxy script (lib/proxy/service.ts bundled into one file). */
+  /** The proxy script; default lib/proxy/bundle.ts proxyScriptText() (lib/proxy/service.ts bundled into one file). */
   script?: string;
   /** The CA that signed MinIO's certificate (caCertificate output): the proxy trusts it toward an https endpoint. */
   caCertificate?: string;
@@ -53,13 +54,6 @@ function plainWord(what: string, value: string): string {
 const LISTEN_REGEX = "(\\[[0-9A-Fa-f:.]+]|[A-Za-z0-9.-]+):0*([0-9]{1,5})";
 /** Paths the unit's lines take unquoted (LoadCredential=, ExecStartPre=, --ca-file). */
 const PLAIN_PATH_REGEX = "/[A-Za-z0-9._/@+=,-]+";
-
-/** The proxy's script: the input's, else (once the proxy's bundle is merged) lib/proxy's proxyScriptText(). */
-function scriptOf(input: ProxyServiceInput): string {
-  if (input.script !== undefined) return input.script;
-  // Until lib/proxy/bundle.ts is merged there is no bundle to embed: saying so beats a module without a proxy.
-  throw new Error("proxyServiceModule: no proxy script given (lib/proxy's bundle, proxyScriptText(), is not wired in yet)");
-}
 
 const option = (name: string, type: string, dflt: string, description: string) => [
   `    ${name} = lib.mkOption {`,
@@ -86,7 +80,7 @@ export function proxyServiceModule(input: ProxyServiceInput): string {
     ["--bucket", plainWord("bucket", input.bucket)],
     ["--profile", plainWord("profile", input.profile)],
   ];
-  const script = nixIndentedLines(scriptOf(input), "    ");
+  const script = nixIndentedLines(input.script ?? proxyScriptText(), "    ");
   // The CA matters only toward an https endpoint; it is public, so the store may hold it.
   const ca = endpoint.protocol === "https:" && input.caCertificate ? input.caCertificate.replace(/\s*$/, "\n") : undefined;
   const caLines = ca ? nixIndentedLines(ca, "    ") : [];

@@ -1,11 +1,15 @@
 // The read proxy's NixOS module: parsed by the real Nix 2.8, evaluated against the NixOS stand-in, its unit checked by
 // systemd's own `systemd-analyze verify`, and its ExecStart= run with node, so the embedded script and its
 // command line are what the proxy (lib/proxy/service.ts) is given.
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { requireTool } from "../../harness/toolchain";
 import { PROXY_DEFAULTS, proxyServiceModule, ProxyServiceInput } from "../../lib/hosts/proxyModule";
+import { awsCredentials } from "../../lib/hosts/hostConfig";
+import { proxyScriptText } from "../../lib/proxy/bundle";
+import { tokenHashesText } from "../../lib/proxy/tokens";
+import { freePort } from "../../harness/minio";
 import { evalModule, EvaluatedModule, StandInSetting } from "../support/nixosStandIn";
 import { nixOk, nixSandbox } from "./support/nix";
 
@@ -217,12 +221,82 @@ describe("proxyServiceModule", () => {
     expect(held).toEqual([0, 1, 2].map((i) => i !== which));
   });
 
-  test("refuses what the command line could not carry as it is, a non-http endpoint, and no script", () => {
+  test("refuses what the command line could not carry as it is, and a non-http endpoint", () => {
     expect(() => proxyServiceModule({ ...INPUT, bucket: "nix cache" })).toThrow("the bucket 'nix cache' has a character the service's command line would need to quote");
     expect(() => proxyServiceModule({ ...INPUT, profile: "reader%i" })).toThrow("the profile 'reader%i'");
     expect(() => proxyServiceModule({ ...INPUT, region: "" })).toThrow("the region ''");
     expect(() => proxyServiceModule({ ...INPUT, endpoint: "ftp://s3.homelab.local" })).toThrow("the endpoint must be http(s)://host[:port]");
-    const { script: _, ...noScript } = INPUT;
-    expect(() => proxyServiceModule(noScript)).toThrow("no proxy script given");
+  });
+
+  test("by default it embeds the real proxy, which the unit's own commands start, reload (a revoked host gets 401) and stop", async () => {
+    const work = path.join(nix.dir, "service");
+    const [secrets, credentialsDir, runtimeDir] = ["secrets", "credentials", "runtime"].map((d) => path.join(work, d));
+    for (const d of [secrets, credentialsDir, runtimeDir]) fs.mkdirSync(d, { recursive: true });
+    const tokens = { "web-1": "Zq3xV9kLmN2pR7sT1uW4yA6bC8dE0fG5hJ1kL3mN", "db.lan": "Pp0oO9iI8uU7yY6tT5rR4eE3wW2qQ1aAsSdDfFgG" };
+    const credentialsFile = path.join(secrets, "reader");
+    const tokensFile = path.join(secrets, "tokens");
+    fs.writeFileSync(credentialsFile, awsCredentials("nixreader", "nixreader", "reader-secret-value"), { mode: 0o600 });
+    fs.writeFileSync(tokensFile, tokenHashesText(tokens), { mode: 0o600 });
+    const port = await freePort();
+    // MinIO's place: a port nothing listens on, so a request the proxy lets through ends in its own 502.
+    const { script: _, ...input } = { ...INPUT, endpoint: `http://127.0.0.1:${await freePort()}` };
+    const { config, text } = evaluate(input, { listen: `127.0.0.1:${port}`, credentialsFile, tokensFile });
+    const literal = /proxyScript = pkgs\.writeText "nix-cache-proxy\.js" (''\n[\s\S]*?\n  '');\n/.exec(text)?.[1] ?? "";
+    const script = JSON.parse(nixOk(nix, "nix-instantiate", ["--store", "dummy://", "--eval", "--strict", "--json", "--expr", literal])) as string;
+    expect(script === proxyScriptText()).toBe(true);
+    const scriptFile = path.join(work, "nix-cache-proxy.js");
+    fs.writeFileSync(scriptFile, script);
+
+    // What systemd does: LoadCredential= copies each ID:PATH into the credentials directory; the commands get
+    // CREDENTIALS_DIRECTORY and MAINPID, and the runtime directory exists.
+    const sc = serviceOf(config).serviceConfig;
+    for (const entry of sc.LoadCredential as string[]) {
+      const [id, file] = [entry.slice(0, entry.indexOf(":")), entry.slice(entry.indexOf(":") + 1)];
+      fs.copyFileSync(file, path.join(credentialsDir, id));
+    }
+    const words = (command: string, pid = 0) =>
+      command
+        .replace(/^\+/, "")
+        .replace(/\$\{CREDENTIALS_DIRECTORY\}/g, credentialsDir)
+        .replace(/\$MAINPID/g, String(pid))
+        .replaceAll(PROXY_DEFAULTS.runtimeDir, runtimeDir)
+        .replace("/stand-in/bin/nix-cache-proxy.js", scriptFile)
+        .split(" ");
+    const runNow = (command: string, pid = 0) => {
+      const [file, ...args] = words(command, pid);
+      const r = spawnSync(file, args, { encoding: "utf8" });
+      expect([command, r.status, r.stderr]).toEqual([command, 0, ""]);
+    };
+    runNow(String(sc.ExecStartPre));
+    const [node, ...args] = words(String(sc.ExecStart));
+    const proxy = spawn(node, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    proxy.stdout.on("data", (b: Buffer) => (log += b.toString()));
+    proxy.stderr.on("data", (b: Buffer) => (log += b.toString()));
+    const logged = async (what: string) => {
+      for (let i = 0; i < 200 && !log.includes(what); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(log).toContain(what);
+    };
+    const get = async (host?: keyof typeof tokens) => {
+      const headers: Record<string, string> = host ? { Authorization: `Basic ${Buffer.from(`${host}:${tokens[host]}`).toString("base64")}` } : {};
+      const r = await fetch(`http://127.0.0.1:${port}/nix-cache-info`, { headers });
+      await r.arrayBuffer();
+      return [r.status, r.headers.get("www-authenticate") !== null];
+    };
+    try {
+      await logged("serving nix-cache at http://127.0.0.1:");
+      expect(await get()).toEqual([401, true]);
+      expect(await get("web-1")).toEqual([502, false]);
+      // Revoke web-1: a new tokens file, then `systemctl reload`: ExecReload's copy, then its SIGHUP.
+      fs.writeFileSync(tokensFile, tokenHashesText({ "db.lan": tokens["db.lan"] }));
+      for (const command of sc.ExecReload as string[]) runNow(command, proxy.pid);
+      await logged("tokens reloaded, 1 host (was 2)");
+      expect([await get("web-1"), await get("db.lan")]).toEqual([[401, true], [502, false]]);
+    } finally {
+      proxy.kill("SIGTERM");
+    }
+    const code = await new Promise<number | null>((resolve) => proxy.on("exit", resolve));
+    expect(code).toBe(0);
+    expect(log.includes("reader-secret-value") || Object.values(tokens).some((t) => log.includes(t))).toBe(false);
   });
 });
