@@ -7,7 +7,16 @@ import * as path from "path";
 import { promisify } from "util";
 import { commandMain, EXIT, ExitCode, SetupError } from "../lib/cli/command";
 import { writeFileAtomic } from "../lib/cli/writeFile";
-import { HostConfigArgs, HostFile, hostFiles, Outputs, parseHostConfigArgs, staleSigningKeyFiles, USAGE } from "../lib/hosts/hostFiles";
+import {
+  HostConfigArgs,
+  HostFile,
+  hostFiles,
+  Outputs,
+  parseHostConfigArgs,
+  staleNetrcFiles,
+  staleSigningKeyFiles,
+  USAGE,
+} from "../lib/hosts/hostFiles";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
 
@@ -51,6 +60,12 @@ async function hostConfig(args: HostConfigArgs): Promise<ExitCode> {
       console.log(
         `left ${path.join(args.secretsDir, f)}: not a signing key of this stack any more (a retired key); ` +
           "delete it, and its copy in your secret manager, once no builder's previousSigningKeyFiles names it",
+      );
+    }
+    // A host removed from readerHosts (revoked) leaves its netrc file behind: named, never deleted.
+    for (const f of staleNetrcFiles(fs.readdirSync(args.secretsDir), files.secret)) {
+      console.log(
+        `left ${path.join(args.secretsDir, f)}: its host is not in readerHosts any more (revoked); delete it, and its copy in your secret manager`,
       );
     }
   }

@@ -1,12 +1,16 @@
 // What `npm run host-config` writes, decided from the stack outputs: the client and builder modules, the
 // non-secret outputs as JSON, and (only when asked, into a separate directory) the secret files: one per
-// signing key, the builder's AWS credentials and the GC identity's (for the builder's daily GC).
+// signing key, the builder's AWS credentials and the GC identity's (for the builder's daily GC). A private cache
+// (access=private) adds the read proxy's module and its clients' module, and the reader's credentials, the
+// proxy's tokens file and one netrc file per host as secret files.
 import * as path from "path";
 import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "./builderModule";
 import { OptionSpecs, parseCommandLine, SetupError, UsageError } from "../cli/command";
 import { GC_CREDENTIALS_FILE_NAME, GcTimerInput } from "./gcTimerModule";
 import { keyNameOf, nixosModule } from "./hostConfig";
 import { parseS3StoreUrl } from "../s3/pushTarget";
+import { netrcFileName, PROXY_TOKENS_FILE_NAME, proxyClientModule, READER_CREDENTIALS_FILE_NAME, readerNixosModule } from "./privateModules";
+import { proxyServiceModule } from "./proxyModule";
 
 /** What `pulumi stack output --json` prints in place of a secret value when --show-secrets is not given. */
 export const SECRET_MARKER = "[secret]";
@@ -28,15 +32,23 @@ export const SECRET_OUTPUTS: readonly string[] = [
 export const CLIENT_MODULE_FILE = "nix-cache.nix";
 export const BUILDER_MODULE_FILE = "nix-cache-builder.nix";
 export const OUTPUTS_JSON_FILE = "nix-cache.json";
+/** Private cache only: the read proxy's host module, and the module of hosts that read through the proxy. */
+export const PROXY_MODULE_FILE = "nix-cache-proxy.nix";
+export const PROXY_CLIENT_MODULE_FILE = "nix-cache-proxy-client.nix";
 
 export const USAGE = `usage: npm run host-config -- [--stack NAME] --out DIR [--secrets-dir DIR]
 
 Writes the files NixOS hosts use, from a deployed stack's outputs (read with \`pulumi stack output\`):
   --stack NAME       the stack to read (default: the selected stack)
-  --out DIR          where to write ${CLIENT_MODULE_FILE}, ${BUILDER_MODULE_FILE} and ${OUTPUTS_JSON_FILE}
+  --out DIR          where to write ${CLIENT_MODULE_FILE}, ${BUILDER_MODULE_FILE} and ${OUTPUTS_JSON_FILE}; for a
+                     private cache (access=private) also ${PROXY_MODULE_FILE} (the read proxy's host)
+                     and ${PROXY_CLIENT_MODULE_FILE} (hosts that read through the proxy)
   --secrets-dir DIR  also write the secret files there (mode 0600): the signing key (one file per key
                      while a key is rotated), the builder's AWS credentials and the GC identity's
-                     (${GC_CREDENTIALS_FILE_NAME}, for the builder's daily GC); not --out or inside it
+                     (${GC_CREDENTIALS_FILE_NAME}, for the builder's daily GC); for a private cache also
+                     the reader's credentials (${READER_CREDENTIALS_FILE_NAME}), the proxy's tokens file
+                     (${PROXY_TOKENS_FILE_NAME}) and one netrc file per host (${netrcFileName("HOST")});
+                     not --out or inside it
   --help, -h         this text
 Relative directories are taken from where you run npm. Exit status: 0 files written, 2 could not run
 (bad arguments, stack unreadable, outputs missing, a directory not writable).`;
@@ -167,6 +179,15 @@ export function staleSigningKeyFiles(existing: readonly string[], written: reado
   return existing.filter((f) => f.startsWith(`${SIGNING_KEY_FILE_NAME}-`) && !names.has(f)).sort();
 }
 
+/**
+ * The netrc files in a --secrets-dir of hosts no longer in readerHosts (a revoked host): host-config leaves them
+ * and names them, so the user deletes them and their copies in the secret manager.
+ */
+export function staleNetrcFiles(existing: readonly string[], written: readonly HostFile[]): string[] {
+  const names = new Set(written.map((f) => f.name));
+  return existing.filter((f) => f.startsWith(netrcFileName("")) && !names.has(f)).sort();
+}
+
 export interface HostFile {
   /** File name inside its directory. */
   name: string;
@@ -223,12 +244,103 @@ export function gcTimerInputOf(plain: Outputs): Omit<GcTimerInput, "script"> | u
   };
 }
 
+/** A host name as readerHosts allows it (so a netrc file name never leaves --secrets-dir). */
+const READER_HOST = /^[a-z0-9][a-z0-9.-]{0,62}$/;
+
+/** True for a stack in private mode (the access output); a stack from before the setting is public. */
+export function isPrivate(plain: Outputs): boolean {
+  const access = plain.access;
+  if (access === undefined || access === null || access === "public") return false;
+  if (access === "private") return true;
+  throw new SetupError(`the stack's 'access' output is neither "public" nor "private": run \`pulumi up\` on it again`);
+}
+
+/** The proxy's port from proxyUrl: its own, or the scheme's default. */
+function proxyPort(proxyUrl: string): number {
+  let url: URL;
+  try {
+    url = new URL(proxyUrl);
+  } catch {
+    throw new SetupError("the stack's 'proxyUrl' output is not a URL: run `pulumi up` on it again");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new SetupError("the stack's 'proxyUrl' output is not an http(s) URL: run `pulumi up` on it again");
+  }
+  return url.port !== "" ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
+}
+
+export interface PrivateFilesOptions {
+  /** The proxy's script for nix-cache-proxy.nix (default: lib/proxy/bundle.ts proxyScriptText()). */
+  proxyScript?: string;
+}
+
+/**
+ * A private cache's files for --out, from the plain outputs: the reader's S3 client module (instead of the public
+ * one), the proxy's host module (listening on proxyUrl's port on every address, fetching from the endpoint of
+ * readerSubstituterUrl as readerAccessKey) and the proxy's client module.
+ */
+export function privatePublicFiles(plain: Outputs, trustedPublicKeys: readonly string[], ca: string | undefined, options: PrivateFilesOptions = {}): HostFile[] {
+  const readerUrl = requireString(plain, "readerSubstituterUrl");
+  const reader = requireString(plain, "readerAccessKey");
+  const proxyUrl = requireString(plain, "proxyUrl");
+  let s3: ReturnType<typeof parseS3StoreUrl>;
+  try {
+    s3 = parseS3StoreUrl(readerUrl);
+  } catch {
+    throw new SetupError("the stack's 'readerSubstituterUrl' output is not an s3:// store URL: run `pulumi up` on it again");
+  }
+  return [
+    { name: CLIENT_MODULE_FILE, content: readerNixosModule({ substituter: readerUrl, publicKeys: trustedPublicKeys, caCertificate: ca }) },
+    {
+      name: PROXY_MODULE_FILE,
+      content: proxyServiceModule({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        bucket: s3.bucket,
+        profile: reader,
+        listen: `0.0.0.0:${proxyPort(proxyUrl)}`,
+        script: options.proxyScript,
+        caCertificate: ca,
+      }),
+    },
+    { name: PROXY_CLIENT_MODULE_FILE, content: proxyClientModule({ proxyUrl, publicKeys: trustedPublicKeys, caCertificate: ca }) },
+  ];
+}
+
+/**
+ * A private cache's secret files: the reader's credentials (readerCredentials), the proxy's tokens file
+ * (proxyTokenHashes: hashes only, from the plain outputs, but read at run time from a secret path like the rest)
+ * and one netrc file per host of the netrc output. Messages name hosts, never a token.
+ */
+export function privateSecretFiles(plain: Outputs, revealed: Outputs): HostFile[] {
+  const netrc = revealed.netrc;
+  if (netrc === undefined || netrc === null || netrc === SECRET_MARKER) throw missingOutput("netrc");
+  if (typeof netrc !== "object" || Array.isArray(netrc)) {
+    throw new SetupError("the stack's 'netrc' output is not an object of host names: run `pulumi up` on it again");
+  }
+  const hosts = Object.keys(netrc).sort();
+  for (const host of hosts) {
+    const line = netrc[host];
+    if (!READER_HOST.test(host) || typeof line !== "string" || !line.startsWith("machine ") || line.includes("\n")) {
+      throw new SetupError(`the stack's 'netrc' output has no netrc line for host '${host}' that host-config can write: run \`pulumi up\` on it again`);
+    }
+  }
+  // No readerHosts: an empty tokens file, which lets no one in.
+  const tokens = plain.proxyTokenHashes;
+  if (typeof tokens !== "string" || tokens === SECRET_MARKER) throw missingOutput("proxyTokenHashes");
+  return [
+    { name: READER_CREDENTIALS_FILE_NAME, content: requireString(revealed, "readerCredentials") },
+    { name: PROXY_TOKENS_FILE_NAME, content: tokens },
+    ...hosts.map((host) => ({ name: netrcFileName(host), content: `${String(netrc[host])}\n` })),
+  ];
+}
+
 /**
  * The files for a stack's outputs. `plain` is `pulumi stack output --json` (secrets masked); `revealed`, when
  * secrets are wanted, is the same with --show-secrets. The .nix and .json files are built from `plain` only,
  * so no secret can reach them.
  */
-export function hostFiles(plain: Outputs, revealed?: Outputs): HostFiles {
+export function hostFiles(plain: Outputs, revealed?: Outputs, options: PrivateFilesOptions = {}): HostFiles {
   const substituter = requireString(plain, "substituterUrl");
   const publicKey = requireString(plain, "publicKey");
   const trustedPublicKeys = trustedPublicKeysOf(plain);
@@ -245,12 +357,20 @@ export function hostFiles(plain: Outputs, revealed?: Outputs): HostFiles {
     secret: [],
     notes: [],
   };
+  const isPrivateCache = isPrivate(plain);
+  if (isPrivateCache) {
+    // The reader's S3 module takes the public module's place (the bucket has no anonymous reads); the proxy's two follow.
+    const [client, ...proxy] = privatePublicFiles(plain, trustedPublicKeys, ca, options);
+    files.public[0] = client;
+    files.public.push(...proxy);
+  }
   if (revealed) {
     files.secret.push(...signingKeyFiles(revealed, trustedPublicKeys));
     files.secret.push({ name: AWS_CREDENTIALS_FILE_NAME, content: requireString(revealed, "awsCredentials") });
     const gc = gcCredentialsFile(revealed);
     if (gc.file) files.secret.push(gc.file);
     if (gc.note) files.notes.push(gc.note);
+    if (isPrivateCache) files.secret.push(...privateSecretFiles(plain, revealed));
   }
   return files;
 }

@@ -1,35 +1,171 @@
-// The client side of a private cache (nix-cache:access=private, issue 21): the two ways a host reads it.
-//   - readerNixosModule: NixOS hosts, whose Nix has S3 (nixpkgs builds it withAWS), substitute from the bucket's
-//     s3:// URL as the reader; nix-daemon does the fetching, so the credentials file must be in ITS environment
-//     (NixOS/nix#5723), read from a secret path, never the Nix store.
-//   - proxyClientModule: any host through the read proxy (lib/proxy), an https/http substituter Nix 2.8+ reads with
-//     HTTP Basic credentials from its netrc-file (the host's line of the netrc output).
-// Nothing secret goes into either text: the files they name are written by host-config --secrets-dir or a
-// secret manager.
+// The client side of a private cache (issue 21): the NixOS module for hosts whose Nix reads S3 (NixOS: the
+// reader's `s3://` URL, its credentials in nix-daemon's environment) and the module for hosts that read through the
+// proxy (its https URL, a per-host token in a netrc file), and that netrc line. Secrets are referenced by path
+// only: everything in a .nix file ends up world-readable in /nix/store.
 import { keyList, nixString, pkiCertificatesLines, PushTarget } from "./hostConfig";
 
-/** The secret file with the reader's AWS credentials (readerCredentials): for nix-daemon and for the proxy. */
+/** Files `host-config --secrets-dir` writes in private mode; the modules' defaults use the same names. */
 export const READER_CREDENTIALS_FILE_NAME = "nix-cache-reader-credentials";
-/** The proxy's tokens file (proxyTokenHashes): hashes only, but read from a secret path like the others. */
 export const PROXY_TOKENS_FILE_NAME = "nix-cache-proxy-tokens";
-/** The secret file with one host's netrc line. */
-export const netrcFileName = (host: string): string => `nix-cache-netrc-${host}`;
+export const netrcFileName = (host: string) => `nix-cache-netrc-${host}`;
 
-/** Where the modules expect the secret files by default: where sops-nix and agenix decrypt to. */
+/** What a host's secret manager (agenix, sops-nix) decrypts to; the client modules' defaults. */
 export const PRIVATE_DEFAULTS = {
   readerCredentialsFile: `/run/secrets/${READER_CREDENTIALS_FILE_NAME}`,
+  /** One name on every host: each host's secret manager puts that host's own netrc-HOST file there. */
   netrcFile: "/run/secrets/nix-cache-netrc",
 } as const;
 
+/** The option sets the modules declare. */
 export const READER_OPTION_PATH = "services.nix-cache-reader";
 export const PROXY_CLIENT_OPTION_PATH = "services.nix-cache-proxy-client";
+
+/** The trusted keys as the public module writes them: one line for one key, else one per line under a comment. */
+function trustedKeysLines(publicKeys: readonly string[], indent: string): string[] {
+  const keys = keyList(publicKeys);
+  if (keys.length === 1) return [`${indent}extra-trusted-public-keys = [ ${nixString(keys[0])} ];`];
+  return [
+    `${indent}# The active key first, then the previous keys (nix-cache:previousKeyNames), still trusted during a`,
+    `${indent}# rotation: Nix accepts a path that carries a valid signature by any of them.`,
+    `${indent}extra-trusted-public-keys = [`,
+    ...keys.map((k) => `${indent}  ${nixString(k)}`),
+    `${indent}];`,
+  ];
+}
+
+const optionLines = (indent: string, name: string, dflt: string, description: string) => [
+  `${indent}${name} = lib.mkOption {`,
+  `${indent}  type = lib.types.str;`,
+  `${indent}  default = ${nixString(dflt)};`,
+  `${indent}  description = ${nixString(description)};`,
+  `${indent}};`,
+];
+
+/** A secret-path option's assertion (the module's isSecretPath). */
+const secretPathAssertion = (optionPath: string, name: string) => [
+  "    assertions = [",
+  "      {",
+  `        assertion = isSecretPath cfg.${name};`,
+  `        message = ${nixString(`${optionPath}.${name} must be an absolute path outside the Nix store (a path in a .nix file is copied to the world-readable store).`)};`,
+  "      }",
+  "    ];",
+];
+
+const LET_LINES = (optionPath: string) => [
+  "let",
+  `  cfg = config.${optionPath};`,
+  '  isSecretPath = p: lib.hasPrefix "/" p && !(lib.hasPrefix builtins.storeDir p);',
+  "in",
+];
+
+/**
+ * The NixOS module of a private cache read over S3 (the readerSubstituterUrl output, `s3://…&profile=READER`):
+ * the substituter, the trusted keys, and nix-daemon's AWS_SHARED_CREDENTIALS_FILE pointing at the reader's
+ * credentials (a secret path option). Under nix-daemon the AWS SDK reads the daemon's (root's) credentials, not
+ * the user's (NixOS/nix#5723), so the file must reach the daemon's environment. The CA as nixosModule has it.
+ */
+export function readerNixosModule(input: { substituter: string; publicKeys: readonly string[]; caCertificate?: string }): string {
+  if (!input.substituter.startsWith("s3://")) {
+    throw new Error(`readerNixosModule: the substituter must be the reader's s3:// URL (readerSubstituterUrl), not ${input.substituter}`);
+  }
+  return [
+    "# Generated by the nix-cache Pulumi project: use the private self-hosted binary cache over S3, as its reader.",
+    "# Needs a Nix built with S3 (NixOS's is) and the reader's credentials file (the readerCredentials output) at",
+    `# ${READER_OPTION_PATH}.credentialsFile, put there by a secret manager.`,
+    "{ config, lib, ... }:",
+    ...LET_LINES(READER_OPTION_PATH),
+    "{",
+    `  options.${READER_OPTION_PATH} = {`,
+    ...optionLines(
+      "    ",
+      "credentialsFile",
+      PRIVATE_DEFAULTS.readerCredentialsFile,
+      "Path of the AWS shared credentials file with the cache reader's profile (the readerCredentials output; `npm run host-config -- " +
+        `--secrets-dir\` writes it as ${READER_CREDENTIALS_FILE_NAME}). nix-daemon reads it through AWS_SHARED_CREDENTIALS_FILE. Give a ` +
+        "path as a string, never a ./path literal: that would copy the secret into the world-readable Nix store.",
+    ),
+    "  };",
+    "",
+    "  config = {",
+    ...secretPathAssertion(READER_OPTION_PATH, "credentialsFile"),
+    "    nix.settings = {",
+    `      extra-substituters = [ ${nixString(input.substituter)} ];`,
+    ...trustedKeysLines(input.publicKeys, "      "),
+    "    };",
+    "    # The substituter's profile= is read from the daemon's credentials, not the user's (NixOS/nix#5723).",
+    "    systemd.services.nix-daemon.environment.AWS_SHARED_CREDENTIALS_FILE = cfg.credentialsFile;",
+    ...pkiCertificatesLines(input.caCertificate, "    "),
+    "  };",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/**
+ * The NixOS module of a host that reads a private cache through the proxy: the proxy's URL as substituter, the
+ * trusted keys, and `netrc-file` pointing at the host's netrc (a secret path option), whose line Nix sends as
+ * HTTP Basic credentials on every request. The CA when the proxy is https and the stack has one.
+ */
+export function proxyClientModule(input: { proxyUrl: string; publicKeys: readonly string[]; caCertificate?: string }): string {
+  const url = new URL(input.proxyUrl);
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new Error(`proxyClientModule: the proxy URL must be http(s)://, not ${input.proxyUrl}`);
+  }
+  const https = url.protocol === "https:";
+  return [
+    "# Generated by the nix-cache Pulumi project: use the private self-hosted binary cache through its read proxy,",
+    "# with this host's token (its line of the netrc output) in the file at",
+    `# ${PROXY_CLIENT_OPTION_PATH}.netrcFile, put there by a secret manager.`,
+    "{ config, lib, ... }:",
+    ...LET_LINES(PROXY_CLIENT_OPTION_PATH),
+    "{",
+    `  options.${PROXY_CLIENT_OPTION_PATH} = {`,
+    ...optionLines(
+      "    ",
+      "netrcFile",
+      PRIVATE_DEFAULTS.netrcFile,
+      "Path of this host's netrc file for the cache's proxy (its line of the netrc output, `machine PROXYHOST login HOST password " +
+        "TOKEN`; `npm run host-config -- --secrets-dir` writes it as nix-cache-netrc-HOST). nix-daemon reads it (netrc-file) and sends " +
+        "the token on every request to the proxy. A string path outside the Nix store: a ./path literal would copy the token into " +
+        "the world-readable store.",
+    ),
+    "  };",
+    "",
+    "  config = {",
+    ...secretPathAssertion(PROXY_CLIENT_OPTION_PATH, "netrcFile"),
+    "    nix.settings = {",
+    `      extra-substituters = [ ${nixString(input.proxyUrl)} ];`,
+    ...trustedKeysLines(input.publicKeys, "      "),
+    "      netrc-file = cfg.netrcFile;",
+    "    };",
+    ...(https ? pkiCertificatesLines(input.caCertificate, "    ") : []),
+    "  };",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** A netrc word: no whitespace (it separates words), no quote (newer curl reads quoted words), not empty. */
+const NETRC_WORD = /^[!#-~]+$/;
+
+/**
+ * A host's netrc line for the proxy: `machine PROXYHOST login HOST password TOKEN`, PROXYHOST being the proxy
+ * URL's host name (curl matches netrc entries by host name, not port; an IPv6 address without brackets).
+ * Throws (naming the host, never the token) when the host or token would not stay one netrc word.
+ */
+export function netrcLine(proxyUrl: string, host: string, token: string): string {
+  const machine = new URL(proxyUrl).hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!NETRC_WORD.test(host)) throw new Error(`netrcLine: the host name '${host}' is not one netrc word (no spaces or quotes)`);
+  if (!NETRC_WORD.test(token)) throw new Error(`netrcLine: the token of host '${host}' is not one netrc word (no spaces or quotes)`);
+  return `machine ${machine} login ${host} password ${token}`;
+}
 
 /** A query value as Nix reads it back (Nix percent-decodes values): ':' and '/' stay readable. */
 const queryValue = (v: string) => encodeURIComponent(v).replace(/%3A/gi, ":").replace(/%2F/gi, "/");
 
 /**
- * The s3:// substituter URL of the reader: profile, endpoint (a full URL, which every Nix ≥ 2.8 reads, as pushUrl
- * explains) and region; no compression (that is for writing).
+ * The reader's s3:// substituter URL (the readerSubstituterUrl output): profile, endpoint and region, the endpoint a
+ * full URL as pushUrl writes it (hostConfig.ts says why); no compression, which is for writing.
  */
 export function readerSubstituterUrl(t: PushTarget): string {
   const params: [string, string][] = [
@@ -38,79 +174,4 @@ export function readerSubstituterUrl(t: PushTarget): string {
     ["region", t.region],
   ];
   return `s3://${t.bucket}?${params.map(([k, v]) => `${k}=${queryValue(v)}`).join("&")}`;
-}
-
-/** `machine PROXYHOST login HOST password TOKEN`: what Nix's netrc-file needs for the proxy (curl matches on the host name). */
-export function netrcLine(proxyUrl: string, host: string, token: string): string {
-  if (/\s/.test(host) || /\s/.test(token) || host === "" || token === "") throw new Error("netrcLine: host and token must be non-empty and without white space");
-  return `machine ${new URL(proxyUrl).hostname.replace(/^\[|\]$/g, "")} login ${host} password ${token}`;
-}
-
-const trustedKeysLines = (publicKeys: readonly string[]): string[] => [
-  `      extra-trusted-public-keys = [ ${keyList(publicKeys).map(nixString).join(" ")} ];`,
-];
-
-const option = (type: string, dflt: string, description: string) =>
-  `lib.mkOption { type = ${type}; default = ${dflt}; description = ${nixString(description)}; };`;
-
-/** The client module of a private cache for NixOS hosts: the reader's s3:// substituter, credentials by path. */
-export function readerNixosModule(input: { substituter: string; publicKeys: readonly string[]; caCertificate?: string }): string {
-  return [
-    "# nix-cache: a private binary cache, read from MinIO as the reader (the readerSubstituterUrl output).",
-    "{ config, lib, ... }:",
-    "let",
-    `  cfg = config.${READER_OPTION_PATH};`,
-    "in",
-    "{",
-    `  options.${READER_OPTION_PATH} = {`,
-    `    credentialsFile = ${option("lib.types.str", nixString(PRIVATE_DEFAULTS.readerCredentialsFile), "Path of the AWS shared credentials file with the reader's profile (the readerCredentials output). nix-daemon fetches substitutes, so it reads this file through AWS_SHARED_CREDENTIALS_FILE. A string path outside the Nix store: a ./path literal would copy the secret into the world-readable store.")}`,
-    "  };",
-    "  config = {",
-    "    assertions = [",
-    "      {",
-    '        assertion = lib.hasPrefix "/" cfg.credentialsFile && !(lib.hasPrefix builtins.storeDir cfg.credentialsFile);',
-    `        message = "${READER_OPTION_PATH}.credentialsFile must be an absolute path outside the Nix store.";`,
-    "      }",
-    "    ];",
-    ...pkiCertificatesLines(input.caCertificate, "    "),
-    "    systemd.services.nix-daemon.environment.AWS_SHARED_CREDENTIALS_FILE = cfg.credentialsFile;",
-    "    nix.settings = {",
-    `      extra-substituters = [ ${nixString(input.substituter)} ];`,
-    ...trustedKeysLines(input.publicKeys),
-    "    };",
-    "  };",
-    "}",
-    "",
-  ].join("\n");
-}
-
-/** The client module for hosts that read a private cache through the read proxy, with their netrc line by path. */
-export function proxyClientModule(input: { proxyUrl: string; publicKeys: readonly string[]; caCertificate?: string }): string {
-  return [
-    "# nix-cache: a private binary cache, read through its read proxy with this host's token (the netrc output).",
-    "{ config, lib, ... }:",
-    "let",
-    `  cfg = config.${PROXY_CLIENT_OPTION_PATH};`,
-    "in",
-    "{",
-    `  options.${PROXY_CLIENT_OPTION_PATH} = {`,
-    `    netrcFile = ${option("lib.types.str", nixString(PRIVATE_DEFAULTS.netrcFile), "Path of the netrc file holding this host's line of the netrc output (machine, login = host name, password = token). Nix sends it as HTTP Basic credentials. A string path outside the Nix store.")}`,
-    "  };",
-    "  config = {",
-    "    assertions = [",
-    "      {",
-    '        assertion = lib.hasPrefix "/" cfg.netrcFile && !(lib.hasPrefix builtins.storeDir cfg.netrcFile);',
-    `        message = "${PROXY_CLIENT_OPTION_PATH}.netrcFile must be an absolute path outside the Nix store.";`,
-    "      }",
-    "    ];",
-    ...pkiCertificatesLines(input.caCertificate, "    "),
-    "    nix.settings = {",
-    `      extra-substituters = [ ${nixString(input.proxyUrl)} ];`,
-    ...trustedKeysLines(input.publicKeys),
-    "      netrc-file = cfg.netrcFile;",
-    "    };",
-    "  };",
-    "}",
-    "",
-  ].join("\n");
 }

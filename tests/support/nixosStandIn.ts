@@ -7,14 +7,15 @@ import { requireTool } from "../../harness/toolchain";
 import { nixEnv } from "../../harness/nix";
 
 /**
- * Just enough lib and pkgs for the generated modules: mkOption/mkIf/types/all/hasPrefix/escapeShellArg(s), and
+ * Just enough lib and pkgs for the generated modules: mkOption/mkIf/optional(s)/types/all/hasPrefix/escapeShellArg(s), and
  * pkgs.writeShellScript/writeText returning a derivation-like set ({ outPath; text }). Option values are each
  * option's default overridden by `settings` (nested sets of options, like gc.*, by nested settings), checked
  * against the option's type; an unknown setting is an error. `options` names nested ones with dots (gc.enable).
+ * `service` names the module's option set under services (the builder's by default).
  * Tool packages map to /usr, where Debian keeps them, so the evaluated scripts run on this machine as they are.
  */
 export const STAND_IN_NIX = `
-{ file, settings ? { }, scriptDir ? "/stand-in/bin" }:
+{ file, settings ? { }, scriptDir ? "/stand-in/bin", service ? "nix-cache-builder" }:
 let
   type = name: check: { inherit name check; };
   lib = {
@@ -23,11 +24,18 @@ let
       str = type "string" builtins.isString;
       ints.positive = type "positive integer" (v: builtins.isInt v && v > 0);
       ints.unsigned = type "unsigned integer, meaning >=0" (v: builtins.isInt v && v >= 0);
+      port = type "16 bit unsigned integer; between 0 and 65535 (both inclusive)" (v: builtins.isInt v && v >= 0 && v <= 65535);
+      nullOr = t: type "null or \${t.name}" (v: v == null || t.check v);
       listOf = t: type "list of \${t.name}" (v: builtins.isList v && builtins.all t.check v);
     };
     all = builtins.all;
     mkOption = { type, default, description }: { _type = "option"; inherit type default description; };
     mkIf = cond: content: if cond then content else { };
+    optional = cond: x: if cond then [ x ] else [ ];
+    optionals = cond: xs: if cond then xs else [ ];
+    optionalString = cond: s: if cond then s else "";
+    optionalAttrs = cond: as: if cond then as else { };
+    concatStringsSep = builtins.concatStringsSep;
     hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
     escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\\\''" ] s + "'";
     escapeShellArgs = args: builtins.concatStringsSep " " (map lib.escapeShellArg args);
@@ -43,7 +51,7 @@ let
     writeShellScript = name: text: { inherit name; text = "#!/bin/bash\\n" + text; outPath = "\${scriptDir}/\${name}"; };
   };
   module = (import file) { inherit config lib pkgs; };
-  declared = module.options.services.nix-cache-builder or { };
+  declared = module.options.services.\${service} or { };
   isOption = v: (v._type or null) == "option";
   # Values of a set of options (nested sets like gc.* too): each default overridden by \`set\`, type-checked.
   valuesOf = prefix: decl: set:
@@ -64,7 +72,7 @@ let
     { }
     (builtins.attrNames decl);
   config = {
-    services.nix-cache-builder = valuesOf "" declared settings;
+    services.\${service} = valuesOf "" declared settings;
     nix.package = "/usr";
   };
 in
@@ -140,4 +148,32 @@ export function evalHostModules(
     mode: 0o755,
   });
   return evaluated;
+}
+
+/** One module evaluated against the stand-in: its config (derivations appear as { name; text; outPath }) and options. */
+export interface EvaluatedModule {
+  config: Record<string, unknown>;
+  options: Record<string, { default: unknown; description: string; type: string }>;
+}
+
+/**
+ * Evaluates one module (`file`) with the stand-in, its option set at services.`service`, each option's default
+ * overridden by `settings`; on the dummy store, so evaluation writes nothing. Nix's error is in the thrown message.
+ */
+export function evalModule(workDir: string, file: string, service: string, settings: Record<string, StandInSetting> = {}): EvaluatedModule {
+  requireTool("nix-instantiate", "the tests need Nix 2.8 (Debian's nix-bin): run them with `npm test`");
+  fs.mkdirSync(workDir, { recursive: true });
+  fs.writeFileSync(path.join(workDir, "stand-in.nix"), STAND_IN_NIX);
+  fs.writeFileSync(path.join(workDir, "settings.json"), JSON.stringify(settings));
+  const expr = `
+    let
+      standIn = import ${path.join(workDir, "stand-in.nix")};
+      settings = builtins.fromJSON (builtins.readFile ${path.join(workDir, "settings.json")});
+    in standIn { file = ${file}; service = ${JSON.stringify(service)}; inherit settings; }`;
+  const json = execFileSync("nix-instantiate", ["--eval", "--strict", "--json", "--store", "dummy://", "-E", expr], {
+    env: nixEnv(path.join(workDir, "home")),
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return JSON.parse(json) as EvaluatedModule;
 }

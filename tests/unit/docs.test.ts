@@ -6,6 +6,8 @@ import * as path from "path";
 import { builderModule, BUILDER_DEFAULTS, defaultPreviousSigningKeyFiles } from "../../lib/hosts/builderModule";
 import { GC_DEFAULTS } from "../../lib/hosts/gcTimerModule";
 import { hostFiles, Outputs, SECRET_MARKER, SECRET_OUTPUTS } from "../../lib/hosts/hostFiles";
+import { netrcLine } from "../../lib/hosts/privateModules";
+import { proxyServiceModule } from "../../lib/hosts/proxyModule";
 import { CHECKS } from "../../lib/verify/checks";
 import { SETTING_KEYS } from "../../lib/config/settings";
 import { keypairFromSeed } from "../../lib/signing/signingKey";
@@ -300,6 +302,64 @@ describe("secrets: every file host-config --secrets-dir writes is documented and
     expect(options).toContain("gc.credentialsFile");
     const documented = table(section(hosts, "The builder host"), "option").flatMap((r) => codeNames(r[0]));
     expect([...documented].sort()).toEqual([...options].sort());
+  });
+});
+
+// ------------------------------------------------------------------------------------------- private cache
+
+describe("private: docs/private.md and hosts.md name what host-config writes for a private cache, and the proxy's options", () => {
+  const hosts = read("docs/hosts.md");
+  const priv = read("docs/private.md");
+  const tokens = { "web-1": "a".repeat(40) };
+  const revealed: Outputs = {
+    ...REVEALED,
+    access: "private",
+    readerAccessKey: "nixreader",
+    readerSecretKey: "secret-of-nixreader",
+    readerCredentials: CREDS("nixreader"),
+    readerSubstituterUrl: "s3://nix-cache?endpoint=https://s3.homelab.local&region=us-east-1&profile=nixreader",
+    readerTokens: tokens,
+    netrc: { "web-1": netrcLine("https://s3.homelab.local:8480", "web-1", tokens["web-1"]) },
+    proxyUrl: "https://s3.homelab.local:8480",
+    proxyTokenHashes: "web-1 sha256:00\n",
+  };
+  const plain: Outputs = Object.fromEntries(Object.entries(revealed).map(([k, v]) => [k, SECRET_OUTPUTS.includes(k) ? SECRET_MARKER : v]));
+  // A stand-in script: the file names and options do not depend on it, and bundling the real one takes time.
+  const files = hostFiles(plain, revealed, { proxyScript: "x\n" });
+  const asDocumented = (name: string) => name.replace(/^nix-cache-netrc-web-1$/, "nix-cache-netrc-HOST");
+  const privateOnly = [...files.public, ...files.secret].map((f) => f.name).filter((n) => !FILES.public.concat(FILES.secret).some((f) => f.name === n));
+
+  test("the fixture writes the private files", () => {
+    expect(privateOnly.sort()).toEqual(
+      ["nix-cache-netrc-web-1", "nix-cache-proxy-client.nix", "nix-cache-proxy-tokens", "nix-cache-proxy.nix", "nix-cache-reader-credentials"].sort(),
+    );
+  });
+
+  test("hosts.md's file table and private.md name each of them (a host's netrc file as nix-cache-netrc-HOST)", () => {
+    const named = table(section(hosts, "The files: `npm run host-config`"), "file").flatMap((r) => codeNames(r[0]));
+    for (const f of files.public) expect(named).toContain(f.name);
+    for (const f of files.secret) expect(named).toContain(`SECRETS_DIR/${asDocumented(f.name).replace(/s3\.homelab\.local-1$/, "NAME")}`);
+    for (const name of privateOnly) expect([name, priv.includes(`\`${asDocumented(name)}\``)]).toEqual([name, true]);
+  });
+
+  test("private.md's outputs table marks exactly the outputs host-config treats as secret", () => {
+    const rows = table(section(priv, "Outputs"), "output");
+    expect(rows.length).toBeGreaterThan(8);
+    for (const r of rows) {
+      for (const name of codeNames(r[0])) expect([name, r[1] === "yes"]).toEqual([name, SECRET_OUTPUTS.includes(name)]);
+    }
+  });
+
+  test("every option of the proxy's module is in private.md's options table, and the table has no other", () => {
+    const module = proxyServiceModule({ endpoint: "https://s3.homelab.local", region: "us-east-1", bucket: "nix-cache", profile: "nixreader", listen: "0.0.0.0:8480", script: "x\n" });
+    const options = [...module.matchAll(/^ {4}(\w+) = lib\.mkOption \{$/gm)].map((m) => m[1]);
+    expect(options).toContain("tokensFile");
+    const documented = table(section(priv, "For real: the proxy's NixOS module"), "option").flatMap((r) => codeNames(r[0]));
+    expect([...documented].sort()).toEqual([...options].sort());
+  });
+
+  test("private.md says plainly that a real s3:// pull is not proven here", () => {
+    expect(priv).toContain("A real `s3://` pull is not tested");
   });
 });
 

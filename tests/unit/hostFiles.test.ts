@@ -1,7 +1,10 @@
 // What `npm run host-config` writes for given outputs, and how it reads its command line.
+import { createHash } from "crypto";
 import { AWS_CREDENTIALS_FILE_NAME, builderModule, previousSigningKeyFileName, SIGNING_KEY_FILE_NAME } from "../../lib/hosts/builderModule";
 import { SetupError, UsageError } from "../../lib/cli/command";
-import { nixosModule } from "../../lib/hosts/hostConfig";
+import { awsCredentials, nixosModule } from "../../lib/hosts/hostConfig";
+import { netrcLine, PROXY_TOKENS_FILE_NAME, proxyClientModule, READER_CREDENTIALS_FILE_NAME, readerNixosModule } from "../../lib/hosts/privateModules";
+import { proxyServiceModule } from "../../lib/hosts/proxyModule";
 import { GC_CREDENTIALS_FILE_NAME } from "../../lib/hosts/gcTimerModule";
 import {
   BUILDER_MODULE_FILE,
@@ -12,10 +15,14 @@ import {
   Outputs,
   OUTPUTS_JSON_FILE,
   parseHostConfigArgs,
+  PROXY_CLIENT_MODULE_FILE,
+  PROXY_MODULE_FILE,
   SECRET_MARKER,
   SECRET_OUTPUTS,
+  staleNetrcFiles,
   staleSigningKeyFiles,
   trustedPublicKeysOf,
+  USAGE,
 } from "../../lib/hosts/hostFiles";
 
 const SECRET_KEY = "s3.homelab.local-1:c2VjcmV0LXNlZWQtYnl0ZXMtc2VjcmV0LXNlZWQtYnl0ZXMtcHVibGljLWhhbGYtcHVibGljLWhhbGYtMTIzNA==";
@@ -236,6 +243,153 @@ describe("hostFiles for a set of keys", () => {
     expect(trustedPublicKeysOf(rotatedPlain)).toEqual([PUB_2, revealed.publicKey]);
     expect(trustedPublicKeysOf(plain)).toEqual([revealed.publicKey]);
     expect(trustedPublicKeysOf({ ...plain, trustedPublicKeys: null })).toEqual([revealed.publicKey]);
+  });
+});
+
+describe("hostFiles for a private cache (access=private: the reader, the proxy and its hosts)", () => {
+  const READER_SECRET = "cmVhZGVyLXNlY3JldC12YWx1ZS0xMjM0NTY3ODkw";
+  const TOKENS = { "web-1": "Zq3xV9kLmN2pR7sT1uW4yA6bC8dE0fG5hJ1kL3mN", "db.lan": "Pp0oO9iI8uU7yY6tT5rR4eE3wW2qQ1aAsSdDfFgG" };
+  const PROXY_URL = "https://s3.homelab.local:8480";
+  const READER_URL = "s3://nix-cache?endpoint=https://s3.homelab.local&region=us-east-1&profile=nixreader";
+  const CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2hlY2tlZA==\n-----END CERTIFICATE-----\n";
+  const SCRIPT = "// the proxy's script, a stand-in\n";
+  const sha256 = (t: string) => createHash("sha256").update(t, "utf8").digest("hex");
+  const hashes = Object.keys(TOKENS).sort().map((h) => `${h} sha256:${sha256(TOKENS[h as keyof typeof TOKENS])}\n`).join("");
+  const netrc = Object.fromEntries(Object.entries(TOKENS).map(([h, t]) => [h, netrcLine(PROXY_URL, h, t)]));
+  /** The outputs of the contract (docs: private-contract.md), secrets shown. */
+  const privRevealed: Outputs = {
+    ...revealed,
+    caCertificate: CA,
+    access: "private",
+    readerAccessKey: "nixreader",
+    readerSecretKey: READER_SECRET,
+    readerCredentials: awsCredentials("nixreader", "nixreader", READER_SECRET),
+    readerSubstituterUrl: READER_URL,
+    readerTokens: TOKENS,
+    netrc,
+    proxyUrl: PROXY_URL,
+    proxyTokenHashes: hashes,
+    proxyClientModule: "…",
+  };
+  const privPlain: Outputs = Object.fromEntries(Object.entries(privRevealed).map(([k, v]) => [k, SECRET_OUTPUTS.includes(k) ? SECRET_MARKER : v]));
+  const files = (p: Outputs, r?: Outputs) => hostFiles(p, r, { proxyScript: SCRIPT });
+  const secretValues = [READER_SECRET, ...Object.values(TOKENS), SECRET_KEY.split(":")[1], BUILDER_SECRET];
+
+  test("the four reader outputs are known secrets", () => {
+    expect(SECRET_OUTPUTS).toEqual(expect.arrayContaining(["readerSecretKey", "readerCredentials", "readerTokens", "netrc"]));
+    expect(privPlain).toMatchObject({ readerSecretKey: SECRET_MARKER, readerCredentials: SECRET_MARKER, readerTokens: SECRET_MARKER, netrc: SECRET_MARKER });
+  });
+
+  test("--out: the reader's S3 module as nix-cache.nix, the builder's, the JSON, the proxy's and its clients' modules", () => {
+    const f = files(privPlain);
+    expect(f.public.map((x) => x.name)).toEqual([CLIENT_MODULE_FILE, BUILDER_MODULE_FILE, OUTPUTS_JSON_FILE, PROXY_MODULE_FILE, PROXY_CLIENT_MODULE_FILE]);
+    const keys = [String(revealed.publicKey)];
+    expect(f.public[0].content).toBe(readerNixosModule({ substituter: READER_URL, publicKeys: keys, caCertificate: CA }));
+    expect(f.public[3].content).toBe(
+      proxyServiceModule({
+        endpoint: "https://s3.homelab.local",
+        region: "us-east-1",
+        bucket: "nix-cache",
+        profile: "nixreader",
+        listen: "0.0.0.0:8480",
+        script: SCRIPT,
+        caCertificate: CA,
+      }),
+    );
+    expect(f.public[4].content).toBe(proxyClientModule({ proxyUrl: PROXY_URL, publicKeys: keys, caCertificate: CA }));
+    const json = JSON.parse(f.public[2].content) as Outputs;
+    expect([json.access, json.readerAccessKey, json.readerSubstituterUrl, json.proxyUrl, json.proxyTokenHashes]).toEqual([
+      "private", "nixreader", READER_URL, PROXY_URL, hashes,
+    ]);
+    expect(["readerSecretKey", "readerCredentials", "readerTokens", "netrc"].filter((k) => k in json)).toEqual([]);
+    expect(f.secret).toEqual([]);
+  });
+
+  test("--secrets-dir: the reader's credentials, the tokens file and one netrc file per host, from the revealed outputs", () => {
+    const f = files(privPlain, privRevealed);
+    expect(f.secret.slice(2)).toEqual([
+      { name: READER_CREDENTIALS_FILE_NAME, content: `[nixreader]\naws_access_key_id = nixreader\naws_secret_access_key = ${READER_SECRET}\n` },
+      { name: PROXY_TOKENS_FILE_NAME, content: hashes },
+      { name: "nix-cache-netrc-db.lan", content: `machine s3.homelab.local login db.lan password ${TOKENS["db.lan"]}\n` },
+      { name: "nix-cache-netrc-web-1", content: `machine s3.homelab.local login web-1 password ${TOKENS["web-1"]}\n` },
+    ]);
+    expect(f.secret.slice(0, 2).map((x) => x.name)).toEqual([SIGNING_KEY_FILE_NAME, AWS_CREDENTIALS_FILE_NAME]);
+  });
+
+  test("no secret reaches --out, even from unmasked outputs (the secrets do reach --secrets-dir)", () => {
+    for (const f of [files(privPlain, privRevealed), files(privRevealed, privRevealed)]) {
+      const publicText = f.public.map((x) => x.content).join("\n");
+      expect(secretValues.map((v) => publicText.includes(v))).toEqual(secretValues.map(() => false));
+      const secretText = f.secret.map((x) => x.content).join("\n");
+      expect(secretValues.slice(0, 3).map((v) => secretText.includes(v))).toEqual([true, true, true]);
+    }
+  });
+
+  test("an http endpoint in the bare form (endpoint=HOST:PORT&scheme=http), a proxy URL without a port", () => {
+    const p = { ...privPlain, readerSubstituterUrl: "s3://c?endpoint=127.0.0.1:9000&region=eu-west-1&profile=c-reader&scheme=http", proxyUrl: "https://cache.lan" };
+    const proxy = files(p).public[3].content;
+    expect(proxy).toBe(
+      proxyServiceModule({ endpoint: "http://127.0.0.1:9000", region: "eu-west-1", bucket: "c", profile: "nixreader", listen: "0.0.0.0:443", script: SCRIPT, caCertificate: CA }),
+    );
+    expect(proxy).not.toContain("BEGIN CERTIFICATE");
+    expect(files({ ...p, proxyUrl: "http://cache.lan" }).public[3].content).toContain('default = "0.0.0.0:80";');
+  });
+
+  test("no readerHosts: no netrc file, the rest as ever", () => {
+    const f = files({ ...privPlain, proxyTokenHashes: "" }, { ...privRevealed, readerTokens: {}, netrc: {}, proxyTokenHashes: "" });
+    expect(f.secret.slice(2)).toEqual([
+      { name: READER_CREDENTIALS_FILE_NAME, content: privRevealed.readerCredentials },
+      { name: PROXY_TOKENS_FILE_NAME, content: "" },
+    ]);
+    const { proxyTokenHashes: _, ...noHashes } = privPlain;
+    expect(() => files(noHashes, privRevealed)).toThrow("the stack has no 'proxyTokenHashes' output");
+  });
+
+  test("a missing, masked or malformed output is named, with what to do, never with a secret", () => {
+    const { readerSubstituterUrl: _, ...noUrl } = privPlain;
+    expect(() => files(noUrl)).toThrow("the stack has no 'readerSubstituterUrl' output: run `pulumi up` on it first");
+    expect(() => files({ ...privPlain, proxyUrl: SECRET_MARKER })).toThrow("no 'proxyUrl' output");
+    expect(() => files({ ...privPlain, proxyUrl: "ftp://x" })).toThrow("'proxyUrl' output is not an http(s) URL");
+    expect(() => files({ ...privPlain, readerSubstituterUrl: "https://x/nix-cache" })).toThrow("'readerSubstituterUrl' output is not an s3:// store URL");
+    expect(() => files({ ...privPlain, access: "secret" })).toThrow(`'access' output is neither "public" nor "private"`);
+    expect(() => files(privPlain, { ...privRevealed, netrc: SECRET_MARKER })).toThrow("the stack has no 'netrc' output");
+    expect(() => files(privPlain, { ...privRevealed, readerCredentials: SECRET_MARKER })).toThrow("no 'readerCredentials' output");
+    expect(() => files(privPlain, { ...privRevealed, netrc: ["x"] })).toThrow("'netrc' output is not an object of host names");
+    const bads: Outputs[] = [{ "../etc": netrc["web-1"] }, { "web-1": `password ${TOKENS["web-1"]}` }, { "web-1": `${netrc["web-1"]}\nmachine x` }];
+    for (const bad of bads) {
+      let message = "";
+      try {
+        files(privPlain, { ...privRevealed, netrc: bad });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(/^the stack's 'netrc' output has no netrc line for host '(\.\.\/etc|web-1)' that host-config can write/);
+      expect(message.includes(TOKENS["web-1"])).toBe(false);
+    }
+  });
+
+  test("access=public (or no access output, a stack from before the setting): exactly the public files", () => {
+    const asPublic = hostFiles({ ...plain, access: "public" }, { ...revealed, access: "public" });
+    const before = hostFiles(plain, revealed);
+    expect(asPublic.secret).toEqual(before.secret);
+    expect(asPublic.public.filter((f) => f.name !== OUTPUTS_JSON_FILE)).toEqual(before.public.filter((f) => f.name !== OUTPUTS_JSON_FILE));
+    expect(JSON.parse(asPublic.public[2].content)).toEqual({ ...JSON.parse(before.public[2].content), access: "public" });
+    expect(hostFiles({ ...plain, access: "public" }).public.map((f) => f.name)).toEqual([CLIENT_MODULE_FILE, BUILDER_MODULE_FILE, OUTPUTS_JSON_FILE]);
+  });
+
+  test("--help names the private files", () => {
+    for (const name of [PROXY_MODULE_FILE, PROXY_CLIENT_MODULE_FILE, READER_CREDENTIALS_FILE_NAME, PROXY_TOKENS_FILE_NAME, "nix-cache-netrc-HOST"]) {
+      expect([name, USAGE.includes(name)]).toEqual([name, true]);
+    }
+  });
+});
+
+describe("staleNetrcFiles", () => {
+  test("names netrc files of hosts no longer in readerHosts, and nothing else", () => {
+    const written = [{ name: READER_CREDENTIALS_FILE_NAME, content: "" }, { name: "nix-cache-netrc-web-1", content: "" }];
+    const existing = [READER_CREDENTIALS_FILE_NAME, "nix-cache-netrc-web-1", "nix-cache-netrc-old", "nix-cache-netrc-db.lan", SIGNING_KEY_FILE_NAME];
+    expect(staleNetrcFiles(existing, written)).toEqual(["nix-cache-netrc-db.lan", "nix-cache-netrc-old"]);
+    expect(staleNetrcFiles(existing.slice(0, 2), written)).toEqual([]);
   });
 });
 

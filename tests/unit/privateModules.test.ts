@@ -1,107 +1,230 @@
-// The client side of a private cache: the reader's s3:// URL, netrc lines, and the two NixOS modules, parsed and
-// evaluated by the real Nix 2.8 with a minimal { config, lib } (what the modules use of NixOS).
+// The client modules of a private cache (the S3 reader's and the proxy client's), checked by the real Nix 2.8
+// parser and evaluated against the NixOS stand-in, and the netrc line, as real Nix 2.8 sends it to a server.
+import { execFile } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
+import { AddressInfo } from "net";
+import * as os from "os";
 import * as path from "path";
+import { promisify } from "util";
+import { nixEnv } from "../../harness/nix";
+import { requireTool } from "../../harness/toolchain";
 import {
   netrcFileName,
   netrcLine,
   PRIVATE_DEFAULTS,
+  PROXY_CLIENT_OPTION_PATH,
+  PROXY_TOKENS_FILE_NAME,
   proxyClientModule,
+  READER_CREDENTIALS_FILE_NAME,
+  READER_OPTION_PATH,
   readerNixosModule,
   readerSubstituterUrl,
 } from "../../lib/hosts/privateModules";
 import { parseS3StoreUrl } from "../../lib/s3/pushTarget";
-import { generateKeypair } from "../../lib/signing/signingKey";
+import { evalModule, EvaluatedModule } from "../support/nixosStandIn";
 import { nixOk, nixSandbox } from "./support/nix";
 
 const nix = nixSandbox();
 afterAll(() => nix.cleanup());
 
-const K1 = generateKeypair("cache.example.org-1");
-const K2 = generateKeypair("cache.example.org-2");
-const CA = "-----BEGIN CERTIFICATE-----\nMIIBprivateModulesTestCA\n-----END CERTIFICATE-----\n";
+const K1 = "s3.homelab.local-1:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+const K2 = "s3.homelab.local-2:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+const CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2hlY2tlZA==\n-----END CERTIFICATE-----\n";
+const S3_HTTPS = "s3://nix-cache?endpoint=https://s3.homelab.local&region=us-east-1&profile=nixreader";
+const S3_HTTP = "s3://my.cache?endpoint=127.0.0.1:9000&region=eu-west-1&profile=my.cache-reader&scheme=http";
+const PROXY = "https://s3.homelab.local:8480";
 
-/** The module's `config` as NixOS would compute it, with `options` set as given (else their defaults). */
-function evaluate(text: string, optionPath: string, set: Record<string, string> = {}): Record<string, unknown> {
-  const file = path.join(nix.dir, `m-${Math.random().toString(16).slice(2)}.nix`);
+let n = 0;
+/** Writes `text` to a fresh .nix file, checks it parses with `nix-instantiate --parse`, and returns its path. */
+function parsed(text: string): string {
+  const file = path.join(nix.dir, `module-${++n}.nix`);
   fs.writeFileSync(file, text);
   nixOk(nix, "nix-instantiate", ["--store", "dummy://", "--parse", file]);
-  const expr = `
-    let
-      lib = {
-        types.str = "str";
-        mkOption = { type, default, description }: default;
-        hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
-      };
-      declared = ((import ${file}) { config = { }; inherit lib; }).options.${optionPath};
-      values = declared // builtins.fromJSON ${JSON.stringify(JSON.stringify(set))};
-      module = (import ${file}) { config = ${optionPath.split(".").reduceRight((inner, key) => `{ ${key} = ${inner}; }`, "values")}; inherit lib; };
-    in module.config`;
-  return JSON.parse(nixOk(nix, "nix-instantiate", ["--store", "dummy://", "--eval", "--strict", "--json", "--expr", expr])) as Record<string, unknown>;
+  return file;
 }
+const evaluated = (text: string, service: string, settings = {}): EvaluatedModule =>
+  evalModule(path.join(nix.dir, `eval-${++n}`), parsed(text), service, settings);
 
-describe("readerSubstituterUrl", () => {
-  test("the bucket, profile, full endpoint URL and region, as Nix's S3 store and our parser read them; nothing for writing", () => {
-    const url = readerSubstituterUrl({ bucket: "nix-cache", endpoint: "https://s3.homelab.local:9000/", region: "eu-west-1", profile: "nixreader" });
-    expect(url).toBe("s3://nix-cache?profile=nixreader&endpoint=https://s3.homelab.local:9000&region=eu-west-1");
-    expect(parseS3StoreUrl(url)).toMatchObject({ bucket: "nix-cache", endpoint: "https://s3.homelab.local:9000", region: "eu-west-1", profile: "nixreader" });
-  });
-});
+interface PrivateConfig {
+  assertions: { assertion: boolean; message: string }[];
+  nix: { settings: Record<string, unknown> };
+  systemd?: { services: { "nix-daemon": { environment: Record<string, string> } } };
+  security?: { pki: { certificates: string[] } };
+}
+const configOf = (e: EvaluatedModule) => e.config as unknown as PrivateConfig;
 
-describe("netrcLine", () => {
-  test("machine is the proxy's host name (curl matches netrc on it), login the host, password the token", () => {
-    expect(netrcLine("https://cache.homelab.local:8480", "laptop", "T0ken")).toBe("machine cache.homelab.local login laptop password T0ken");
-    expect(netrcLine("http://[::1]:8480", "desk", "x")).toBe("machine ::1 login desk password x");
-    expect(() => netrcLine("https://p.lan", "a b", "t")).toThrow(/white space/);
-    expect(netrcFileName("laptop")).toBe("nix-cache-netrc-laptop");
+/** What a secret would look like in a module: a credentials file's key line, a netrc password. */
+const SECRET_SHAPES = /aws_secret_access_key|aws_access_key_id|password [!-~]{20,}/;
+
+describe("file names", () => {
+  test("as the contract names them; a host's netrc file carries its name", () => {
+    expect([READER_CREDENTIALS_FILE_NAME, PROXY_TOKENS_FILE_NAME, netrcFileName("web-1")]).toEqual([
+      "nix-cache-reader-credentials",
+      "nix-cache-proxy-tokens",
+      "nix-cache-netrc-web-1",
+    ]);
+    expect(PRIVATE_DEFAULTS).toEqual({
+      readerCredentialsFile: "/run/secrets/nix-cache-reader-credentials",
+      netrcFile: "/run/secrets/nix-cache-netrc",
+    });
   });
 });
 
 describe("readerNixosModule", () => {
-  const url = readerSubstituterUrl({ bucket: "nix-cache", endpoint: "https://s3.homelab.local", region: "us-east-1", profile: "nixreader" });
-  const text = readerNixosModule({ substituter: url, publicKeys: [K1.publicKey, K2.publicKey], caCertificate: CA });
-
-  test("the s3:// substituter, every trusted key, the CA, and nix-daemon reading the credentials file by path", () => {
-    const config = evaluate(text, "services.nix-cache-reader") as {
-      nix: { settings: Record<string, string[]> };
-      systemd: { services: { "nix-daemon": { environment: Record<string, string> } } };
-      security: { pki: { certificates: string[] } };
-      assertions: { assertion: boolean }[];
-    };
-    expect(config.nix.settings["extra-substituters"]).toEqual([url]);
-    expect(config.nix.settings["extra-trusted-public-keys"]).toEqual([K1.publicKey, K2.publicKey]);
-    expect(config.systemd.services["nix-daemon"].environment.AWS_SHARED_CREDENTIALS_FILE).toBe(PRIVATE_DEFAULTS.readerCredentialsFile);
-    expect(config.security.pki.certificates).toEqual([CA]);
-    expect(config.assertions.every((a) => a.assertion)).toBe(true);
+  test.each([
+    ["https endpoint", S3_HTTPS],
+    ["http endpoint with scheme=http", S3_HTTP],
+  ])("%s: parses; the substituter is exactly the s3:// URL; nix-daemon reads the reader's credentials from the secret path", (_, url) => {
+    const text = readerNixosModule({ substituter: url, publicKeys: [K1] });
+    expect(text.startsWith("# Generated by the nix-cache Pulumi project")).toBe(true);
+    expect(text).toContain("{ config, lib, ... }:");
+    expect(text).not.toMatch(SECRET_SHAPES);
+    const e = evaluated(text, "nix-cache-reader");
+    const config = configOf(e);
+    expect(config.nix.settings).toEqual({ "extra-substituters": [url], "extra-trusted-public-keys": [K1] });
+    expect(config.systemd?.services["nix-daemon"].environment).toEqual({ AWS_SHARED_CREDENTIALS_FILE: "/run/secrets/nix-cache-reader-credentials" });
+    expect(config.assertions.map((a) => a.assertion)).toEqual([true]);
+    expect(config.security).toBeUndefined();
+    expect(Object.keys(e.options)).toEqual(["credentialsFile"]);
+    expect(e.options.credentialsFile.type).toBe("string");
+    expect(e.options.credentialsFile.description).toContain(READER_CREDENTIALS_FILE_NAME);
   });
 
-  test("a credentials file in the Nix store fails the assertion; another secret path is taken", () => {
-    const inStore = evaluate(text, "services.nix-cache-reader", { credentialsFile: "/nix/store/abc-credentials" }) as { assertions: { assertion: boolean }[] };
-    expect(inStore.assertions.map((a) => a.assertion)).toEqual([false]);
-    const moved = evaluate(text, "services.nix-cache-reader", { credentialsFile: "/run/agenix/reader" }) as {
-      systemd: { services: { "nix-daemon": { environment: Record<string, string> } } };
-    };
-    expect(moved.systemd.services["nix-daemon"].environment.AWS_SHARED_CREDENTIALS_FILE).toBe("/run/agenix/reader");
+  test("another credentials path is used; one in the Nix store, or relative, fails the assertion", () => {
+    const text = readerNixosModule({ substituter: S3_HTTPS, publicKeys: [K1] });
+    const agenix = configOf(evaluated(text, "nix-cache-reader", { credentialsFile: "/run/agenix/reader" }));
+    expect(agenix.systemd?.services["nix-daemon"].environment.AWS_SHARED_CREDENTIALS_FILE).toBe("/run/agenix/reader");
+    expect(agenix.assertions[0].assertion).toBe(true);
+    for (const bad of ["/nix/store/abc-reader", "secrets/reader"]) {
+      const config = configOf(evaluated(text, "nix-cache-reader", { credentialsFile: bad }));
+      expect(config.assertions[0]).toEqual({
+        assertion: false,
+        message: `${READER_OPTION_PATH}.credentialsFile must be an absolute path outside the Nix store (a path in a .nix file is copied to the world-readable store).`,
+      });
+    }
   });
 
-  test("holds no secret: no key, no password", () => {
-    expect(text).not.toContain(K1.secretKey.split(":")[1]);
-    expect(text).not.toMatch(/aws_secret_access_key/);
+  test("several keys in order, and the CA into the system bundle", () => {
+    const config = configOf(evaluated(readerNixosModule({ substituter: S3_HTTPS, publicKeys: [K2, K1], caCertificate: CA }), "nix-cache-reader"));
+    expect(config.nix.settings["extra-trusted-public-keys"]).toEqual([K2, K1]);
+    expect(config.security?.pki.certificates).toEqual([CA]);
+  });
+
+  test("a hostile URL stays one string", () => {
+    const hostile = 's3://c?profile=x"; evil = true; y = "${builtins.abort "no"}';
+    const config = configOf(evaluated(readerNixosModule({ substituter: hostile, publicKeys: [K1] }), "nix-cache-reader"));
+    expect(config.nix.settings["extra-substituters"]).toEqual([hostile]);
+  });
+
+  test("refuses what is not an s3:// URL, and no keys", () => {
+    expect(() => readerNixosModule({ substituter: "https://s3.homelab.local/nix-cache", publicKeys: [K1] })).toThrow(
+      "the substituter must be the reader's s3:// URL",
+    );
+    expect(() => readerNixosModule({ substituter: S3_HTTPS, publicKeys: [] })).toThrow("no keys given");
   });
 });
 
 describe("proxyClientModule", () => {
-  test("the proxy as substituter, the trusted keys, netrc-file by path; no CA lines without one", () => {
-    const text = proxyClientModule({ proxyUrl: "http://cache.homelab.local:8480", publicKeys: [K1.publicKey] });
-    const config = evaluate(text, "services.nix-cache-proxy-client") as { nix: { settings: Record<string, unknown> }; security?: unknown; assertions: { assertion: boolean }[] };
+  test("parses; the proxy is the substituter and nix-daemon's netrc-file the secret path; the CA for an https proxy", () => {
+    const text = proxyClientModule({ proxyUrl: PROXY, publicKeys: [K1], caCertificate: CA });
+    expect(text).not.toMatch(SECRET_SHAPES);
+    const e = evaluated(text, "nix-cache-proxy-client");
+    const config = configOf(e);
     expect(config.nix.settings).toEqual({
-      "extra-substituters": ["http://cache.homelab.local:8480"],
-      "extra-trusted-public-keys": [K1.publicKey],
-      "netrc-file": PRIVATE_DEFAULTS.netrcFile,
+      "extra-substituters": [PROXY],
+      "extra-trusted-public-keys": [K1],
+      "netrc-file": "/run/secrets/nix-cache-netrc",
     });
+    expect(config.security?.pki.certificates).toEqual([CA]);
+    expect(config.assertions.map((a) => a.assertion)).toEqual([true]);
+    expect(Object.keys(e.options)).toEqual(["netrcFile"]);
+  });
+
+  test("an http proxy gets no CA; another netrc path is used, one in the store fails the assertion", () => {
+    const text = proxyClientModule({ proxyUrl: "http://10.0.0.5:8480", publicKeys: [K2, K1], caCertificate: CA });
+    expect(text).not.toContain("security.pki");
+    const config = configOf(evaluated(text, "nix-cache-proxy-client", { netrcFile: "/run/agenix/netrc" }));
+    expect(config.nix.settings["netrc-file"]).toBe("/run/agenix/netrc");
+    expect(config.nix.settings["extra-trusted-public-keys"]).toEqual([K2, K1]);
     expect(config.security).toBeUndefined();
-    expect(config.assertions.every((a) => a.assertion)).toBe(true);
-    const inStore = evaluate(text, "services.nix-cache-proxy-client", { netrcFile: "/nix/store/x-netrc" }) as { assertions: { assertion: boolean }[] };
-    expect(inStore.assertions.map((a) => a.assertion)).toEqual([false]);
+    const bad = configOf(evaluated(text, "nix-cache-proxy-client", { netrcFile: "/nix/store/x-netrc" }));
+    expect(bad.assertions[0].assertion).toBe(false);
+    expect(bad.assertions[0].message).toContain(`${PROXY_CLIENT_OPTION_PATH}.netrcFile must be an absolute path outside the Nix store`);
+  });
+
+  test("refuses a URL that is not http(s)", () => {
+    expect(() => proxyClientModule({ proxyUrl: "s3://nix-cache", publicKeys: [K1] })).toThrow("the proxy URL must be http(s)://");
+  });
+});
+
+describe("netrcLine", () => {
+  const TOKEN = "Zq3xV9kLmN2pR7sT1uW4yA6bC8dE0fG5hJ1kL3mN";
+
+  test("machine is the proxy's host name (no port, no brackets), login the host, password its token", () => {
+    expect(netrcLine(PROXY, "web-1", TOKEN)).toBe(`machine s3.homelab.local login web-1 password ${TOKEN}`);
+    expect(netrcLine("http://[fd00::5]:8480/", "db.lan", TOKEN)).toBe(`machine fd00::5 login db.lan password ${TOKEN}`);
+  });
+
+  test("a host or token that would not be one netrc word is refused; the message names the host, never the token", () => {
+    expect(() => netrcLine(PROXY, "web 1", TOKEN)).toThrow("the host name 'web 1' is not one netrc word");
+    for (const bad of ["a b", 'a"b', "", "a\nb"]) {
+      let message = "";
+      try {
+        netrcLine(PROXY, "web-1", bad);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toBe("netrcLine: the token of host 'web-1' is not one netrc word (no spaces or quotes)");
+    }
+  });
+
+  test("real Nix 2.8 sends exactly login:token as HTTP Basic to the proxy's host from a netrc-file with the line", async () => {
+    requireTool("nix");
+    const seen: (string | undefined)[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      if (req.headers.authorization !== `Basic ${Buffer.from(`web-1:${TOKEN}`).toString("base64")}`) {
+        res.writeHead(401, { "WWW-Authenticate": 'Basic realm="nix-cache"' }).end();
+      } else if (req.url === "/nix-cache-info") {
+        res.writeHead(200, { "Content-Type": "text/x-nix-cache-info" }).end("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n");
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-netrc-"));
+    try {
+      // Fresh caches each run: Nix keeps nix-cache-info answers (the facts' test pitfall).
+      const ping = async (netrc: string, name: string) => {
+        const file = path.join(work, `${name}.netrc`);
+        fs.writeFileSync(file, `${netrc}\n`, { mode: 0o600 });
+        return promisify(execFile)("nix", ["store", "ping", "--store", url, "--option", "netrc-file", file], {
+          env: nixEnv(path.join(work, `home-${name}`)),
+          encoding: "utf8",
+          timeout: 60_000,
+        }).then(
+          () => 0,
+          (e: { code?: number }) => e.code ?? -1,
+        );
+      };
+      expect(await ping(netrcLine(url, "web-1", TOKEN), "right")).toBe(0);
+      expect(seen.at(-1)).toBe(`Basic ${Buffer.from(`web-1:${TOKEN}`).toString("base64")}`);
+      const wrong = await ping(netrcLine(url, "web-1", TOKEN.replace(/^Z/, "Y")), "wrong");
+      expect(wrong).not.toBe(0);
+      expect(seen.at(-1)).toBe(`Basic ${Buffer.from(`web-1:${TOKEN.replace(/^Z/, "Y")}`).toString("base64")}`);
+    } finally {
+      server.close();
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("readerSubstituterUrl", () => {
+  test("the bucket, profile, full endpoint URL and region, as our S3 URL parser reads them; nothing for writing", () => {
+    const url = readerSubstituterUrl({ bucket: "nix-cache", endpoint: "https://s3.homelab.local:9000/", region: "eu-west-1", profile: "nixreader" });
+    expect(url).toBe("s3://nix-cache?profile=nixreader&endpoint=https://s3.homelab.local:9000&region=eu-west-1");
+    expect(parseS3StoreUrl(url)).toMatchObject({ bucket: "nix-cache", endpoint: "https://s3.homelab.local:9000", region: "eu-west-1", profile: "nixreader" });
   });
 });
