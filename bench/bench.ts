@@ -10,8 +10,10 @@
 //   resign: see bench/resignBench.ts
 //   cluster: the pull through node 1 of a 4-node erasure-coded MinIO vs one server (same run, ratio)
 //   gc:     see bench/gcBench.ts
+//   proxy:  a private cache's read proxy: a large object through it vs anonymous from MinIO, and its memory with
+//           4 clients at once (bench/proxyBench.ts)
 // Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200), --zstd-levels L,…,
-// --gc-narinfos N (default 20000), --only deploy,scale,push,pull,resign,cluster,gc; --help prints them. A bad option exits 2 before anything starts.
+// --gc-narinfos N (default 20000), --only deploy,scale,push,pull,resign,cluster,gc,proxy; --help prints them. A bad option exits 2 before anything starts.
 import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -24,8 +26,9 @@ import { fmt, median, pairedDifference, report, timed } from "./measure";
 import { DEFAULT_ZSTD_LEVELS, runNixBench } from "./nixBench";
 import { runGcBench } from "./gcBench";
 import { runResignBench } from "./resignBench";
+import { proxyFigures } from "./proxyBench";
 
-const PARTS = ["deploy", "scale", "push", "pull", "resign", "cluster", "gc"] as const;
+const PARTS = ["deploy", "scale", "push", "pull", "resign", "cluster", "gc", "proxy"] as const;
 
 const USAGE = `usage: npm run bench [-- [--runs N] [--objects N] [--closure-mb N] [--zstd-levels L,…] [--gc-narinfos N] [--only PARTS]]
 
@@ -193,6 +196,8 @@ async function bench(opts: Options): Promise<void> {
     // The gc figure needs no stack (a bucket of its own, root credentials): `--only gc` deploys nothing.
     if ([...opts.only].some((p) => p !== "gc")) await benchWithStack(minio, opts);
     if (opts.only.has("gc")) await runGcBench(minio, { runs: opts.runs, narinfos: opts.gcNarinfos });
+    // The read proxy's raw figures: a bucket and reader of its own.
+    if (opts.only.has("proxy")) await proxyFigures(minio, { runs: opts.runs });
   } finally {
     await minio.destroy();
   }
@@ -227,8 +232,10 @@ async function benchWithStack(minio: MinioServer, opts: Options): Promise<void> 
     }
     const nixRuns = Math.min(opts.runs, 3);
     let singlePulls: number[] | undefined;
-    if (opts.only.has("push") || opts.only.has("pull")) {
-      singlePulls = (await runNixBench(t, minio, { runs: nixRuns, closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only: opts.only })).pullSeconds;
+    if (opts.only.has("push") || opts.only.has("pull") || opts.only.has("proxy")) {
+      // The proxy's Nix-level figure is a pull of the same closure beside the anonymous one.
+      const only = opts.only.has("proxy") ? new Set([...opts.only, "pull"]) : opts.only;
+      singlePulls = (await runNixBench(t, minio, { runs: nixRuns, closureMb: opts.closureMb, zstdLevels: opts.zstdLevels, only })).pullSeconds;
     }
     if (opts.only.has("cluster")) {
       // The same pull on one server (measured above, or now) and through node 1 of a 4-node erasure-coded

@@ -6,6 +6,7 @@
 //         level that keeps pushes ≥ 5× faster than xz with NARs ≤ 1.15× xz's (issue 14)
 //   pull: `nix copy --from <substituterUrl>` into an empty store, pushUrl's compression vs xz, and vs raw
 //         parallel GETs of the same files
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -14,6 +15,7 @@ import { parseS3StoreUrl } from "../lib/s3/pushTarget";
 import { s3Client } from "../providers/minioClients";
 import { MinioServer } from "../harness/minio";
 import { nixEnv } from "../harness/nix";
+import { startProxyProcess } from "../harness/proxy";
 import { TestStack } from "../harness/stack";
 import { requireTool } from "../harness/toolchain";
 import { fmt, median, mib, report, timed } from "./measure";
@@ -223,12 +225,27 @@ export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBen
       ]);
       const raw: number[] = [];
       /** `nix copy --from` the cache into an empty store, on a fresh host (no narinfo cache). */
-      const pull = async () => {
+      const pull = async (from = base, extra: string[] = []) => {
         const target = fs.mkdtempSync(path.join(scratch, "store-client-"));
-        const s = await timed(nix, ["copy", "--from", base, "--to", target, "--option", "trusted-public-keys", out("publicKey"), top], hostEnv(scratch));
+        const s = await timed(nix, ["copy", "--from", from, "--to", target, "--option", "trusted-public-keys", out("publicKey"), ...extra, top], hostEnv(scratch));
         fs.rmSync(target, { recursive: true, force: true });
         return s.seconds;
       };
+      // A private cache's pull: the same bucket through the read proxy (its host script), with a host's netrc line.
+      // The proxy signs as the builder here: only its read rights matter for the figure.
+      const viaProxy: number[] = [];
+      const token = crypto.randomBytes(20).toString("hex");
+      const proxy = opts.only.has("proxy")
+        ? await startProxyProcess({
+            dir: fs.mkdtempSync(path.join(scratch, "proxy-")),
+            minio,
+            bucket: parseS3StoreUrl(out("pushUrl")).bucket,
+            reader: { accessKey: out("builderAccessKey"), secretKey: out("builderSecretKey") },
+            tokens: { bench: token },
+          })
+        : undefined;
+      const netrc = path.join(scratch, "netrc");
+      fs.writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`, { mode: 0o600 });
       for (let i = 0; i < opts.runs; i++) {
         // xz, then ours, each alone in the bucket (same store paths, so the same narinfo names).
         for (const c of [xz, ours]) {
@@ -236,6 +253,7 @@ export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBen
           await upload(kept.get(compressionName(c))!, minio.endpoint, out("builderAccessKey"), out("builderSecretKey"));
           pulls.get(compressionName(c))!.push(await pull());
         }
+        if (proxy) viaProxy.push(await pull(proxy.url, ["--option", "netrc-file", netrc]));
         const started = process.hrtime.bigint();
         let next = 0;
         await Promise.all(
@@ -252,6 +270,10 @@ export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBen
       const name = compressionName(ours);
       report(`pull (nix copy --from the cache into an empty store, pushUrl's ${name} vs xz)`, name, pulls.get(name)!, "xz", pulls.get("xz")!);
       report(`pull (nix copy --from the cache into an empty store vs raw GETs of the same ${name} files)`, "substitute", pulls.get(name)!, "raw GETs", raw);
+      if (proxy) {
+        await proxy.stop();
+        report(`pull through the read proxy (a private cache; nix copy --from, netrc token) vs anonymous from MinIO, ${name}`, "proxy", viaProxy, "MinIO", pulls.get(name)!);
+      }
       return { pullSeconds: pulls.get(name)! };
     }
     return {};

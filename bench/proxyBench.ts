@@ -5,7 +5,7 @@
 //   memory: N clients (default 4) pull the object through the proxy at once while its RSS is sampled every
 //           50 ms from /proc; the peak (VmHWM) against the proxy's RSS before (goal: flat, < 150 MiB).
 // The proxy is the host's script (the bundle under plain node, harness/proxy.ts), as its NixOS module runs it.
-// Not wired into `npm run bench` yet: call `await proxyFigures(minio, { runs: opts.runs })` from bench.ts.
+// `npm run bench -- --only proxy` runs it (bench/bench.ts).
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
