@@ -60,9 +60,10 @@ test("deployed by the earlier version, then this one: only the destroy guard is 
   const after = await driftPreview(t.stack);
   expect(after.changes).toEqual({});
   expect(after.failed).toBe(false);
-  // The same outputs, secrets included (the signing key and passwords stay).
+  // The same outputs, secrets included (the signing key and passwords stay), and the new `access`: public.
   const now = await t.stack.outputs();
-  expect(Object.keys(now).sort()).toEqual(Object.keys(outputs).sort());
+  expect(Object.keys(now).sort()).toEqual([...Object.keys(outputs), "access"].sort());
+  expect(now.access.value).toBe("public");
   for (const name of Object.keys(outputs)) expect([name, now[name].value]).toEqual([name, outputs[name].value]);
   expect(await cacheProblems(minio, now)).toEqual([]);
   expect([now.builderAccessKey.value, now.gcAccessKey.value]).toEqual(["nixbuilder", "nixgc"]);
