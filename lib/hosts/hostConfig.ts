@@ -42,13 +42,15 @@ const queryValue = (v: string) => encodeURIComponent(v).replace(/%3A/gi, ":").re
  * `endpoint=host:port&scheme=…` form is misread by Nix 2.33–2.35 as a URL whose scheme is the host name.
  */
 export function pushUrl(t: PushTarget): string {
-  const params: [string, string][] = [
-    ["profile", t.profile],
-    ["endpoint", new URL(t.endpoint).origin],
-    ["region", t.region],
+  return s3StoreUrl(t, [
     ["compression", PUSH_COMPRESSION],
     ["compression-level", String(PUSH_COMPRESSION_LEVEL)],
-  ];
+  ]);
+}
+
+/** `s3://BUCKET?profile=…&endpoint=…&region=…`, then `extra` parameters: the store URL pushUrl and the reader's share. */
+export function s3StoreUrl(t: PushTarget, extra: readonly [string, string][] = []): string {
+  const params: [string, string][] = [["profile", t.profile], ["endpoint", new URL(t.endpoint).origin], ["region", t.region], ...extra];
   return `s3://${t.bucket}?${params.map(([k, v]) => `${k}=${queryValue(v)}`).join("&")}`;
 }
 

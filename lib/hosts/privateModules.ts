@@ -2,7 +2,7 @@
 // reader's `s3://` URL, its credentials in nix-daemon's environment) and the module for hosts that read through the
 // proxy (its https URL, a per-host token in a netrc file), and that netrc line. Secrets are referenced by path
 // only: everything in a .nix file ends up world-readable in /nix/store.
-import { keyList, nixString, pkiCertificatesLines, PushTarget } from "./hostConfig";
+import { keyList, nixString, pkiCertificatesLines, PushTarget, s3StoreUrl } from "./hostConfig";
 
 /** Files `host-config --secrets-dir` writes in private mode; the modules' defaults use the same names. */
 export const READER_CREDENTIALS_FILE_NAME = "nix-cache-reader-credentials";
@@ -160,18 +160,10 @@ export function netrcLine(proxyUrl: string, host: string, token: string): string
   return `machine ${machine} login ${host} password ${token}`;
 }
 
-/** A query value as Nix reads it back (Nix percent-decodes values): ':' and '/' stay readable. */
-const queryValue = (v: string) => encodeURIComponent(v).replace(/%3A/gi, ":").replace(/%2F/gi, "/");
-
 /**
- * The reader's s3:// substituter URL (the readerSubstituterUrl output): profile, endpoint and region, the endpoint a
- * full URL as pushUrl writes it (hostConfig.ts says why); no compression, which is for writing.
+ * The reader's s3:// substituter URL (the readerSubstituterUrl output): profile, endpoint and region as pushUrl
+ * writes them (hostConfig.ts says why the endpoint is a full URL); no compression, which is for writing.
  */
 export function readerSubstituterUrl(t: PushTarget): string {
-  const params: [string, string][] = [
-    ["profile", t.profile],
-    ["endpoint", new URL(t.endpoint).origin],
-    ["region", t.region],
-  ];
-  return `s3://${t.bucket}?${params.map(([k, v]) => `${k}=${queryValue(v)}`).join("&")}`;
+  return s3StoreUrl(t);
 }
