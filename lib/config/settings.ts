@@ -351,6 +351,17 @@ export function parseSettings(raw: RawSettings): CacheSettings {
   return settings;
 }
 
+/** A list setting as Pulumi hands it over (its JSON text), when that is a list of text values; else undefined. */
+function textList(value: string): string[] | undefined {
+  let list: unknown;
+  try {
+    list = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(list) && list.every((item): item is string => typeof item === "string") ? list : undefined;
+}
+
 /**
  * nix-cache:previousKeyNames: a list of Nix key names (what Pulumi hands over for a list setting is its JSON
  * text; unset or "" is the empty list). Nix keys trusted keys by name, so every name must differ from the
@@ -362,13 +373,8 @@ function parsePreviousKeyNames(value: string | undefined, keyName: string, probl
   const allowed =
     `a list of Nix key names (no ':' or white space), each different from the others and from ${CONFIG_NAMESPACE}:keyName, ` +
     `e.g. pulumi config set --path '${setting}[0]' s3.homelab.local-1`;
-  let list: unknown;
-  try {
-    list = JSON.parse(value);
-  } catch {
-    list = undefined;
-  }
-  if (!Array.isArray(list) || !list.every((n): n is string => typeof n === "string")) {
+  const list = textList(value);
+  if (list === undefined) {
     problems.push(`${setting} is ${JSON.stringify(value)}: allowed is ${allowed}`);
     return [];
   }
@@ -445,13 +451,8 @@ function parseReaderHosts(value: string | undefined, access: AccessMode, problem
   if (value === undefined || value.trim() === "" || value.trim() === "[]") return [];
   const setting = `${CONFIG_NAMESPACE}:readerHosts`;
   const allowed = `a list of distinct host names, e.g. pulumi config set --path '${setting}[0]' laptop`;
-  let list: unknown;
-  try {
-    list = JSON.parse(value);
-  } catch {
-    list = undefined;
-  }
-  if (!Array.isArray(list) || !list.every((h): h is string => typeof h === "string")) {
+  const list = textList(value);
+  if (list === undefined) {
     problems.push(`${setting} is ${JSON.stringify(value)}: allowed is ${allowed}`);
     return [];
   }
