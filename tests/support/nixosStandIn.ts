@@ -118,14 +118,10 @@ export function evalHostModules(
   settings: Record<string, StandInSetting>,
   scriptDir: string,
 ): EvaluatedModules {
-  requireTool("nix-instantiate", "the e2e tests need Nix 2.8 (Debian's nix-bin): run them with `npm test`");
-  fs.mkdirSync(workDir, { recursive: true });
-  fs.writeFileSync(path.join(workDir, "stand-in.nix"), STAND_IN_NIX);
-  fs.writeFileSync(path.join(workDir, "settings.json"), JSON.stringify(settings));
-  const expr = `
-    let
-      standIn = import ${path.join(workDir, "stand-in.nix")};
-      settings = builtins.fromJSON (builtins.readFile ${path.join(workDir, "settings.json")});
+  const evaluated = evalWithStandIn<EvaluatedModules>(
+    workDir,
+    settings,
+    `
       client = standIn { file = ${files.client}; };
       builder = standIn { file = ${files.builder}; inherit settings; scriptDir = ${JSON.stringify(scriptDir)}; };
     in {
@@ -134,14 +130,8 @@ export function evalHostModules(
       options = builder.options;
       hookText = builder.config.nix.settings.post-build-hook.text;
       drainText = builder.config.systemd.services.nix-cache-push.serviceConfig.ExecStart.text;
-    }`;
-  const json = execFileSync("nix-instantiate", ["--eval", "--strict", "--json", "--store", "dummy://", "-E", expr], {
-    env: nixEnv(path.join(workDir, "home")),
-    encoding: "utf8",
-    // Nix's error goes into the thrown error's message, not onto the test run's output.
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const evaluated = JSON.parse(json) as EvaluatedModules;
+    }`,
+  );
   fs.mkdirSync(scriptDir, { recursive: true });
   fs.writeFileSync(evaluated.builder.nix.settings["post-build-hook"], evaluated.hookText, { mode: 0o755 });
   fs.writeFileSync(String(evaluated.builder.systemd.services["nix-cache-push"].serviceConfig.ExecStart), evaluated.drainText, {
@@ -161,6 +151,16 @@ export interface EvaluatedModule {
  * overridden by `settings`; on the dummy store, so evaluation writes nothing. Nix's error is in the thrown message.
  */
 export function evalModule(workDir: string, file: string, service: string, settings: Record<string, StandInSetting> = {}): EvaluatedModule {
+  return evalWithStandIn<EvaluatedModule>(workDir, settings, `
+    in standIn { file = ${file}; service = ${JSON.stringify(service)}; inherit settings; }`);
+}
+
+/**
+ * `nix-instantiate --eval --strict --json` of `let standIn = …; settings = …;` followed by `rest` (more bindings,
+ * then `in …`), with the stand-in and `settings` written to `workDir`; on the dummy store, so evaluation writes
+ * nothing. Nix's error goes into the thrown error's message, not onto the test run's output.
+ */
+function evalWithStandIn<T>(workDir: string, settings: Record<string, StandInSetting>, rest: string): T {
   requireTool("nix-instantiate", "the tests need Nix 2.8 (Debian's nix-bin): run them with `npm test`");
   fs.mkdirSync(workDir, { recursive: true });
   fs.writeFileSync(path.join(workDir, "stand-in.nix"), STAND_IN_NIX);
@@ -168,12 +168,11 @@ export function evalModule(workDir: string, file: string, service: string, setti
   const expr = `
     let
       standIn = import ${path.join(workDir, "stand-in.nix")};
-      settings = builtins.fromJSON (builtins.readFile ${path.join(workDir, "settings.json")});
-    in standIn { file = ${file}; service = ${JSON.stringify(service)}; inherit settings; }`;
+      settings = builtins.fromJSON (builtins.readFile ${path.join(workDir, "settings.json")});${rest}`;
   const json = execFileSync("nix-instantiate", ["--eval", "--strict", "--json", "--store", "dummy://", "-E", expr], {
     env: nixEnv(path.join(workDir, "home")),
     encoding: "utf8",
     stdio: ["ignore", "pipe", "pipe"],
   });
-  return JSON.parse(json) as EvaluatedModule;
+  return JSON.parse(json) as T;
 }
