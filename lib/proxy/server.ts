@@ -13,10 +13,10 @@
 import * as http from "http";
 import * as https from "https";
 import { pipeline } from "stream";
-import { URL } from "url";
 import * as v8 from "v8";
 import * as vm from "vm";
 import { amzDate, authorization, EMPTY_SHA256, objectPath } from "../s3/sigv4";
+import { keepAliveAgent, s3EndpointUrl } from "../s3/client";
 import { parseErrorBody } from "../s3/xml";
 import { decide, forwardedHeaders, ObjectMethod, passedHeaders, upstreamOutcome } from "./route";
 
@@ -91,20 +91,6 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: m[1] ?? m[2], port };
 }
 
-/** Checks the upstream endpoint as lib/s3/client.ts does: http(s)://host[:port], nothing else. */
-function upstreamUrl(endpoint: string): URL {
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    throw new Error(`proxy: the upstream endpoint is not a URL: '${endpoint}'`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`proxy: the upstream endpoint must be http(s)://host[:port], not ${url.protocol}`);
-  if (url.username || url.password) throw new Error("proxy: the upstream endpoint must not hold credentials");
-  if (url.pathname !== "/" || url.search || url.hash) throw new Error(`proxy: the upstream endpoint must have no path: ${url.origin}`);
-  return url;
-}
-
 /** The path for the log: no query (it could hold anything), non-printable characters as '?', at most 200 chars. */
 function loggedPath(target: string): string {
   const q = target.indexOf("?");
@@ -114,12 +100,10 @@ function loggedPath(target: string): string {
 
 export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
   const up = config.upstream;
-  const url = upstreamUrl(up.endpoint);
+  const url = s3EndpointUrl(up.endpoint);
   if (!up.bucket) throw new Error("proxy: the upstream bucket is empty");
-  const secure = url.protocol === "https:";
-  const transport = secure ? https : http;
-  const agentOptions = { keepAlive: true, timeout: 4_000 };
-  const agent = secure ? new https.Agent({ ...agentOptions, ...(up.ca ? { ca: up.ca } : {}) }) : new http.Agent(agentOptions);
+  const transport = url.protocol === "https:" ? https : http;
+  const agent = keepAliveAgent(url, up.ca);
   const region = up.region || "us-east-1";
   const log = config.log ?? (() => undefined);
   let hashes = config.tokenHashes;

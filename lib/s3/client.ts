@@ -98,6 +98,29 @@ const STALE_SOCKET = new Set(["ECONNRESET", "EPIPE"]);
 
 class NoAnswer extends Error {}
 
+/** An S3 endpoint as the clients take it (S3Rest, the read proxy): http(s)://host[:port], nothing else. */
+export function s3EndpointUrl(endpoint: string): URL {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new Error(`S3 endpoint is not a URL: '${endpoint}'`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`S3 endpoint must be http(s)://host[:port], not ${url.protocol}`);
+  if (url.username || url.password) throw new Error("S3 endpoint must not hold credentials");
+  if (url.pathname !== "/" || url.search || url.hash) throw new Error(`S3 endpoint must be http(s)://host[:port] without a path: ${url.origin}`);
+  return url;
+}
+
+/**
+ * The kept-alive agent for requests to `url` (trusting `ca` for https). Idle sockets close after 4 s, before a
+ * server's idle timeout would close them under a new request.
+ */
+export function keepAliveAgent(url: URL, ca?: string): http.Agent {
+  const agentOptions = { keepAlive: true, timeout: 4_000 };
+  return url.protocol === "https:" ? new https.Agent({ ...agentOptions, ...(ca ? { ca } : {}) }) : new http.Agent(agentOptions);
+}
+
 export class S3Rest {
   readonly bucket: string;
   /** scheme://host[:port], for messages (never holds credentials: the constructor refuses URLs with them). */
@@ -111,10 +134,7 @@ export class S3Rest {
   private readonly agent: http.Agent;
 
   constructor(loc: S3Location) {
-    const url = new URL(loc.endpoint);
-    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`S3 endpoint must be http(s)://host[:port], not ${url.protocol}`);
-    if (url.username || url.password) throw new Error("S3 endpoint must not hold credentials");
-    if (url.pathname !== "/" || url.search || url.hash) throw new Error(`S3 endpoint must be http(s)://host[:port] without a path: ${url.origin}`);
+    const url = s3EndpointUrl(loc.endpoint);
     if (!loc.bucket) throw new Error("S3Rest: bucket is empty");
     this.url = url;
     this.endpoint = url.origin;
@@ -124,9 +144,7 @@ export class S3Rest {
     this.#secretKey = loc.secretKey;
     this.timeoutMs = loc.timeoutMs ?? 30_000;
     if (!(this.timeoutMs > 0) || !Number.isFinite(this.timeoutMs)) throw new Error(`S3Rest: timeoutMs must be a positive number, not ${loc.timeoutMs}`);
-    // Idle sockets close after 4 s, before a server's idle timeout would close them under a new request.
-    const agentOptions = { keepAlive: true, timeout: 4_000 };
-    this.agent = url.protocol === "https:" ? new https.Agent({ ...agentOptions, ...(loc.ca ? { ca: loc.ca } : {}) }) : new http.Agent(agentOptions);
+    this.agent = keepAliveAgent(url, loc.ca);
   }
 
   /** Closes the kept-alive sockets (they do not keep the process alive; this frees them at once). */
