@@ -11,6 +11,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { execFileSync } from "child_process";
+import { netrcLine } from "../lib/hosts/privateModules";
 import { parseS3StoreUrl } from "../lib/s3/pushTarget";
 import { s3Client } from "../providers/minioClients";
 import { MinioServer } from "../harness/minio";
@@ -245,7 +246,7 @@ export async function runNixBench(t: TestStack, minio: MinioServer, opts: NixBen
           })
         : undefined;
       const netrc = path.join(scratch, "netrc");
-      fs.writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`, { mode: 0o600 });
+      if (proxy) fs.writeFileSync(netrc, `${netrcLine(proxy.url, "bench", token)}\n`, { mode: 0o600 });
       for (let i = 0; i < opts.runs; i++) {
         // xz, then ours, each alone in the bucket (same store paths, so the same narinfo names).
         for (const c of [xz, ours]) {
