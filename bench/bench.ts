@@ -4,7 +4,9 @@
 //           bench/noopProgram with our stack's shape and a provider that does nothing, bench/engineFloor.ts)
 //           and the direct calls' (bench/floor.ts, the same MinIO calls from one node process); our share of
 //           `up` is up − engine floor, and its ratio to the direct calls is the one to watch. The same split
-//           for destroy and for the no-op `preview --refresh`.
+//           for destroy and for the no-op `preview --refresh`, and the state's size after `up`. Both before
+//           and after the provider plugin (issue 22), in the same rounds: eface94's dynamic-provider program
+//           and this checkout's, with the issue's goals met or not (bench/deployBench.ts).
 //   scale:  no-op `preview --refresh` with 0 vs N objects in the bucket (must stay ~1)
 //   push / pull: see bench/nixBench.ts
 //   resign: see bench/resignBench.ts
@@ -15,14 +17,12 @@
 // Options: --runs N (default 5), --objects N (default 10000), --closure-mb N (default 200), --zstd-levels L,…,
 // --gc-narinfos N (default 20000), --only deploy,scale,push,pull,resign,cluster,gc,proxy; --help prints them. A bad option exits 2 before anything starts.
 import * as os from "os";
-import * as path from "path";
-import { Stack } from "@pulumi/pulumi/automation";
 import { commandMain, OptionSpecs, parseCommandLine, positiveInteger, subsetOf, UsageError } from "../lib/cli/command";
-import { minioAdmin, s3Client } from "../providers/minioClients";
+import { s3Client } from "../providers/minioClients";
 import { MinioServer, startMinio } from "../harness/minio";
-import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../harness/stack";
-import { createEngineFloor, describeShape, EngineFloor, shortShape } from "./engineFloor";
-import { fmt, median, pairedDifference, report, timed } from "./measure";
+import { createTestStack, minioConfig } from "../harness/stack";
+import { previewTimes, runDeployBench } from "./deployBench";
+import { report } from "./measure";
 import { DEFAULT_ZSTD_LEVELS, runNixBench } from "./nixBench";
 import { runGcBench } from "./gcBench";
 import { runResignBench } from "./resignBench";
@@ -84,96 +84,6 @@ function parseOptions(argv: readonly string[]): Options | "help" {
   };
 }
 
-/** Runs the pulumi CLI on a stack, in its program's directory, with the bench backend's environment. */
-const pulumiOn = (t: TestStack, s: Stack, ...args: string[]) =>
-  timed("pulumi", [...args, "--stack", s.name, "--non-interactive"], { ...process.env, ...t.env }, s.workspace.workDir);
-
-interface DeployFigures {
-  /** What the engine floor holds, for the labels. */
-  shape: string;
-}
-
-async function benchDeploy(t: TestStack, noop: EngineFloor, minio: MinioServer, opts: Options): Promise<DeployFigures> {
-  const target = { endpoint: minio.endpoint, region: "us-east-1" };
-  const admin = { accessKey: minio.rootUser, secretKey: minio.rootPassword };
-  const floorEnv = { ...process.env, BENCH_ENDPOINT: minio.endpoint, BENCH_ADMIN_USER: minio.rootUser, BENCH_ADMIN_PASSWORD: minio.rootPassword };
-  const floorScript = path.join(PROJECT_DIR, "bench", "floor.ts");
-  const cleanFloor = async () => {
-    const s3 = s3Client(target, admin);
-    await minioAdmin.attachPolicy(target, admin, "nixbuilder", "nix-cache-write", true);
-    await minioAdmin.removeUser(target, admin, "nixbuilder");
-    await minioAdmin.removePolicy(target, admin, "nix-cache-write");
-    await s3.removeObject("nix-cache", "nix-cache-info");
-    await s3.removeBucket("nix-cache");
-  };
-  const up: number[] = [];
-  const down: number[] = [];
-  const engineUp: number[] = [];
-  const engineDown: number[] = [];
-  const floorProcess: number[] = [];
-  const floorCalls: number[] = [];
-  const floorDown: number[] = [];
-  let shape = "";
-  // A B C A B C …, so drift of the machine's speed hits all three alike; one warm-up round first, in which the
-  // no-op stack takes the shape of ours as just deployed.
-  for (let i = 0; i <= opts.runs; i++) {
-    const u = await pulumiOn(t, t.stack, "up", "--yes", "--skip-preview");
-    const blueprint = i === 0 ? await noop.mirror(t.stack) : undefined;
-    const d = await pulumiOn(t, t.stack, "destroy", "--yes", "--skip-preview");
-    const nu = await pulumiOn(t, noop.stack, "up", "--yes", "--skip-preview");
-    if (blueprint) {
-      await noop.checkMirror(blueprint);
-      shape = shortShape(blueprint);
-      console.log(`deploy: the engine floor (bench/noopProgram) has our stack's shape: ${describeShape(blueprint)}`);
-    }
-    const nd = await pulumiOn(t, noop.stack, "destroy", "--yes", "--skip-preview");
-    const f = await timed("node", ["-r", "ts-node/register/transpile-only", floorScript], floorEnv);
-    const cleanStarted = process.hrtime.bigint();
-    await cleanFloor();
-    const clean = Number(process.hrtime.bigint() - cleanStarted) / 1e9;
-    if (i === 0) continue;
-    up.push(u.seconds);
-    down.push(d.seconds);
-    engineUp.push(nu.seconds);
-    engineDown.push(nd.seconds);
-    floorProcess.push(f.seconds);
-    floorCalls.push(Number(f.stdout.trim()) / 1000);
-    floorDown.push(clean);
-  }
-  const engine = `engine floor (same ${shape}, no-op)`;
-  const direct = median(floorProcess);
-  console.log(`deploy (up from empty): pulumi up ${fmt(median(up))} | ${engine} ${fmt(median(engineUp))} | direct calls ${fmt(direct)}`);
-  const share = pairedDifference(up, engineUp);
-  console.log(`deploy: our share of up (up − engine floor) ${fmt(share)} | direct calls ${fmt(direct)} | ratio ${(share / direct).toFixed(2)}`);
-  report("deploy (up from empty vs the API calls alone)", "pulumi up", up, "calls", floorCalls);
-  const downShare = pairedDifference(down, engineDown);
-  console.log(
-    [
-      `destroy: pulumi destroy ${fmt(median(down))}`,
-      `${engine} ${fmt(median(engineDown))}`,
-      `our share ${fmt(downShare)}`,
-      `the API calls alone ${fmt(median(floorDown))}`,
-    ].join(" | "),
-  );
-  return { shape };
-}
-
-/** Times of the no-op `preview --refresh --expect-no-changes` of our stack, and of the no-op program's stack
- *  run by run beside it when given. */
-async function previewTimes(t: TestStack, runs: number, noop?: EngineFloor): Promise<{ ours: number[]; engine: number[] }> {
-  const ours: number[] = [];
-  const engine: number[] = [];
-  const preview = ["preview", "--refresh", "--expect-no-changes"];
-  for (let i = 0; i <= runs; i++) {
-    const r = await pulumiOn(t, t.stack, ...preview);
-    const n = noop ? await pulumiOn(t, noop.stack, ...preview) : undefined;
-    if (i === 0) continue;
-    ours.push(r.seconds);
-    if (n) engine.push(n.seconds);
-  }
-  return { ours, engine };
-}
-
 async function fillBucket(minio: MinioServer, count: number): Promise<void> {
   const s3 = s3Client({ endpoint: minio.endpoint, region: "us-east-1" }, { accessKey: minio.rootUser, secretKey: minio.rootPassword });
   const body = Buffer.alloc(512, "n");
@@ -206,29 +116,15 @@ async function bench(opts: Options): Promise<void> {
 /** The figures measured on our stack deployed to `minio` (every part but gc). */
 async function benchWithStack(minio: MinioServer, opts: Options): Promise<void> {
   const t = await createTestStack("bench", minioConfig(minio, { forceDestroy: "true" }), "ts-node");
-  const deploy = opts.only.has("deploy");
-  let noop: EngineFloor | undefined;
   try {
-    if (deploy) noop = await createEngineFloor(t.env);
-    const figures = noop ? await benchDeploy(t, noop, minio, opts) : undefined;
+    // deploy: before and after the provider plugin; leaves our stack deployed, with its no-op previews' times.
+    const emptyPreviews = opts.only.has("deploy") ? await runDeployBench(t, minio, opts.runs) : undefined;
     await t.stack.up();
-    if (noop) await noop.stack.up();
-    if (deploy || opts.only.has("scale")) {
-      const empty = await previewTimes(t, opts.runs, noop);
-      if (figures) {
-        console.log(
-          [
-            `deploy (no-op preview --refresh): ours ${fmt(median(empty.ours))}`,
-            `engine floor (same ${figures.shape}, no-op) ${fmt(median(empty.engine))}`,
-            `our share ${fmt(pairedDifference(empty.ours, empty.engine))}`,
-          ].join(" | "),
-        );
-      }
-      if (opts.only.has("scale")) {
-        await fillBucket(minio, opts.objects);
-        const full = (await previewTimes(t, opts.runs)).ours;
-        report(`scale (no-op preview --refresh, ${opts.objects} vs 0 objects)`, `${opts.objects} objects`, full, "0 objects", empty.ours);
-      }
+    if (opts.only.has("scale")) {
+      const empty = emptyPreviews ?? (await previewTimes([{ t, stack: t.stack }], opts.runs))[0];
+      await fillBucket(minio, opts.objects);
+      const full = (await previewTimes([{ t, stack: t.stack }], opts.runs))[0];
+      report(`scale (no-op preview --refresh, ${opts.objects} vs 0 objects)`, `${opts.objects} objects`, full, "0 objects", empty);
     }
     const nixRuns = Math.min(opts.runs, 3);
     let singlePulls: number[] | undefined;
@@ -256,7 +152,6 @@ async function benchWithStack(minio: MinioServer, opts: Options): Promise<void> 
     }
     if (opts.only.has("resign")) await runResignBench(minio, { runs: Math.min(opts.runs, 3), narinfos: opts.objects });
   } finally {
-    await noop?.remove();
     await t.stack.destroy().catch(() => undefined);
     await t.remove();
   }

@@ -45,12 +45,18 @@ export function shapeOf(b: Blueprint): Shape {
   };
 }
 
-/** "6 components, 9 dynamic resources": what the floor holds, for the figures' labels. */
+/** "6 components, 9 dynamic resources" or "7 components, 15 nix-cache resources" (served by the provider plugin):
+ *  what the floor holds, for the figures' labels. */
 export function shortShape(b: Blueprint): string {
   const custom = b.nodes.filter((n) => !n.component);
-  const dynamic = custom.filter((n) => n.type.startsWith("pulumi-nodejs:dynamic:")).length;
-  const other = custom.length - dynamic;
-  return `${shapeOf(b).components} components, ${dynamic} dynamic resources${other ? `, ${other} other custom resources` : ""}`;
+  const kinds = [
+    ["dynamic", custom.filter((n) => n.type.startsWith("pulumi-nodejs:dynamic:")).length],
+    ["nix-cache", custom.filter((n) => n.type.startsWith("nix-cache:")).length],
+  ] as const;
+  const other = custom.length - kinds.reduce((sum, [, n]) => sum + n, 0);
+  const parts = kinds.filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind} resources`);
+  if (other > 0 || parts.length === 0) parts.push(`${other} other custom resources`);
+  return `${shapeOf(b).components} components, ${parts.join(", ")}`;
 }
 
 export function describeShape(b: Blueprint): string {

@@ -1,6 +1,7 @@
 // The one stack helper of the project, used by the tests, the bench and the demo: drives THIS project through
 // the Automation API (LocalWorkspace on the project directory) on a file:// backend with a passphrase, the
 // stack config pointing at a MinIO from harness/minio.ts.
+import { execFileSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -90,6 +91,30 @@ export async function createTestStack(prefix: string, config: ConfigMap, load: P
       fs.rmSync(backendDir, { recursive: true, force: true });
     },
   };
+}
+
+/** An earlier version of this project's program, unpacked from `archive` (a tar.gz of its files, as in
+ *  tests/fixtures/) into a temp dir of its own with this checkout's node_modules, and the stack of `t` (same name,
+ *  backend and environment) opened on it with `config` (its Pulumi.<stack>.yaml lives beside that program).
+ *  `remove` deletes the dir; the stack stays t's to remove. */
+export async function programFromArchive(
+  t: TestStack,
+  archive: string,
+  config: ConfigMap,
+): Promise<{ stack: Stack; dir: string; remove(): void }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-earlier-"));
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    execFileSync("tar", ["-xzf", archive, "-C", dir]);
+    // The earlier versions' npm packages are a subset of this one's (same @pulumi/pulumi and minio).
+    fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
+    const stack = await LocalWorkspace.selectStack({ stackName: t.stack.name, workDir: dir }, { envVars: t.env });
+    await stack.setAllConfig(config);
+    return { stack, dir, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
 }
 
 /** Every file of the backend (state, history, backups) as text, to search for leaked secrets. */
