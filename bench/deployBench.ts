@@ -69,8 +69,9 @@ function newProgram(label: string, p: ProgramStack, floor: EngineFloor): Program
  * `preview --refresh` times of `after` (the scale figure's 0 objects).
  */
 export async function runDeployBench(after: TestStack, minio: MinioServer, runs: number): Promise<number[]> {
-  // Its own bucket (and so its own users and policies): both stacks are deployed side by side for the previews.
-  const beforeConfig = minioConfig(minio, { forceDestroy: "true", bucket: "nix-cache-dynamic" });
+  // Its own bucket, and so its own users (before-cache-builder, -gc: a name short enough for MinIO, else the
+  // default names would clash) and policies: both stacks are deployed side by side for the previews.
+  const beforeConfig = minioConfig(minio, { forceDestroy: "true", bucket: "before-cache" });
   const tb = await createTestStack("bench-before", beforeConfig, "ts-node");
   const cleanups: (() => Promise<void>)[] = [async () => tb.remove()];
   try {

@@ -1,12 +1,13 @@
 // The engine's floor of the deploy figures: a stack of bench/noopProgram on the bench stack's backend (same
 // environment, its own project and directory) that rebuilds the shape of our deployed stack with a provider that
-// does nothing. `mirror` copies the shape from our stack's state; `checkMirror` confirms the copy took.
+// does nothing (a dynamic one for dynamic resources, a plugin for a plugin's). `mirror` copies the shape from
+// our stack's state; `checkMirror` confirms the copy took.
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { PROJECT_DIR } from "../harness/stack";
-import { Blueprint, blueprintOf, StateResource } from "./noopProgram/blueprint";
+import { Blueprint, blueprintOf, isDynamic, StateResource } from "./noopProgram/blueprint";
 
 export const NOOP_DIR = path.join(PROJECT_DIR, "bench", "noopProgram");
 
@@ -14,6 +15,8 @@ export const NOOP_DIR = path.join(PROJECT_DIR, "bench", "noopProgram");
 export interface Shape {
   components: number;
   custom: number;
+  /** Of the custom resources, the dynamic ones (the others are served by a provider plugin). */
+  dynamic: number;
   /** Deepest parent nesting under the stack (the stack's children are at 1). */
   nesting: number;
   /** Longest chain of dependencies (a resource with none is 1). */
@@ -36,6 +39,7 @@ export function shapeOf(b: Blueprint): Shape {
   return {
     components: b.nodes.filter((n) => n.component).length,
     custom: b.nodes.filter((n) => !n.component).length,
+    dynamic: b.nodes.filter((n) => !n.component && isDynamic(n.type)).length,
     nesting: Math.max(0, ...nesting),
     chain: Math.max(0, ...chain),
     resourceOutputs: all.length,
@@ -50,7 +54,7 @@ export function shapeOf(b: Blueprint): Shape {
 export function shortShape(b: Blueprint): string {
   const custom = b.nodes.filter((n) => !n.component);
   const kinds = [
-    ["dynamic", custom.filter((n) => n.type.startsWith("pulumi-nodejs:dynamic:")).length],
+    ["dynamic", custom.filter((n) => isDynamic(n.type)).length],
     ["nix-cache", custom.filter((n) => n.type.startsWith("nix-cache:")).length],
   ] as const;
   const other = custom.length - kinds.reduce((sum, [, n]) => sum + n, 0);

@@ -40,6 +40,9 @@ export interface StateResource {
   outputs?: Record<string, unknown>;
 }
 
+/** A dynamic resource's type (a dynamic provider serves it); others are served by a provider plugin. */
+export const isDynamic = (type: string) => type.startsWith("pulumi-nodejs:dynamic:");
+
 /** Pulumi's marker of a secret value in a state file. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 

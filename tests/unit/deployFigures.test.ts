@@ -1,7 +1,7 @@
 // The deploy figures' printed lines (bench/deployFigures.ts): each program's state, up, destroy and no-op preview
 // against its engine floor and the direct calls, the comparison before → after and issue 22's goals, met or not.
 // The figures themselves are measured against MinIO by the bench (bench/deployBench.ts).
-import { shortShape } from "../../bench/engineFloor";
+import { shapeOf, shortShape } from "../../bench/engineFloor";
 import { bytes, DEPLOY_GOAL, DirectCalls, goalLines, ProgramFigures, programLines, shares } from "../../bench/deployFigures";
 import { Blueprint } from "../../bench/noopProgram/blueprint";
 
@@ -75,5 +75,11 @@ describe("the engine floor's label names what serves the custom resources", () =
       "1 components, 2 nix-cache resources, 1 other custom resources",
     );
     expect(shortShape(shape())).toBe("1 components, 0 other custom resources");
+  });
+
+  test("the shape counts the dynamic ones, so a floor of the other kind does not pass for the same shape", () => {
+    const dynamic = shapeOf(shape("pulumi-nodejs:dynamic:MinioBucket", "pulumi-nodejs:dynamic:Nothing"));
+    const plugin = shapeOf(shape("nix-cache:index:MinioBucket", "nix-cache-bench-noop:index:Nothing"));
+    expect([dynamic.custom, dynamic.dynamic, plugin.custom, plugin.dynamic]).toEqual([2, 2, 2, 0]);
   });
 });
