@@ -4,7 +4,7 @@
 //                       to node (a peer dependency: one SDK, the program's), so the package needs no dependency;
 //   dist/types/...      tsc's declarations (tsconfig.lib.json), pruned to the files components/index.d.ts reaches.
 // Each output is written beside its place and renamed into it: a program starting meanwhile never reads half of it.
-// `npm run build` runs it after scripts/build.js (the plugin's bundle); `npm pack` runs `npm run build` first.
+// `npm run build` runs it after scripts/build.js (the plugin's bundle), and so does npm's prepare when npm packs the package (scripts/prepare.js).
 "use strict";
 const { spawnSync } = require("child_process");
 const fs = require("fs");
