@@ -1,4 +1,4 @@
-// sequencer: about 80 s
+// sequencer: about 70 s
 // The package as a library (issue 22): `npm pack` of this project, a user's program made from
 // examples/own-program in a temp dir with the tarball installed without network, its own resource next to a
 // NixCache; with the real engine on a real MinIO: up → real requests → preview clean → destroy. The engine finds
@@ -137,11 +137,18 @@ describe("the npm pack tarball", () => {
     expect(fs.readFileSync(path.join(EXAMPLE_DIR, "Pulumi.yaml"), "utf8")).toContain("path: ./node_modules/nix-cache/bin\n");
   });
 
-  test("the program type-checks against the declarations (tsc, the example's strict tsconfig)", () => {
-    run(path.join(consumer, "node_modules", ".bin", "tsc"), ["--noEmit", "-p", "tsconfig.json"], consumer);
+  test("the program type-checks against the declarations (tsc, the example's strict tsconfig; the declarations come from checked sources)", () => {
+    const tsc = path.join(consumer, "node_modules", ".bin", "tsc");
+    run(tsc, ["--noEmit", "-p", "tsconfig.json"], consumer);
+    // The types are the component's, not `any`: a retention NixCache does not know is an error.
+    fs.writeFileSync(path.join(consumer, "wrong.ts"), 'import { NixCache } from "nix-cache";\nnew NixCache("c", { endpoint: "http://m:9000", retention: "weekly" });\n');
+    const flags = ["--noEmit", "--strict", "--skipLibCheck", "--module", "commonjs", "--moduleResolution", "node", "--target", "es2022"];
+    const wrong = spawnSync(tsc, [...flags, "wrong.ts"], { cwd: consumer, encoding: "utf8" });
+    fs.rmSync(path.join(consumer, "wrong.ts"));
+    expect([wrong.status, wrong.stdout]).toEqual([2, expect.stringContaining(`Type '"weekly"' is not assignable to type`)]);
   });
 
-  test("loading the library declares nothing and reads no config: the entry has no side effects", () => {
+  test("loading the library outside a Pulumi run declares nothing (a resource would need the engine) and exports the public API", () => {
     const script = 'const m = require("nix-cache"); console.log(JSON.stringify(Object.keys(m).sort()))';
     expect(JSON.parse(run(process.execPath, ["-e", script], consumer))).toEqual(
       ["ACCESS_MODES", "CONFIG_NAMESPACE", "DEFAULTS", "NixCache", "RETENTIONS", "SETTING_KEYS", "SettingsError", "parseSettings"].sort(),
