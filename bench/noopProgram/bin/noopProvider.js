@@ -7,8 +7,15 @@
 "use strict";
 const provider = require("@pulumi/pulumi/provider");
 
+/** Pulumi's marker of a secret value: the SDK hands secrets to a plugin wrapped, as `{ [SECRET_SIG]: …, value }`. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** A value as JSON with its secrets unwrapped (a refreshed secret and the program's may differ in the wrapping only). */
+const plain = (/** @type {unknown} */ v) =>
+  JSON.stringify(v, (_k, x) => (typeof x === "object" && x !== null && SECRET_SIG in x ? x.value : x));
+
 /** @param {Record<string, unknown>} olds @param {Record<string, unknown>} news */
-const changed = (olds, news) => Object.keys(news).some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+const changed = (olds, news) => Object.keys(news).some((k) => plain(olds[k]) !== plain(news[k]));
 
 /** Creates by handing the inputs back; reads what the state holds; changes when an input did. @type {provider.Provider} */
 const nothing = {
