@@ -4,8 +4,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { markPolicy, StackOwner } from "../lib/minio/ownership";
 import { PolicyDocument } from "../lib/minio/policies";
-import { MinioPolicy, MinioPolicyAttachment, MinioUser } from "../providers/admin";
-import { RandomPassword } from "../providers/secrets";
+import { MinioPolicy, MinioPolicyAttachment, MinioUser } from "../resources/admin";
+import { RandomPassword } from "../resources/secrets";
 
 export interface IdentityParts {
   endpoint: pulumi.Input<string>;

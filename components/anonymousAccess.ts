@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AccessMode, DEFAULTS } from "../lib/config/settings";
 import { markPolicy, StackOwner } from "../lib/minio/ownership";
 import { anonymousPolicy, noAnonymousPolicy } from "../lib/minio/policies";
-import { MinioBucketPolicy } from "../providers/s3";
+import { MinioBucketPolicy } from "../resources/s3";
 
 export interface AnonymousAccessArgs {
   /** MinIO S3 API URL (scheme://host[:port]). */

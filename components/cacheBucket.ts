@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/config/settings";
 import { CACHE_INFO_CONTENT_TYPE, CACHE_INFO_KEY, renderCacheInfo } from "../lib/config/cacheInfo";
 import { StackOwner } from "../lib/minio/ownership";
-import { MinioBucket, MinioObject } from "../providers/s3";
+import { MinioBucket, MinioObject } from "../resources/s3";
 
 export interface CacheBucketArgs {
   /** MinIO S3 API URL (scheme://host[:port]). */

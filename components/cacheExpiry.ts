@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS, Retention } from "../lib/config/settings";
 import { ExpiryRule, expiryRule, retentionRules } from "../lib/minio/lifecycle";
 import { expiryRuleId, StackOwner } from "../lib/minio/ownership";
-import { MinioLifecycle } from "../providers/s3";
+import { MinioLifecycle } from "../resources/s3";
 
 export interface CacheExpiryArgs {
   /** MinIO S3 API URL (scheme://host[:port]). */

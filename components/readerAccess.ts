@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS, defaultUserNames } from "../lib/config/settings";
 import { StackOwner } from "../lib/minio/ownership";
 import { READER_POLICY_ROLES, readerPolicy } from "../lib/minio/policies";
-import { RandomPassword } from "../providers/secrets";
+import { RandomPassword } from "../resources/secrets";
 import { accessIdentity } from "./accessIdentity";
 
 /** The reader policy's name for a bucket (the builder's is BUCKET-write, the GC's BUCKET-gc). */

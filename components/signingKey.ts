@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULTS } from "../lib/config/settings";
-import { NixSigningKeypair } from "../providers/secrets";
+import { NixSigningKeypair } from "../resources/secrets";
 
 export interface SigningKeyArgs {
   /** Name of the active key, the one that signs first and that hosts trust. Default "s3.homelab.local-1". */

@@ -85,7 +85,7 @@ async function claimUser(provider: ConfiguredProvider, props: UserProps, inState
   enforceClaim(provider, { kind: "user", name: props.user, found, us: ownerIdOf(props.owner), inState });
 }
 
-const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & ConfiguredProvider = {
+export const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async check(olds, news) {
     // A default name (nix-cache:builderUser or gcUser unset) never renames a user this stack already has.
@@ -147,14 +147,6 @@ const userProvider: pulumi.dynamic.ResourceProvider<UserProps, UserProps> & Conf
   },
 };
 
-/** A MinIO user (the builder). */
-export class MinioUser extends pulumi.dynamic.Resource {
-  declare readonly user: pulumi.Output<string>;
-  declare readonly secretKey: pulumi.Output<string>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(userProvider, name, args, { ...opts, additionalSecretOutputs: ["secretKey"] }, undefined, "MinioUser");
-  }
-}
 
 // ---------------------------------------------------------------------------------------------- canned policy
 
@@ -184,7 +176,7 @@ async function claimPolicy(provider: ConfiguredProvider, props: PolicyProps, inS
   enforceClaim(provider, { kind: "policy", name: props.name, found, us: ownerOfPolicy(props.document)?.id, inState });
 }
 
-const policyProvider: pulumi.dynamic.ResourceProvider<PolicyProps, PolicyProps> & ConfiguredProvider = {
+export const policyProvider: pulumi.dynamic.ResourceProvider<PolicyProps, PolicyProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async check(olds, news) {
     // A policy new to this stack that exists and is another stack's or nobody's is refused in the preview.
@@ -224,13 +216,6 @@ const policyProvider: pulumi.dynamic.ResourceProvider<PolicyProps, PolicyProps> 
   },
 };
 
-/** A MinIO canned (IAM) policy. */
-export class MinioPolicy extends pulumi.dynamic.Resource {
-  declare readonly name: pulumi.Output<string>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(policyProvider, name, args, opts, undefined, "MinioPolicy");
-  }
-}
 
 // ---------------------------------------------------------------------------------------------- attachment
 
@@ -239,7 +224,7 @@ export interface AttachmentProps extends TargetProps {
   policy: string;
 }
 
-const attachmentProvider: pulumi.dynamic.ResourceProvider<AttachmentProps, AttachmentProps> & ConfiguredProvider = {
+export const attachmentProvider: pulumi.dynamic.ResourceProvider<AttachmentProps, AttachmentProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
     await minioAdmin.attachPolicy(targetOf(inputs, this), adminOf(this), inputs.user, inputs.policy);
@@ -261,9 +246,3 @@ const attachmentProvider: pulumi.dynamic.ResourceProvider<AttachmentProps, Attac
   },
 };
 
-/** Attaches a canned policy to a user. */
-export class MinioPolicyAttachment extends pulumi.dynamic.Resource {
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(attachmentProvider, name, args, opts, undefined, "MinioPolicyAttachment");
-  }
-}

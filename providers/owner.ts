@@ -27,7 +27,7 @@ export interface OwnerProps extends Partial<TargetProps> {
   ownerId?: string;
 }
 
-const ownerProvider: pulumi.dynamic.ResourceProvider<OwnerProps, OwnerProps> & ConfiguredProvider = {
+export const ownerProvider: pulumi.dynamic.ResourceProvider<OwnerProps, OwnerProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
     const ownerId = newOwnerId();
@@ -64,10 +64,3 @@ const ownerProvider: pulumi.dynamic.ResourceProvider<OwnerProps, OwnerProps> & C
   },
 };
 
-/** This stack's owner id: random, made on the first `up` and kept in the state. */
-export class NixCacheOwner extends pulumi.dynamic.Resource {
-  declare readonly ownerId: pulumi.Output<string>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(ownerProvider, name, { ...args, ownerId: undefined }, opts, undefined, "NixCacheOwner");
-  }
-}

@@ -90,7 +90,7 @@ async function someKeys(client: ReturnType<typeof s3Client>, bucket: string, lim
 type BucketProvider = pulumi.dynamic.ResourceProvider<BucketProps, BucketProps> &
   ConfiguredProvider & { rename?: ReturnType<typeof readAllowBucketRename> };
 
-const bucketProvider: BucketProvider = {
+export const bucketProvider: BucketProvider = {
   async configure(req) {
     await configureAdmin.call(this, req);
     this.rename = readAllowBucketRename(req.config.get(ALLOW_BUCKET_RENAME_KEY));
@@ -171,13 +171,6 @@ const bucketProvider: BucketProvider = {
   },
 };
 
-/** An S3 bucket on MinIO. */
-export class MinioBucket extends pulumi.dynamic.Resource {
-  declare readonly bucket: pulumi.Output<string>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(bucketProvider, name, args, opts, undefined, "MinioBucket");
-  }
-}
 
 // ---------------------------------------------------------------------------------------------- object
 
@@ -188,7 +181,7 @@ export interface ObjectProps extends TargetProps {
   contentType: string;
 }
 
-const objectProvider: pulumi.dynamic.ResourceProvider<ObjectProps, ObjectProps> & ConfiguredProvider = {
+export const objectProvider: pulumi.dynamic.ResourceProvider<ObjectProps, ObjectProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
     const client = s3Client(targetOf(inputs, this), adminOf(this));
@@ -228,13 +221,6 @@ const objectProvider: pulumi.dynamic.ResourceProvider<ObjectProps, ObjectProps> 
   },
 };
 
-/** One small text object (the cache's `nix-cache-info`). */
-export class MinioObject extends pulumi.dynamic.Resource {
-  declare readonly content: pulumi.Output<string>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(objectProvider, name, args, opts, undefined, "MinioObject");
-  }
-}
 
 // ---------------------------------------------------------------------------------------------- bucket policy
 
@@ -249,7 +235,7 @@ export interface BucketPolicyProps extends TargetProps {
   policy: string;
 }
 
-const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, BucketPolicyProps> & ConfiguredProvider = {
+export const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, BucketPolicyProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
     const client = s3Client(targetOf(inputs, this), adminOf(this));
@@ -303,13 +289,6 @@ const bucketPolicyProvider: pulumi.dynamic.ResourceProvider<BucketPolicyProps, B
   },
 };
 
-/** A bucket policy (the anonymous-download grant). */
-export class MinioBucketPolicy extends pulumi.dynamic.Resource {
-  declare readonly policy: pulumi.Output<string>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(bucketPolicyProvider, name, args, opts, undefined, "MinioBucketPolicy");
-  }
-}
 
 // ---------------------------------------------------------------------------------------------- lifecycle
 
@@ -320,7 +299,7 @@ export interface LifecycleProps extends TargetProps {
   rules: ExpiryRule[];
 }
 
-const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, LifecycleProps> & ConfiguredProvider = {
+export const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, LifecycleProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
     const client = s3Client(targetOf(inputs, this), adminOf(this));
@@ -381,13 +360,6 @@ const lifecycleProvider: pulumi.dynamic.ResourceProvider<LifecycleProps, Lifecyc
   },
 };
 
-/** The bucket's lifecycle configuration: one expiry rule (retention=lifecycle), or none (retention=gc). */
-export class MinioLifecycle extends pulumi.dynamic.Resource {
-  declare readonly rules: pulumi.Output<ExpiryRule[]>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(lifecycleProvider, name, args, opts, undefined, "MinioLifecycle");
-  }
-}
 
 // ---------------------------------------------------------------------------------------------- destroy guard
 
@@ -403,7 +375,7 @@ export interface DestroyGuardProps extends TargetProps {
  * first step of `pulumi destroy`: it refuses while the bucket holds cached objects and forceDestroy is off, before
  * anything is deleted (lib/minio/destroy.ts). Nothing else: create and update only record the inputs.
  */
-const destroyGuardProvider: pulumi.dynamic.ResourceProvider<DestroyGuardProps, DestroyGuardProps> & ConfiguredProvider = {
+export const destroyGuardProvider: pulumi.dynamic.ResourceProvider<DestroyGuardProps, DestroyGuardProps> & ConfiguredProvider = {
   configure: configureAdmin,
   async create(inputs) {
     return { id: inputs.bucket, outs: inputs };
@@ -431,9 +403,3 @@ const destroyGuardProvider: pulumi.dynamic.ResourceProvider<DestroyGuardProps, D
   },
 };
 
-/** Stops `pulumi destroy` before anything is deleted while the bucket holds cached objects (no forceDestroy). */
-export class MinioDestroyGuard extends pulumi.dynamic.Resource {
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(destroyGuardProvider, name, args, opts, undefined, "MinioDestroyGuard");
-  }
-}

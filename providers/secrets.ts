@@ -21,7 +21,7 @@ export interface KeyRingProps extends Partial<Omit<KeyRingState, "keyNames">> {
 /** The key ring's provider also keeps the drop opt-in (nix-cache:allowKeyDrop) from the stack config. */
 type KeyRingProvider = pulumi.dynamic.ResourceProvider<KeyRingProps, KeyRingProps> & { allowKeyDrop?: ReturnType<typeof readAllowKeyDrop> };
 
-const keyRingProvider: KeyRingProvider = {
+export const keyRingProvider: KeyRingProvider = {
   async configure(req) {
     this.allowKeyDrop = readAllowKeyDrop(req.config.get(ALLOW_KEY_DROP_KEY));
   },
@@ -51,37 +51,13 @@ const keyRingProvider: KeyRingProvider = {
   },
 };
 
-/**
- * The cache's ed25519 signing keys in Nix's formats: the active one first, then the previous ones still
- * trusted and signing. The type token is the single keypair's of earlier versions, so their state (and key)
- * carries over.
- */
-export class NixSigningKeypair extends pulumi.dynamic.Resource {
-  declare readonly keyNames: pulumi.Output<string[]>;
-  declare readonly publicKeys: pulumi.Output<string[]>;
-  declare readonly secretKeys: pulumi.Output<string[]>;
-  constructor(
-    name: string,
-    args: { keyNames: pulumi.Input<pulumi.Input<string>[]>; importedKeys?: pulumi.Input<pulumi.Input<string>[]> },
-    opts?: pulumi.CustomResourceOptions,
-  ) {
-    super(
-      keyRingProvider,
-      name,
-      { ...args, publicKeys: undefined, secretKeys: undefined, retiredKeyNames: undefined, importedKeyNames: undefined },
-      { ...opts, additionalSecretOutputs: ["secretKeys"] },
-      undefined,
-      "NixSigningKeypair",
-    );
-  }
-}
 
 export interface PasswordProps {
   length: number;
   result?: string;
 }
 
-const passwordProvider: pulumi.dynamic.ResourceProvider<PasswordProps, PasswordProps> = {
+export const passwordProvider: pulumi.dynamic.ResourceProvider<PasswordProps, PasswordProps> = {
   async create(inputs) {
     const crypto: typeof import("crypto") = require("crypto");
     // Letters and digits only: safe in an AWS credentials file, a URL and a shell without quoting.
@@ -98,10 +74,3 @@ const passwordProvider: pulumi.dynamic.ResourceProvider<PasswordProps, PasswordP
   },
 };
 
-/** A random password of letters and digits. */
-export class RandomPassword extends pulumi.dynamic.Resource {
-  declare readonly result: pulumi.Output<string>;
-  constructor(name: string, args: { length: pulumi.Input<number> }, opts?: pulumi.CustomResourceOptions) {
-    super(passwordProvider, name, { ...args, result: undefined }, { ...opts, additionalSecretOutputs: ["result"] }, undefined, "RandomPassword");
-  }
-}

@@ -79,7 +79,7 @@ async function gatherFacts(target: MinioTarget, admin: AdminCredentials, props: 
 type TakeoverProvider = pulumi.dynamic.ResourceProvider<TakeoverProps, TakeoverProps> &
   ConfiguredProvider & { allowKeyDrop?: ReturnType<typeof readAllowKeyDrop> };
 
-const takeoverProvider: TakeoverProvider = {
+export const takeoverProvider: TakeoverProvider = {
   async configure(req) {
     await configureAdmin.call(this, req);
     this.allowKeyDrop = readAllowKeyDrop(req.config.get(ALLOW_KEY_DROP_KEY));
@@ -123,10 +123,3 @@ const takeoverProvider: TakeoverProvider = {
   },
 };
 
-/** The plan of taking over a cache made by hand (nix-cache:adopt=true). */
-export class NixCacheTakeover extends pulumi.dynamic.Resource {
-  declare readonly plan: pulumi.Output<string[]>;
-  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
-    super(takeoverProvider, name, { ...args, plan: undefined }, opts, undefined, "NixCacheTakeover");
-  }
-}

@@ -83,7 +83,7 @@ describe("a bad setting stops preview and up before any request reaches MinIO", 
     // The stack holds no resources either.
     const state = await t.stack.exportStack();
     const resources = (state.deployment as { resources?: { type: string }[] }).resources ?? [];
-    expect(resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic:"))).toEqual([]);
+    expect(resources.filter((r) => r.type.startsWith("nix-cache:index:"))).toEqual([]);
   });
 });
 

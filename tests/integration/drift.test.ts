@@ -247,7 +247,7 @@ describe.each(ROUNDS.map((round, i) => [i + 1, round] as const))("drift round %i
     // The check names each changed resource with its repair, in the CLI output and in its events.
     for (const [name, op] of Object.entries(c.repairs)) {
       expect([name, check.changes[name]]).toEqual([name, op]);
-      expect(check.text).toMatch(new RegExp(`^ [+~-]{1,2}\\s+pulumi-nodejs:dynamic:\\w+ ${name} ${op}`, "m"));
+      expect(check.text).toMatch(new RegExp(`^ [+~-]{1,2}\\s+nix-cache:index:\\w+ ${name} ${op}`, "m"));
       expect([name, repaired[name]]).toEqual([name, op]);
     }
   });
@@ -259,7 +259,7 @@ test("the cron form with --run-program (current admin credentials) finds drift a
     () => "",
     (err: Error) => err.message,
   );
-  expect(failed).toMatch(/^ ~\s+pulumi-nodejs:dynamic:MinioObject nix-cache-store-nix-cache-info update/m);
+  expect(failed).toMatch(/^ ~\s+nix-cache:index:MinioObject nix-cache-store-nix-cache-info update/m);
   expect(failed).toContain("no changes were expected for preview but changes were proposed");
   await t.stack.up({ refresh: true, runProgram: true });
   const clean = await t.stack.preview({ refresh: true, runProgram: true, expectNoChanges: true });

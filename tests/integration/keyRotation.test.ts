@@ -57,7 +57,7 @@ test("a stack made by the single-key version keeps its key: one update rewrites 
   // Automation API's: the CLI's `--show-secrets` text of this stack is over spawnSync's 1 MiB default buffer
   // since the GC identity's resources came; other secrets stay encrypted for the same stack).
   const deployment = await t.stack.exportStack();
-  const ring = deployment.deployment.resources.find((r: { type: string }) => r.type === "pulumi-nodejs:dynamic:NixSigningKeypair");
+  const ring = deployment.deployment.resources.find((r: { type: string }) => r.type === "nix-cache:index:NixSigningKeypair");
   const SECRET_SIG = "4dabf18193072939515e22adb298388d";
   const secretOf = (v: string) => ({ [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", plaintext: JSON.stringify(v) });
   ring.inputs = { __provider: ring.inputs.__provider, keyName: K1 };

@@ -61,7 +61,7 @@ const admin = () => ({ t: targetOf(minio), c: rootOf(minio) });
 /** The owner id a stack keeps in its state. */
 async function ownerIdOf(stack: Stack): Promise<string> {
   const res = ((await stack.exportStack()).deployment as { resources?: { type: string; outputs?: { ownerId?: string } }[] }).resources ?? [];
-  return String(res.find((r) => r.type === "pulumi-nodejs:dynamic:NixCacheOwner")?.outputs?.ownerId);
+  return String(res.find((r) => r.type === "nix-cache:index:NixCacheOwner")?.outputs?.ownerId);
 }
 
 /** Whose a bucket and its settings are, as MinIO has them. */
@@ -323,7 +323,7 @@ test("a stack made before markers marks its own things on its first up, without 
   const deployment = await a.stack.exportStack();
   type Res = { urn: string; type: string; inputs?: Record<string, unknown>; outputs?: Record<string, unknown>; dependencies?: string[]; propertyDependencies?: Record<string, string[]> };
   const resources: Res[] = deployment.deployment.resources;
-  const ownerUrn = resources.find((r) => r.type === "pulumi-nodejs:dynamic:NixCacheOwner")?.urn;
+  const ownerUrn = resources.find((r) => r.type === "nix-cache:index:NixCacheOwner")?.urn;
   expect(ownerUrn).toBeDefined();
   const anonymous = JSON.stringify(anonymousPolicy("nix-cache", false));
   const builder = JSON.stringify(builderPolicy("nix-cache"));

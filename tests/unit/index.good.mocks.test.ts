@@ -30,14 +30,14 @@ beforeAll(async () => {
       newResource(args) {
         const inputs = args.inputs as Record<string, unknown>;
         registrations.push({ type: args.type, name: args.name, inputs });
-        if (args.type === "pulumi-nodejs:dynamic:NixSigningKeypair") {
+        if (args.type === "nix-cache:index:NixSigningKeypair") {
           const names = inputs.keyNames as string[];
           return { id: "k", state: { ...inputs, publicKeys: names.map((n) => `${n}:pub`), secretKeys: names.map((n) => `${n}:sec`) } };
         }
-        if (args.type === "pulumi-nodejs:dynamic:NixCacheOwner") {
+        if (args.type === "nix-cache:index:NixCacheOwner") {
           return { id: "o", state: { ...inputs, ownerId: "0123456789abcdef0123456789abcdef" } };
         }
-        if (args.type === "pulumi-nodejs:dynamic:RandomPassword") {
+        if (args.type === "nix-cache:index:RandomPassword") {
           return { id: "p", state: { ...inputs, result: "x".repeat(Number(inputs.length)) } };
         }
         return { id: args.custom ? `${args.name}-id` : undefined, state: inputs };
@@ -84,10 +84,10 @@ test("exports every output, built from the stack config", async () => {
     expect([name, await pulumi.isSecret(outputs[name])]).toEqual([name, true]);
   }
   // The lifecycle registers last (after the owner id, the bucket policy and nix-cache-info): wait for it.
-  for (let i = 0; i < 100 && !registrations.some((r) => r.type === "pulumi-nodejs:dynamic:MinioLifecycle"); i++) {
+  for (let i = 0; i < 100 && !registrations.some((r) => r.type === "nix-cache:index:MinioLifecycle"); i++) {
     await new Promise((r) => setTimeout(r, 20));
   }
-  const lifecycle = registrations.find((r) => r.type === "pulumi-nodejs:dynamic:MinioLifecycle");
+  const lifecycle = registrations.find((r) => r.type === "nix-cache:index:MinioLifecycle");
   expect((lifecycle?.inputs.rules as { days: number }[])[0].days).toBe(14);
   // The admin password stays in the config: no resource input (so no state) holds it.
   for (const r of registrations) expect(JSON.stringify(r.inputs)).not.toContain(ADMIN_PASSWORD);

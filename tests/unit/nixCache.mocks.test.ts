@@ -87,7 +87,7 @@ beforeAll(async () => {
         const inputs = args.inputs as Record<string, unknown>;
         registrations.push({ type: args.type, name: args.name, inputs });
         switch (args.type) {
-          case "pulumi-nodejs:dynamic:NixSigningKeypair": {
+          case "nix-cache:index:NixSigningKeypair": {
             // The key ring: KEYPAIR for cache.example.org-1, a key from a seed of the name's length otherwise.
             const pairs = (inputs.keyNames as string[]).map((n) => (n === "cache.example.org-1" ? KEYPAIR : keypairFromSeed(n, Buffer.alloc(32, n.length))));
             return {
@@ -95,9 +95,9 @@ beforeAll(async () => {
               state: { ...inputs, publicKeys: pairs.map((p) => p.publicKey), secretKeys: pairs.map((p) => p.secretKey), retiredKeyNames: [] },
             };
           }
-          case "pulumi-nodejs:dynamic:RandomPassword":
+          case "nix-cache:index:RandomPassword":
             return { id: `${args.name}-id`, state: { ...inputs, result: PASSWORD.slice(0, Number(inputs.length)) } };
-          case "pulumi-nodejs:dynamic:NixCacheOwner":
+          case "nix-cache:index:NixCacheOwner":
             return { id: OWNER_ID, state: { ...inputs, ownerId: OWNER_ID } };
           default:
             return { id: args.custom ? `${args.name}-id` : undefined, state: inputs };
@@ -125,27 +125,27 @@ describe("resource tree", () => {
     const tree = Object.fromEntries(seen.map((s) => [s.name, `${s.type} < ${nameOf(s.parent) ?? "(root)"}`]));
     expect(tree).toEqual({
       cache: "nix-cache:index:NixCache < (root)",
-      "cache-owner": "pulumi-nodejs:dynamic:NixCacheOwner < cache",
+      "cache-owner": "nix-cache:index:NixCacheOwner < cache",
       "cache-store": "nix-cache:index:CacheBucket < cache",
-      "cache-store-bucket": "pulumi-nodejs:dynamic:MinioBucket < cache-store",
-      "cache-store-nix-cache-info": "pulumi-nodejs:dynamic:MinioObject < cache-store",
+      "cache-store-bucket": "nix-cache:index:MinioBucket < cache-store",
+      "cache-store-nix-cache-info": "nix-cache:index:MinioObject < cache-store",
       "cache-anonymous": "nix-cache:index:AnonymousAccess < cache",
-      "cache-anonymous-policy": "pulumi-nodejs:dynamic:MinioBucketPolicy < cache-anonymous",
+      "cache-anonymous-policy": "nix-cache:index:MinioBucketPolicy < cache-anonymous",
       "cache-expiry": "nix-cache:index:CacheExpiry < cache",
-      "cache-expiry-lifecycle": "pulumi-nodejs:dynamic:MinioLifecycle < cache-expiry",
+      "cache-expiry-lifecycle": "nix-cache:index:MinioLifecycle < cache-expiry",
       "cache-builder": "nix-cache:index:BuilderAccess < cache",
-      "cache-builder-password": "pulumi-nodejs:dynamic:RandomPassword < cache-builder",
-      "cache-builder-user": "pulumi-nodejs:dynamic:MinioUser < cache-builder",
-      "cache-builder-policy": "pulumi-nodejs:dynamic:MinioPolicy < cache-builder",
-      "cache-builder-attachment": "pulumi-nodejs:dynamic:MinioPolicyAttachment < cache-builder",
+      "cache-builder-password": "nix-cache:index:RandomPassword < cache-builder",
+      "cache-builder-user": "nix-cache:index:MinioUser < cache-builder",
+      "cache-builder-policy": "nix-cache:index:MinioPolicy < cache-builder",
+      "cache-builder-attachment": "nix-cache:index:MinioPolicyAttachment < cache-builder",
       "cache-gc": "nix-cache:index:GcAccess < cache",
-      "cache-gc-password": "pulumi-nodejs:dynamic:RandomPassword < cache-gc",
-      "cache-gc-user": "pulumi-nodejs:dynamic:MinioUser < cache-gc",
-      "cache-gc-policy": "pulumi-nodejs:dynamic:MinioPolicy < cache-gc",
-      "cache-gc-attachment": "pulumi-nodejs:dynamic:MinioPolicyAttachment < cache-gc",
+      "cache-gc-password": "nix-cache:index:RandomPassword < cache-gc",
+      "cache-gc-user": "nix-cache:index:MinioUser < cache-gc",
+      "cache-gc-policy": "nix-cache:index:MinioPolicy < cache-gc",
+      "cache-gc-attachment": "nix-cache:index:MinioPolicyAttachment < cache-gc",
       "cache-signing": "nix-cache:index:SigningKey < cache",
-      "cache-signing-keypair": "pulumi-nodejs:dynamic:NixSigningKeypair < cache-signing",
-      "cache-destroy-guard": "pulumi-nodejs:dynamic:MinioDestroyGuard < cache",
+      "cache-signing-keypair": "nix-cache:index:NixSigningKeypair < cache-signing",
+      "cache-destroy-guard": "nix-cache:index:MinioDestroyGuard < cache",
     });
     for (const s of seen.filter((x) => x.parent)) {
       expect(s.name.startsWith(`${nameOf(s.parent)}-`)).toBe(true);
@@ -163,7 +163,7 @@ describe("resource tree", () => {
 
   test("components are not registered as custom resources; only the dynamic ones are", () => {
     const custom = seen.filter((s) => s.resource instanceof pulumi.CustomResource).map((s) => s.name);
-    expect(custom.every((n) => seen.find((s) => s.name === n)?.type.startsWith("pulumi-nodejs:dynamic:"))).toBe(true);
+    expect(custom.every((n) => seen.find((s) => s.name === n)?.type.startsWith("nix-cache:index:"))).toBe(true);
     expect(custom).toHaveLength(15);
   });
 });
@@ -370,7 +370,7 @@ describe("taking over a cache made by hand (adopt, importKeys, builderPassword)"
   });
 
   test("a takeover record plans it: names, wanted settings, the imported keys' public halves only", () => {
-    expect(seen.find((s) => s.name === "taken-takeover")?.type).toBe("pulumi-nodejs:dynamic:NixCacheTakeover");
+    expect(seen.find((s) => s.name === "taken-takeover")?.type).toBe("nix-cache:index:NixCacheTakeover");
     const inputs = inputsOf("taken-takeover");
     expect(inputs).toMatchObject({
       bucket: "team-cache",
