@@ -1,70 +1,147 @@
-// A stack deployed by an earlier version of this project, then previewed by this checkout: nothing changes.
-// The earlier version is the program of the last commit before lib/ was grouped by domain and the S3, shell and
-// bundle work of issue 23 (0c7c7fd), kept as a fixture so the test needs no git history:
-//   git archive --format=tar 0c7c7fd index.ts Pulumi.yaml package.json tsconfig.json components providers lib \
-//     | gzip -9 -n > tests/fixtures/earlier-0c7c7fd.tar.gz
-// It is deployed from its own directory; this checkout then runs `pulumi preview --refresh` on the same stack, as a
-// user who pulls the new version does. Module moves change the providers' serialized code, never a resource's
-// name, type or inputs; the one thing added since is the destroy guard (issue 20), made by the next up.
+// Stacks deployed by earlier versions of this project, then previewed and updated by this checkout, as a user who
+// pulls the new version does. Both earlier versions served their resources with dynamic providers (each resource
+// carried its serialized provider code); this one serves them with the provider plugin (bin/). The move keeps
+// every resource: same name, same id, no delete, no replacement; each resource updates once (its state drops the
+// dynamic-provider code), the signing key and the passwords stay, and the state shrinks to its own props.
+// The earlier programs are fixtures, so the test needs no git history:
+//   git archive --format=tar COMMIT index.ts Pulumi.yaml package.json tsconfig.json components providers lib \
+//     | gzip -9 -n > tests/fixtures/NAME-COMMIT.tar.gz
+// Each is deployed from its own directory; this checkout then runs `pulumi preview --refresh` and `up` on the same stack.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, OutputMap } from "@pulumi/pulumi/automation";
 import { MinioServer, startMinio } from "../../harness/minio";
-import { createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
+import { CacheConfig, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 import { cacheProblems, driftPreview } from "./helpers";
 
-/** The program of the last commit with the flat lib/ layout (before issue 23). */
-const EARLIER_PROGRAM = path.join(__dirname, "..", "fixtures", "earlier-0c7c7fd.tar.gz");
+interface Earlier {
+  /** The fixture: the earlier program's files. */
+  fixture: string;
+  /** What the earlier version was. */
+  what: string;
+  /** Its own bucket, so both stacks share one MinIO. */
+  config: CacheConfig;
+  /** What this version adds to such a stack (name → "create"). */
+  added: Record<string, string>;
+  /** Outputs this version adds. */
+  newOutputs: string[];
+  /** The builder's and the GC's user names the earlier version gave. */
+  users: [string, string];
+}
 
-/**
- * A bucket of its own and unset user names: the earlier version named the users nixbuilder and nixgc, this one
- * derives new stacks' names from the bucket; an existing stack keeps the names it has (no rename on upgrade).
- */
-const UPGRADE_CONFIG = { bucket: "team-cache" };
+const EARLIER: Earlier[] = [
+  {
+    fixture: "earlier-0c7c7fd.tar.gz",
+    what: "the flat lib/ layout, before issue 23",
+    // Unset user names: that version named them nixbuilder and nixgc for any bucket; a stack keeps its names.
+    config: { bucket: "team-cache" },
+    // The destroy guard (issue 20) and the `access` output (issue 21) came later.
+    added: { "nix-cache-destroy-guard": "create" },
+    newOutputs: ["access"],
+    users: ["nixbuilder", "nixgc"],
+  },
+  {
+    fixture: "dynamic-eface94.tar.gz",
+    what: "the last dynamic providers, before the provider plugin (issue 22)",
+    config: { bucket: "home-cache" },
+    added: {},
+    newOutputs: [],
+    users: ["home-cache-builder", "home-cache-gc"],
+  },
+];
+
+interface StateResource {
+  urn: string;
+  type: string;
+  id?: string;
+  custom?: boolean;
+  inputs?: Record<string, unknown>;
+  outputs?: Record<string, unknown>;
+}
+
+async function stateOf(t: TestStack): Promise<{ resources: StateResource[]; bytes: number }> {
+  const exported = await t.stack.exportStack();
+  const resources = ((exported.deployment as { resources?: StateResource[] }).resources ?? []).filter((r) => r.custom);
+  return { resources, bytes: JSON.stringify(exported).length };
+}
+
+/** name → id of the cache's resources (not providers): equal ids mean nothing was replaced. */
+const idsByName = (resources: StateResource[]) =>
+  Object.fromEntries(resources.filter((r) => !r.type.startsWith("pulumi:providers:")).map((r) => [r.urn.split("::").pop(), r.id]));
 
 let minio: MinioServer;
-let t: TestStack;
-let earlierDir: string;
-let earlier: Stack;
+const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
-  earlierDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-earlier-"));
-  execFileSync("tar", ["-xzf", EARLIER_PROGRAM, "-C", earlierDir]);
-  // The earlier version's npm packages are a subset of this one's (same @pulumi/pulumi and minio).
-  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(earlierDir, "node_modules"));
   minio = await startMinio();
-  t = await createTestStack("it-upgrade", minioConfig(minio, UPGRADE_CONFIG));
-  earlier = await LocalWorkspace.selectStack({ stackName: t.stack.name, workDir: earlierDir }, { envVars: t.env });
-  await earlier.setAllConfig(minioConfig(minio, UPGRADE_CONFIG));
 });
 
 afterAll(async () => {
-  await t?.remove();
+  for (const cleanup of cleanups) await cleanup();
   await minio?.destroy();
-  fs.rmSync(earlierDir, { recursive: true, force: true });
 });
 
-test("deployed by the earlier version, then this one: only the destroy guard is added; nothing else changes, and the cache keeps working", async () => {
-  const up = await earlier.up();
-  expect(up.summary.result).toBe("succeeded");
-  const created = up.summary.resourceChanges?.create ?? 0;
-  expect(created).toBeGreaterThan(15);
-  const outputs = await earlier.outputs();
+describe.each(EARLIER)("a stack deployed by $what", (earlier) => {
+  let t: TestStack;
+  let outputs: OutputMap;
+  let before: { resources: StateResource[]; bytes: number };
 
-  // What this version adds to an existing stack: the destroy guard (lib/minio/destroy.ts), and nothing else.
-  const check = await driftPreview(t.stack);
-  expect(check.changes).toEqual({ "nix-cache-destroy-guard": "create" });
-  expect((await t.stack.up()).summary.result).toBe("succeeded");
-  const after = await driftPreview(t.stack);
-  expect(after.changes).toEqual({});
-  expect(after.failed).toBe(false);
-  // The same outputs, secrets included (the signing key and passwords stay), and the new `access`: public.
-  const now = await t.stack.outputs();
-  expect(Object.keys(now).sort()).toEqual([...Object.keys(outputs), "access"].sort());
-  expect(now.access.value).toBe("public");
-  for (const name of Object.keys(outputs)) expect([name, now[name].value]).toEqual([name, outputs[name].value]);
-  expect(await cacheProblems(minio, now)).toEqual([]);
-  expect([now.builderAccessKey.value, now.gcAccessKey.value]).toEqual(["nixbuilder", "nixgc"]);
+  beforeAll(async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-earlier-"));
+    execFileSync("tar", ["-xzf", path.join(__dirname, "..", "fixtures", earlier.fixture), "-C", dir]);
+    // The earlier versions' npm packages are a subset of this one's (same @pulumi/pulumi and minio).
+    fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
+    t = await createTestStack("it-upgrade", minioConfig(minio, earlier.config));
+    cleanups.push(async () => {
+      await t.remove();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    const old = await LocalWorkspace.selectStack({ stackName: t.stack.name, workDir: dir }, { envVars: t.env });
+    await old.setAllConfig(minioConfig(minio, earlier.config));
+    const up = await old.up();
+    if (up.summary.result !== "succeeded") throw new Error(`the earlier version's up ended ${up.summary.result}`);
+    outputs = await old.outputs();
+    before = await stateOf(t);
+  });
+
+  test("deployed with dynamic providers: every resource carries its serialized provider code", () => {
+    const dynamic = before.resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic:"));
+    expect(dynamic.length).toBeGreaterThan(15);
+    expect(dynamic.every((r) => typeof r.outputs?.__provider === "string")).toBe(true);
+  });
+
+  test("this version's preview: updates (the move to the plugin) and what it adds; nothing deleted or replaced", async () => {
+    const check = await driftPreview(t.stack);
+    const notUpdates = Object.fromEntries(Object.entries(check.changes).filter(([, op]) => op !== "update"));
+    expect(notUpdates).toEqual(earlier.added);
+    expect(Object.values(check.changes).filter((op) => op === "update").length).toBeGreaterThan(0);
+  });
+
+  test("this version's up keeps every resource (same ids), the keys, the passwords and a working cache", async () => {
+    const up = await t.stack.up();
+    expect(up.summary.result).toBe("succeeded");
+    const after = await stateOf(t);
+    const ids = idsByName(after.resources);
+    for (const [name, id] of Object.entries(idsByName(before.resources))) expect([name, ids[name]]).toEqual([name, id]);
+    // The same outputs, secrets included (the signing key and passwords stay).
+    const now = await t.stack.outputs();
+    expect(Object.keys(now).sort()).toEqual([...Object.keys(outputs), ...earlier.newOutputs].sort());
+    for (const name of Object.keys(outputs)) expect([name, now[name].value]).toEqual([name, outputs[name].value]);
+    expect(await cacheProblems(minio, now)).toEqual([]);
+    expect([now.builderAccessKey.value, now.gcAccessKey.value]).toEqual(earlier.users);
+  });
+
+  test("afterwards: the state holds only the resources' own props (no provider code) and previews clean", async () => {
+    const after = await stateOf(t);
+    const cache = after.resources.filter((r) => !r.type.startsWith("pulumi:providers:"));
+    expect(cache.every((r) => r.type.startsWith("nix-cache:index:"))).toBe(true);
+    expect(JSON.stringify(after.resources).includes("__provider")).toBe(false);
+    expect(after.bytes).toBeLessThan(100_000);
+    expect(after.bytes * 5).toBeLessThan(before.bytes);
+    const check = await driftPreview(t.stack);
+    expect(check.changes).toEqual({});
+    expect(check.failed).toBe(false);
+  });
 });
