@@ -10,6 +10,8 @@ import { keyRingProvider, passwordProvider } from "../providers/secrets";
 import { takeoverProvider } from "../providers/takeover";
 import { kindOfToken, ResourceKind, typeOfUrn } from "../resources/kinds";
 import { configFrom, unwrapSecrets } from "./config";
+import { constructNixCache } from "./construct";
+import { NIX_CACHE_TOKEN, nixCacheSchema } from "./schema";
 
 /** The CRUD code of one resource type, as providers/ writes it (the dynamic-provider shape). */
 type Implementation = pulumi.dynamic.ResourceProvider;
@@ -75,6 +77,17 @@ export class NixCacheProvider implements provider.Provider {
       this.configured.set(kind, ready);
     }
     return ready;
+  }
+
+  /** The package schema (provider/schema.ts): Pulumi YAML reads the types and that NixCache is a component. */
+  async getSchema(): Promise<string> {
+    return nixCacheSchema(this.version);
+  }
+
+  /** Builds the NixCache component for a program in another language (provider/construct.ts). */
+  async construct(name: string, type: string, inputs: pulumi.Inputs, options: pulumi.ComponentResourceOptions): Promise<provider.ConstructResult> {
+    if (type !== NIX_CACHE_TOKEN) throw new Error(`the nix-cache provider has no component ${type}`);
+    return constructNixCache(name, inputs, options);
   }
 
   async check(urn: string, olds: unknown, news: unknown): Promise<provider.CheckResult> {
