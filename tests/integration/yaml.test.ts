@@ -1,0 +1,83 @@
+// A Pulumi YAML program (examples/yaml) declares a NixCache, which the provider plugin constructs: `up` on a real
+// MinIO → the cache answers as Nix expects (anonymous nix-cache-info, no anonymous write), the outputs are what
+// index.ts exports with secrets kept secret (also in the state) → a clean `preview --refresh` → `destroy`.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
+import { MinioServer, startMinio } from "../../harness/minio";
+import { backendEnv, backendText, minioConfig, PROJECT_DIR } from "../../harness/stack";
+import { requireTool } from "../../harness/toolchain";
+
+const YAML_DIR = path.join(PROJECT_DIR, "examples", "yaml");
+/** The example's project name: its own settings are `nix-cache-yaml:*`; the plugin's stay `nix-cache:*`. */
+const PROJECT = "nix-cache-yaml";
+const KEY_NAME = "yaml-test-1";
+
+let minio: MinioServer;
+let stack: Stack;
+let backendDir: string;
+let outputs: OutputMap;
+
+beforeAll(async () => {
+  requireTool("pulumi");
+  requireTool("pulumi-language-yaml");
+  minio = await startMinio();
+  backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-yaml-backend-"));
+  const home = path.join(backendDir, "home");
+  fs.mkdirSync(home);
+  const env = backendEnv(backendDir, home, { text: "nix-cache-yaml-test-passphrase" });
+  stack = await LocalWorkspace.createOrSelectStack({ stackName: `yaml-${crypto.randomBytes(3).toString("hex")}`, workDir: YAML_DIR }, { envVars: env });
+  // The admin credentials (and a CA) as the plugin reads them; the endpoint and key name as the program's own config.
+  const { "nix-cache:endpoint": endpoint, ...plugin } = minioConfig(minio);
+  await stack.setAllConfig({ ...plugin, [`${PROJECT}:endpoint`]: endpoint, [`${PROJECT}:keyName`]: { value: KEY_NAME } });
+});
+
+afterAll(async () => {
+  if (stack) {
+    await stack.destroy().catch(() => undefined);
+    await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+    fs.rmSync(path.join(YAML_DIR, `Pulumi.${stack.name}.yaml`), { force: true });
+  }
+  if (backendDir) fs.rmSync(backendDir, { recursive: true, force: true });
+  await minio?.destroy();
+});
+
+test("up: the component and its resources are made, with the outputs index.ts exports", async () => {
+  const up = await stack.up();
+  expect(up.summary.result).toBe("succeeded");
+  expect(up.summary.resourceChanges).toMatchObject({ create: 23 });
+  outputs = up.outputs;
+  expect(outputs.substituterUrl.value).toBe(`${minio.endpoint}/nix-cache`);
+  expect(outputs.publicKey.value).toMatch(new RegExp(`^${KEY_NAME}:[A-Za-z0-9+/]{43}=$`));
+  expect(outputs.trustedPublicKeys.value).toEqual([outputs.publicKey.value]);
+  expect(outputs.builderAccessKey.value).toBe("nixbuilder");
+  expect(outputs.pushUrl.value).toContain("s3://nix-cache?profile=nixbuilder&endpoint=");
+});
+
+test("the cache answers as Nix expects: anonymous nix-cache-info, no anonymous write", async () => {
+  const info = await fetch(`${outputs.substituterUrl.value}/nix-cache-info`);
+  expect(info.status).toBe(200);
+  expect(await info.text()).toBe("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n");
+  const put = await fetch(`${outputs.substituterUrl.value}/anonymous.narinfo`, { method: "PUT", body: "x" });
+  expect(put.status).toBe(403);
+});
+
+test("the builder's password is a secret output, and the state holds it only encrypted", () => {
+  expect(outputs.builderSecretKey.secret).toBe(true);
+  expect(String(outputs.builderSecretKey.value)).toMatch(/^[A-Za-z0-9]{40}$/);
+  expect(backendText(backendDir).includes(String(outputs.builderSecretKey.value))).toBe(false);
+});
+
+test("preview --refresh shows no change", async () => {
+  const preview = await stack.preview({ expectNoChanges: true, refresh: true });
+  expect(preview.changeSummary).toEqual({ same: 23 });
+});
+
+test("destroy removes it all: the bucket is gone", async () => {
+  const destroy = await stack.destroy();
+  expect(destroy.summary.result).toBe("succeeded");
+  expect(destroy.summary.resourceChanges).toMatchObject({ delete: 23 });
+  expect((await fetch(`${minio.endpoint}/nix-cache/nix-cache-info`)).status).toBe(404);
+});
