@@ -45,10 +45,10 @@ afterAll(async () => {
   await minio?.destroy();
 });
 
-test("up: the component and its resources are made, with the outputs index.ts exports", async () => {
+test("up: the component with its resources, and a resource on its own, with the outputs index.ts exports", async () => {
   const up = await stack.up();
   expect(up.summary.result).toBe("succeeded");
-  expect(up.summary.resourceChanges).toMatchObject({ create: 23 });
+  expect(up.summary.resourceChanges).toMatchObject({ create: 24 });
   outputs = up.outputs;
   expect(outputs.substituterUrl.value).toBe(`${minio.endpoint}/nix-cache`);
   expect(outputs.publicKey.value).toMatch(new RegExp(`^${KEY_NAME}:[A-Za-z0-9+/]{43}=$`));
@@ -64,20 +64,23 @@ test("the cache works as its outputs say: anonymous nix-cache-info, no anonymous
   expect(await cacheProblems(minio, outputs)).toEqual([]);
 });
 
-test("the builder's password is a secret output, and the state holds it only encrypted", () => {
+test("the builder's password and a RandomPassword declared on its own are secret outputs, encrypted in the state", () => {
   expect(outputs.builderSecretKey.secret).toBe(true);
   expect(String(outputs.builderSecretKey.value)).toMatch(/^[A-Za-z0-9]{40}$/);
-  expect(backendText(backendDir).includes(String(outputs.builderSecretKey.value))).toBe(false);
+  expect(outputs.otherPassword.secret).toBe(true);
+  expect(String(outputs.otherPassword.value)).toMatch(/^[A-Za-z0-9]{24}$/);
+  const state = backendText(backendDir);
+  expect([outputs.builderSecretKey.value, outputs.otherPassword.value].filter((pw) => state.includes(String(pw)))).toEqual([]);
 });
 
 test("preview --refresh shows no change", async () => {
   const preview = await stack.preview({ expectNoChanges: true, refresh: true });
-  expect(preview.changeSummary).toEqual({ same: 23 });
+  expect(preview.changeSummary).toEqual({ same: 24 });
 });
 
 test("destroy removes it all: no bucket, user or policy is left", async () => {
   const destroy = await stack.destroy();
   expect(destroy.summary.result).toBe("succeeded");
-  expect(destroy.summary.resourceChanges).toMatchObject({ delete: 23 });
+  expect(destroy.summary.resourceChanges).toMatchObject({ delete: 24 });
   expect(await serverInventory(minio, ["nixbuilder", "nixgc"])).toEqual({ buckets: [], users: [], policies: [] });
 });
