@@ -33,10 +33,15 @@ function rawText(value: unknown): string | undefined {
   return JSON.stringify(value);
 }
 
-/** A settings problem (`nix-cache:NAME… rest`) as the input it names and the reason. */
+/**
+ * A settings problem (`nix-cache:NAME is "VALUE": allowed is …`) as the input it names and the reason. The
+ * engine shows each as `property NAME with value VALUE has a problem: REASON` (secrets hidden), so a leading
+ * `is "VALUE":` is left out of the reason.
+ */
 export function inputProblem(problem: string): { propertyPath: string; reason: string } {
   const m = new RegExp(`^${CONFIG_NAMESPACE}:([\\w]+(?:\\[\\d+\\])?)\\s*(.*)$`, "s").exec(problem);
-  return m ? { propertyPath: m[1], reason: m[2] } : { propertyPath: "", reason: problem };
+  if (!m) return { propertyPath: "", reason: problem };
+  return { propertyPath: m[1], reason: m[2].replace(/^is "(?:[^"\\]|\\.)*": /, "") };
 }
 
 /**
@@ -68,10 +73,8 @@ export function validateInputs(values: Record<string, Settled>): CacheSettings |
   }
   if (problems.length > 0) {
     const errors = problems.map(inputProblem);
-    throw new pulumi.InputPropertiesError({
-      message: `invalid NixCache inputs:\n${errors.map((e) => `  - ${e.propertyPath} ${e.reason}`).join("\n")}`,
-      errors,
-    });
+    // The engine lists each input under the message, with its value and reason.
+    throw new pulumi.InputPropertiesError({ message: `invalid NixCache inputs: ${errors.map((e) => e.propertyPath).join(", ")}`, errors });
   }
   return unknown.length > 0 ? undefined : settings;
 }

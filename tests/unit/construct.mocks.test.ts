@@ -98,27 +98,39 @@ describe("bad inputs: one error naming each bad input, before any resource is de
     expect(pulumi.InputPropertiesError.isInstance(err)).toBe(true);
     const e = err as pulumi.InputPropertiesError;
     expect(e.errors.map((x) => x.propertyPath).sort()).toEqual(["endpoint", "previousKeyNames[0]", "priority", "retention"]);
-    expect(e.message).toMatch(/^invalid NixCache inputs:\n {2}- /);
-    expect(e.message).toContain('- retention is "never": allowed is "gc" or "lifecycle"');
+    expect(e.message).toBe("invalid NixCache inputs: endpoint, retention, previousKeyNames[0], priority");
+    // The engine shows each with its value: the reason does not repeat it.
+    expect(e.errors.find((x) => x.propertyPath === "retention")?.reason).toBe('allowed is "gc" or "lifecycle"');
+    expect(e.errors.find((x) => x.propertyPath === "previousKeyNames[0]")?.reason).toMatch(/^it must not contain ':'/);
     expect(registrations.length).toBe(before);
   });
 
   test("no endpoint, and an input NixCache does not have", async () => {
     const err = (await construct.constructNixCache("bad2", { bucketName: "x" }, {}).catch((e: unknown) => e)) as pulumi.InputPropertiesError;
     expect(err.errors.map((x) => x.propertyPath).sort()).toEqual(["bucketName", "endpoint"]);
-    expect(err.message).toContain("bucketName is not an input of NixCache: allowed are endpoint, publicUrl,");
+    expect(err.errors.find((x) => x.propertyPath === "bucketName")?.reason).toMatch(/^is not an input of NixCache: allowed are endpoint, publicUrl,/);
   });
 });
+
+function errorOf(run: () => unknown): pulumi.InputPropertiesError {
+  try {
+    run();
+  } catch (e) {
+    if (pulumi.InputPropertiesError.isInstance(e)) return e;
+    throw e;
+  }
+  throw new Error("no error");
+}
+const errorsOf = (run: () => unknown) => errorOf(run).errors.map((e) => e.propertyPath);
 
 describe("validateInputs with inputs not known yet (a preview)", () => {
   test("unknown inputs are not checked, known ones are; nothing is returned to build from", () => {
     expect(construct.validateInputs({ endpoint: { known: false }, bucket: { known: true, value: "my-cache" } })).toBeUndefined();
-    expect(() => construct.validateInputs({ endpoint: { known: false }, bucket: { known: true, value: "A" } })).toThrow(/bucket is "A"/);
+    expect(errorsOf(() => construct.validateInputs({ endpoint: { known: false }, bucket: { known: true, value: "A" } }))).toEqual(["bucket"]);
   });
 
   test("access, readerHosts and adopt must be known: they decide which resources there are", () => {
-    expect(() => construct.validateInputs({ endpoint: { known: true, value: "http://h:9000" }, access: { known: false } })).toThrow(
-      /access is not known until another resource is made/,
-    );
+    const err = errorOf(() => construct.validateInputs({ endpoint: { known: true, value: "http://h:9000" }, access: { known: false } }));
+    expect(err.errors).toEqual([{ propertyPath: "access", reason: expect.stringMatching(/^is not known until another resource is made/) }]);
   });
 });
