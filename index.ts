@@ -1,7 +1,7 @@
 // Reads the stack config, builds the cache, exports what host configs consume.
 import * as pulumi from "@pulumi/pulumi";
-import { NixCache } from "./components/nixCache";
-import { CONFIG_NAMESPACE, parseSettings, RawSettings, SETTING_KEYS } from "./lib/config/settings";
+// The library's public entry (package.json main), as any other program imports it: docs/library.md.
+import { CONFIG_NAMESPACE, NixCache, parseSettings, RawSettings, SETTING_KEYS } from "./components";
 
 const config = new pulumi.Config(CONFIG_NAMESPACE);
 const raw: RawSettings = Object.fromEntries(SETTING_KEYS.map((k) => [k, config.get(k)]));

@@ -9,12 +9,13 @@ if [[ "${1:-}" == "--nix" ]]; then toolchain_args+=(--nix); shift; fi
 
 # npm packages: installed when package-lock.json changed since the last install, in the background while the
 # toolchain is checked or built (they need nothing from it: the only install script is protobufjs's, plain JS).
+# --include=dev: they are all devDependencies (the package bundles what it runs), kept under NODE_ENV=production too.
 stamp="$root/node_modules/.nix-cache-installed"
 npm_pid=""
 if [[ ! -f "$stamp" || "$root/package-lock.json" -nt "$stamp" ]]; then
   echo "with-toolchain: installing npm packages" >&2
   npm_log=$(mktemp "${TMPDIR:-/tmp}/nix-cache-npm.XXXXXX")
-  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error --engine-strict=false) >"$npm_log" 2>&1 &
+  (cd "$root" && npm ci --include=dev --no-audit --no-fund --loglevel=error --engine-strict=false) >"$npm_log" 2>&1 &
   npm_pid=$!
 fi
 

@@ -39,7 +39,7 @@ const pushed = new Map<string, string>();
  * runbook's `pulumi stack init homelab` edits the copy's Pulumi.homelab.yaml, not the committed one.
  */
 function copyCheckout(dest: string): void {
-  const skipped = new Set([".git", "node_modules", ".local", "tests", "bench", "examples", "coverage", "bin"]);
+  const skipped = new Set([".git", "node_modules", ".local", "tests", "bench", "examples", "coverage"]);
   fs.cpSync(PROJECT_DIR, dest, {
     recursive: true,
     preserveTimestamps: true,

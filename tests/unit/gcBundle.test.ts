@@ -71,10 +71,11 @@ describe("gcScriptText: one file for plain node", () => {
     expect([ps.status, live]).toEqual([0, []]);
   });
 
-  test("esbuild is a pinned dependency of this project and of examples/host-stack: both generate the builder module when they run", () => {
-    const deps = (file: string): Record<string, string | undefined> =>
-      (JSON.parse(fs.readFileSync(path.join(__dirname, "../..", file), "utf8")) as { dependencies: Record<string, string> }).dependencies;
-    const pinned = deps("package.json").esbuild;
+  test("esbuild is a pinned dependency of this project (a devDependency: the package ships bundles) and of examples/host-stack: both generate the builder module when they run", () => {
+    type Manifest = { dependencies?: Record<string, string>; devDependencies?: Record<string, string> };
+    const manifest = (file: string): Manifest => JSON.parse(fs.readFileSync(path.join(__dirname, "../..", file), "utf8")) as Manifest;
+    const deps = (file: string): Record<string, string | undefined> => manifest(file).dependencies ?? {};
+    const pinned = manifest("package.json").devDependencies?.esbuild;
     expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
     expect(deps("examples/host-stack/package.json").esbuild).toBe(pinned);
   });

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const SKIP = new Set(["node_modules", ".git", ".local", "bin"]);
+const SKIP = new Set(["node_modules", ".git", ".local", "bin", "dist"]);
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -56,6 +56,32 @@ test("the harness, the program and the scripts never import tests/ or bench/", (
     .filter(([file]) => !/^(tests|bench)\//.test(rel(file)))
     .flatMap(([file, targets]) => targets.filter((t) => /^(tests|bench)\//.test(rel(t))).map((t) => `${rel(file)} -> ${rel(t)}`));
   expect(offending).toEqual([]);
+});
+
+/** Every project file `file` reaches through relative imports, itself included. */
+function reachable(graph: Record<string, string[]>, file: string): Set<string> {
+  const seen = new Set<string>();
+  const walk = (f: string) => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    for (const t of graph[f] ?? []) walk(t);
+  };
+  walk(file);
+  return seen;
+}
+
+test("the program side (index.ts, components/, resources/) never loads the provider plugin's code or the MinIO SDK", () => {
+  // The plugin (provider/ over providers/) runs in its own process; the program only declares resources, so
+  // each `up` and `preview` loads none of the MinIO code.
+  const graph = importGraph();
+  const program = reachable(graph, path.join(ROOT, "index.ts"));
+  expect(program.has(path.join(ROOT, "components", "nixCache.ts"))).toBe(true);
+  expect([...program].map(rel).filter((f) => /^(providers|provider)\//.test(f))).toEqual([]);
+  const sdkUsers = [...program].filter((f) => /from "minio"|require\("minio"\)/.test(fs.readFileSync(f, "utf8"))).map(rel);
+  expect(sdkUsers).toEqual([]);
+  // And the check sees such an import: the plugin's entry does reach providers/.
+  const plugin = [...reachable(graph, path.join(ROOT, "provider", "main.ts"))].map(rel);
+  expect(plugin.filter((f) => f.startsWith("providers/")).length).toBeGreaterThan(3);
 });
 
 /**
