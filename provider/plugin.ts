@@ -9,7 +9,7 @@ import { bucketPolicyProvider, bucketProvider, destroyGuardProvider, lifecyclePr
 import { keyRingProvider, passwordProvider } from "../providers/secrets";
 import { takeoverProvider } from "../providers/takeover";
 import { kindOfToken, ResourceKind, typeOfUrn } from "../resources/kinds";
-import { configFrom, unwrapSecrets } from "./config";
+import { configFrom, keepSecrets, unwrapSecrets } from "./config";
 import { constructNixCache } from "./construct";
 import { NIX_CACHE_TOKEN, nixCacheSchema } from "./schema";
 
@@ -93,9 +93,9 @@ export class NixCacheProvider implements provider.Provider {
   async check(urn: string, olds: unknown, news: unknown): Promise<provider.CheckResult> {
     const impl = await this.implementation(urn);
     const inputs = clean(news);
-    if (!impl.check) return { inputs };
+    if (!impl.check) return { inputs: keepSecrets(inputs, news) };
     const result = await impl.check(clean(olds), inputs);
-    return { inputs: result.inputs ?? inputs, failures: result.failures };
+    return { inputs: keepSecrets(result.inputs ?? inputs, news), failures: result.failures };
   }
 
   async diff(id: string, urn: string, olds: unknown, news: unknown): Promise<provider.DiffResult> {
@@ -108,13 +108,15 @@ export class NixCacheProvider implements provider.Provider {
 
   async create(urn: string, inputs: unknown): Promise<provider.CreateResult> {
     const impl = await this.implementation(urn);
-    return impl.create(clean(inputs));
+    const result = await impl.create(clean(inputs));
+    return { ...result, outs: keepSecrets(result.outs, inputs) };
   }
 
   async read(id: string, urn: string, props?: unknown): Promise<provider.ReadResult> {
     const impl = await this.implementation(urn);
-    if (!impl.read) return { id, props: clean(props) };
-    return impl.read(id, props === undefined ? undefined : clean(props));
+    if (!impl.read) return { id, props: keepSecrets(clean(props), props) };
+    const result = await impl.read(id, props === undefined ? undefined : clean(props));
+    return { ...result, props: keepSecrets(result.props, props) };
   }
 
   async update(id: string, urn: string, olds: unknown, news: unknown): Promise<provider.UpdateResult> {
@@ -125,10 +127,11 @@ export class NixCacheProvider implements provider.Provider {
     // outputs stay as they are, minus the code (no request reaches MinIO).
     if (hasDynamicCode(olds) && impl.diff) {
       const own = await impl.diff(id, before, after);
-      if (!own.changes) return { outs: before };
+      if (!own.changes) return { outs: keepSecrets(before, olds) };
     }
-    if (!impl.update) return { outs: after };
-    return impl.update(id, before, after);
+    if (!impl.update) return { outs: keepSecrets(after, news) };
+    const result = await impl.update(id, before, after);
+    return { ...result, outs: keepSecrets(result.outs, news) };
   }
 
   async delete(id: string, urn: string, props: unknown): Promise<void> {
