@@ -18,6 +18,34 @@ export function unwrapSecrets(value: unknown): unknown {
   return value;
 }
 
+const isSecret = (value: unknown): boolean =>
+  value !== null && typeof value === "object" && (value as Record<string, unknown>)[SECRET_SIG] === SECRET_VALUE;
+const containsSecrets = (value: unknown): boolean =>
+  isSecret(value) || (value !== null && typeof value === "object" && Object.values(value as object).some(containsSecrets));
+const asSecret = (value: unknown) => ({ [SECRET_SIG]: SECRET_VALUE, value });
+
+/**
+ * `outs` (plain values) with each property marked secret whose same-name property in `ins` (as the engine sent
+ * it, secrets wrapped) held a secret, inside objects property by property: what the engine itself does for a
+ * provider that does not take secrets (annotateSecrets in sdk/go/common/resource/plugin/provider_plugin.go). The
+ * plugin must take them (the engine constructs components only with such plugins), so it keeps them itself.
+ */
+export function keepSecrets<T>(outs: T, ins: unknown): T {
+  if (outs === null || typeof outs !== "object" || Array.isArray(outs) || ins === null || typeof ins !== "object" || isSecret(ins)) return outs;
+  const result: Record<string, unknown> = { ...(outs as Record<string, unknown>) };
+  for (const [key, inValue] of Object.entries(ins as Record<string, unknown>)) {
+    if (!(key in result)) continue;
+    const outValue = result[key];
+    const inPlain = isSecret(inValue) ? undefined : inValue;
+    if (inPlain !== undefined && inPlain !== null && typeof inPlain === "object" && !Array.isArray(inPlain) && outValue !== null && typeof outValue === "object" && !Array.isArray(outValue)) {
+      result[key] = keepSecrets(outValue, inPlain);
+    } else if (!isSecret(outValue) && containsSecrets(inValue)) {
+      result[key] = asSecret(outValue);
+    }
+  }
+  return result as T;
+}
+
 /**
  * The providers' view of the config (`get("nix-cache:adminUser")`) over Configure's arguments. Keys may arrive
  * bare (`adminUser`, the arguments) or namespaced (`nix-cache:adminUser`, `nix-cache:config:adminUser`: the

@@ -9,7 +9,9 @@ import { bucketPolicyProvider, bucketProvider, destroyGuardProvider, lifecyclePr
 import { keyRingProvider, passwordProvider } from "../providers/secrets";
 import { takeoverProvider } from "../providers/takeover";
 import { kindOfToken, ResourceKind, typeOfUrn } from "../resources/kinds";
-import { configFrom, unwrapSecrets } from "./config";
+import { configFrom, keepSecrets, unwrapSecrets } from "./config";
+import { constructNixCache } from "./construct";
+import { NIX_CACHE_TOKEN, nixCacheSchema } from "./schema";
 
 /** The CRUD code of one resource type, as providers/ writes it (the dynamic-provider shape). */
 type Implementation = pulumi.dynamic.ResourceProvider;
@@ -77,12 +79,23 @@ export class NixCacheProvider implements provider.Provider {
     return ready;
   }
 
+  /** The package schema (provider/schema.ts): Pulumi YAML reads the types and that NixCache is a component. */
+  async getSchema(): Promise<string> {
+    return nixCacheSchema(this.version);
+  }
+
+  /** Builds the NixCache component for a program in another language (provider/construct.ts). */
+  async construct(name: string, type: string, inputs: pulumi.Inputs, options: pulumi.ComponentResourceOptions): Promise<provider.ConstructResult> {
+    if (type !== NIX_CACHE_TOKEN) throw new Error(`the nix-cache provider has no component ${type}`);
+    return constructNixCache(name, inputs, options);
+  }
+
   async check(urn: string, olds: unknown, news: unknown): Promise<provider.CheckResult> {
     const impl = await this.implementation(urn);
     const inputs = clean(news);
-    if (!impl.check) return { inputs };
+    if (!impl.check) return { inputs: keepSecrets(inputs, news) };
     const result = await impl.check(clean(olds), inputs);
-    return { inputs: result.inputs ?? inputs, failures: result.failures };
+    return { inputs: keepSecrets(result.inputs ?? inputs, news), failures: result.failures };
   }
 
   async diff(id: string, urn: string, olds: unknown, news: unknown): Promise<provider.DiffResult> {
@@ -95,13 +108,15 @@ export class NixCacheProvider implements provider.Provider {
 
   async create(urn: string, inputs: unknown): Promise<provider.CreateResult> {
     const impl = await this.implementation(urn);
-    return impl.create(clean(inputs));
+    const result = await impl.create(clean(inputs));
+    return { ...result, outs: keepSecrets(result.outs, inputs) };
   }
 
   async read(id: string, urn: string, props?: unknown): Promise<provider.ReadResult> {
     const impl = await this.implementation(urn);
-    if (!impl.read) return { id, props: clean(props) };
-    return impl.read(id, props === undefined ? undefined : clean(props));
+    if (!impl.read) return { id, props: keepSecrets(clean(props), props) };
+    const result = await impl.read(id, props === undefined ? undefined : clean(props));
+    return { ...result, props: keepSecrets(result.props, props) };
   }
 
   async update(id: string, urn: string, olds: unknown, news: unknown): Promise<provider.UpdateResult> {
@@ -112,10 +127,11 @@ export class NixCacheProvider implements provider.Provider {
     // outputs stay as they are, minus the code (no request reaches MinIO).
     if (hasDynamicCode(olds) && impl.diff) {
       const own = await impl.diff(id, before, after);
-      if (!own.changes) return { outs: before };
+      if (!own.changes) return { outs: keepSecrets(before, olds) };
     }
-    if (!impl.update) return { outs: after };
-    return impl.update(id, before, after);
+    if (!impl.update) return { outs: keepSecrets(after, news) };
+    const result = await impl.update(id, before, after);
+    return { ...result, outs: keepSecrets(result.outs, news) };
   }
 
   async delete(id: string, urn: string, props: unknown): Promise<void> {

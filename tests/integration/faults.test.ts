@@ -3,6 +3,7 @@
 // and afterwards the documented recovery converges with nothing duplicated or left behind.
 import { spawn } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import { EngineEvent, OutputMap } from "@pulumi/pulumi/automation";
 import { REQUEST_TIMEOUT_MS } from "../../providers/minioClients";
@@ -59,15 +60,15 @@ const ourErrors = (text: string) =>
     .filter((l) => !/^(preview|update|refresh) failed$/.test(l) && l !== "Error: Channel has been shut down");
 
 /** The converged cache: one of everything on the server, every resource in the state, none pending. */
-async function expectConverged(): Promise<void> {
+async function expectConverged(stack: TestStack = t): Promise<void> {
   expect(await serverInventory(minio, [BUILDER, "nixgc"])).toEqual({ buckets: [BUCKET], users: [BUILDER, "nixgc"], policies: [`${BUCKET}-gc`, `${BUCKET}-write`] });
-  const state = (await t.stack.exportStack()).deployment as { resources?: { type: string; custom?: boolean }[]; pending_operations?: unknown[] };
+  const state = (await stack.stack.exportStack()).deployment as { resources?: { type: string; custom?: boolean }[]; pending_operations?: unknown[] };
   expect((state.resources ?? []).filter((r) => r.custom && r.type.startsWith("nix-cache:index:"))).toHaveLength(15);
   expect(state.pending_operations ?? []).toEqual([]);
-  const check = await driftPreview(t.stack);
+  const check = await driftPreview(stack.stack);
   expect(check.changes).toEqual({});
   expect(check.failed).toBe(false);
-  const outputs: OutputMap = await t.stack.outputs();
+  const outputs: OutputMap = await stack.stack.outputs();
   expect(await cacheProblems(minio, outputs)).toEqual([]);
 }
 
@@ -219,52 +220,90 @@ describe("wrong admin credentials", () => {
   });
 });
 
-test("pulumi CLI killed mid-up: pulumi cancel, refresh --clear-pending-creates, up --refresh converges", async () => {
-  await wipeMinio();
-  const pid = minioPid(minio);
-  // A user's `pulumi up`, killed (SIGKILL, with everything it started) while MinIO holds the bucket's
-  // creation: the state records it as a pending create, and the stack stays locked.
-  const cli = spawn("pulumi", ["up", "--yes", "--skip-preview", "--refresh", "--non-interactive", "--stack", t.stack.name], {
-    cwd: PROJECT_DIR,
-    env: { ...process.env, ...t.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  let killed = false;
-  const exited = new Promise<void>((resolve) => cli.once("exit", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the bucket's creation never started:\n${output}`)), 120_000);
-    cli.stderr.on("data", (d: Buffer) => (output += d.toString()));
-    cli.stdout.on("data", (d: Buffer) => {
-      output += d.toString();
-      if (!killed && /MinioBucket nix-cache-store-bucket creating/.test(output)) {
-        killed = true;
-        process.kill(pid, "SIGSTOP");
-        setTimeout(() => {
-          const tree = [cli.pid ?? 0, ...descendantsOf(cli.pid ?? 0)];
-          for (const p of tree) process.kill(p, "SIGKILL");
-          clearTimeout(timer);
-          resolve();
-        }, 2000);
+/**
+ * A TCP relay to MinIO that holds the bucket's creation request (`PUT /BUCKET`) and never passes it on, and
+ * says when it has one: the moment a user's `pulumi up` is inside the bucket's creation, on a MinIO that has not
+ * made the bucket. (Stopping MinIO when the CLI prints "creating" raced the provider: its request could land first.)
+ */
+async function relayHoldingBucketCreation(): Promise<{ endpoint: string; held: Promise<void>; close(): void }> {
+  const upstream = new URL(minio.endpoint);
+  const sockets = new Set<net.Socket>();
+  let holding = true;
+  let onHeld = () => {};
+  const held = new Promise<void>((resolve) => (onHeld = resolve));
+  const createBucket = new RegExp(`(^|\\r\\n)PUT /${BUCKET}/? HTTP/1\\.1\\r\\n`);
+  const server = net.createServer((client) => {
+    const server = net.connect(Number(upstream.port), upstream.hostname);
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => (client.destroy(), server.destroy()));
+    }
+    server.pipe(client);
+    client.on("data", (chunk: Buffer) => {
+      if (holding && createBucket.test(chunk.toString("latin1"))) {
+        holding = false;
+        client.pause();
+        onHeld();
+        return;
       }
+      server.write(chunk);
     });
   });
-  await exited;
-  await continueProcess(pid);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    held,
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
 
-  const pending = (await t.stack.exportStack()).deployment as { pending_operations?: { type: string; resource: { urn: string } }[] };
-  expect((pending.pending_operations ?? []).map((p) => `${p.type} ${p.resource.urn.split("::").pop()}`)).toContain("creating nix-cache-store-bucket");
-  // The stack is locked by the killed run.
-  const locked = pulumiCli(t, ["up", "--yes", "--skip-preview"]);
-  expect(locked.code).not.toBe(0);
-  expect(locked.stderr).toMatch(/the stack is currently locked by 1 lock\(s\).*pulumi cancel/s);
+test("pulumi CLI killed mid-up: pulumi cancel, refresh --clear-pending-creates, up --refresh converges", async () => {
+  await wipeMinio();
+  // A stack of its own that reaches MinIO through the relay (the same names: the wiped MinIO has none of them).
+  const relay = await relayHoldingBucketCreation();
+  const killedStack = await createTestStack("it-faults-kill", { ...minioConfig(minio), "nix-cache:endpoint": { value: relay.endpoint } });
+  try {
+    // A user's `pulumi up`, killed (SIGKILL, with everything it started) while the bucket's creation is in
+    // flight: the state records it as a pending create, and the stack stays locked.
+    const cli = spawn("pulumi", ["up", "--yes", "--skip-preview", "--refresh", "--non-interactive", "--stack", killedStack.stack.name], {
+      cwd: PROJECT_DIR,
+      env: { ...process.env, ...killedStack.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    cli.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    cli.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<void>((resolve) => cli.once("exit", () => resolve()));
+    const ended = exited.then(() => {
+      throw new Error(`pulumi up ended before the bucket's creation reached MinIO:\n${output}`);
+    });
+    await Promise.race([relay.held, ended]);
+    ended.catch(() => undefined); // settled by the kill below: expected, not a failure
+    for (const p of [cli.pid ?? 0, ...descendantsOf(cli.pid ?? 0)]) process.kill(p, "SIGKILL");
+    await exited;
 
-  // The recovery steps docs/troubleshooting.md gives.
-  const cancel = pulumiCli(t, ["cancel", "--yes"]);
-  expect(cancel.code).toBe(0);
-  const refresh = await t.stack.refresh({ clearPendingCreates: true });
-  expect(refresh.summary.result).toBe("succeeded");
-  const up = await t.stack.up({ refresh: true });
-  expect(up.summary.result).toBe("succeeded");
-  await expectConverged();
+    const pending = (await killedStack.stack.exportStack()).deployment as { pending_operations?: { type: string; resource: { urn: string } }[] };
+    expect((pending.pending_operations ?? []).map((p) => `${p.type} ${p.resource.urn.split("::").pop()}`)).toContain("creating nix-cache-store-bucket");
+    expect(await serverInventory(minio, [BUILDER, "nixgc"])).toMatchObject({ buckets: [] });
+    // The stack is locked by the killed run.
+    const locked = pulumiCli(killedStack, ["up", "--yes", "--skip-preview"]);
+    expect(locked.code).not.toBe(0);
+    expect(locked.stderr).toMatch(/the stack is currently locked by 1 lock\(s\).*pulumi cancel/s);
+
+    // The recovery steps docs/troubleshooting.md gives.
+    const cancel = pulumiCli(killedStack, ["cancel", "--yes"]);
+    expect(cancel.code).toBe(0);
+    const refresh = await killedStack.stack.refresh({ clearPendingCreates: true });
+    expect(refresh.summary.result).toBe("succeeded");
+    const up = await killedStack.stack.up({ refresh: true });
+    expect(up.summary.result).toBe("succeeded");
+    await expectConverged(killedStack);
+  } finally {
+    relay.close();
+    await killedStack.remove();
+  }
 });

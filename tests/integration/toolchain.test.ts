@@ -115,22 +115,36 @@ afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
 describe("toolchain.sh builds what is missing at the same time and says what it is doing", () => {
   const tools = () => path.join(scratch, "tools-cold");
 
-  test("cold: the CLI, MinIO, the language host and Node all start before any ends; progress lines; one bin dir", async () => {
+  test("cold: the CLI, MinIO, the two language hosts and Node all start before any ends; progress lines; one bin dir", async () => {
     const r = await toolchain(tools());
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     const log = events(tools());
     const starts = log.filter(([e]) => e === "start");
     const ends = log.filter(([e]) => e === "end");
-    expect(starts.map(([, name]) => name).sort()).toEqual(["minio", "node", "pulumi", "pulumi-language-nodejs"]);
-    expect(ends).toHaveLength(4);
+    expect(starts.map(([, name]) => name).sort()).toEqual([
+      "minio",
+      "node",
+      "pulumi",
+      "pulumi-language-nodejs",
+      "pulumi-language-yaml",
+    ]);
+    expect(ends).toHaveLength(5);
     expect(Math.max(...starts.map(([, , ms]) => ms))).toBeLessThan(Math.min(...ends.map(([, , ms]) => ms)));
     expect(r.stderr).toContain("toolchain: building the Pulumi CLI");
     expect(r.stderr).toMatch(/toolchain: 0m0\ds so far, still building: .*the Pulumi CLI/);
     expect(r.stderr).toMatch(/toolchain: built the MinIO server in 0m0\ds/);
+    expect(r.stderr).toMatch(/toolchain: built pulumi-language-yaml v\d+\.\d+\.\d+ in 0m0\ds/);
     expect(r.stderr).toMatch(/toolchain: set-up done in 0m\d\ds/);
     const bin = r.stdout.trim().split("\n").pop() ?? "";
     expect(path.dirname(bin)).toBe(tools());
-    expect(fs.readdirSync(bin).sort()).toEqual(["minio", "node", "pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"]);
+    expect(fs.readdirSync(bin).sort()).toEqual([
+      "minio",
+      "node",
+      "pulumi",
+      "pulumi-language-nodejs",
+      "pulumi-language-yaml",
+      "pulumi-resource-pulumi-nodejs",
+    ]);
     expect(fs.readdirSync(tools()).filter((f) => f.endsWith(".partial"))).toEqual([]);
   });
 
@@ -162,7 +176,7 @@ describe("a failed build", () => {
   test("the next run builds everything again over the leftovers and succeeds", async () => {
     const r = await toolchain(tools(), { FAKE_SECONDS: "1" });
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
-    expect(fs.readdirSync(r.stdout.trim().split("\n").pop() ?? "")).toHaveLength(5);
+    expect(fs.readdirSync(r.stdout.trim().split("\n").pop() ?? "")).toHaveLength(6);
     expect(fs.readdirSync(tools()).filter((f) => f.endsWith(".partial"))).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@
 // secrets reach the implementations; and the one-time rewrite of a resource deployed as a dynamic resource.
 // No MinIO: the cases here are the ones the implementations answer from the props alone.
 import { NixCacheProvider } from "../../provider/plugin";
-import { configFrom, unwrapSecrets } from "../../provider/config";
+import { configFrom, keepSecrets, unwrapSecrets } from "../../provider/config";
 import { dynamicTokenOf, kindOfToken, RESOURCE_KINDS, ResourceKind, tokenOf, typeOfUrn } from "../../resources/kinds";
 
 const urnOf = (kind: ResourceKind, name = "x") => `urn:pulumi:dev::nix-cache::nix-cache:index:NixCache$${tokenOf(kind)}::${name}`;
@@ -115,9 +115,23 @@ describe("configuration and secrets", () => {
     expect(unwrapSecrets({ a: secret("x"), b: [secret({ c: secret(1) })] })).toEqual({ a: "x", b: [{ c: 1 }] });
   });
 
-  test("check hands the implementation plain inputs", async () => {
+  test("the implementation gets plain inputs; what the plugin returns keeps each secret input's mark", async () => {
     const checked = await plugin.check(urnOf("RandomPassword"), undefined, { length: secret(40) });
-    expect(checked.inputs).toEqual({ length: 40 });
+    expect(checked.inputs).toEqual({ length: secret(40) });
+    const created = await plugin.create(urnOf("RandomPassword"), { length: secret(12) });
+    expect(created.outs).toEqual({ length: secret(12), result: expect.stringMatching(/^[A-Za-z0-9]{12}$/) });
+  });
+
+  test("keepSecrets marks as the engine's annotateSecrets does: same-name properties, objects property by property", () => {
+    const ins = { a: secret("x"), b: { c: secret(1), d: 2 }, e: [secret("y")], f: "plain" };
+    expect(keepSecrets({ a: "x", b: { c: 1, d: 2 }, e: ["y"], f: "plain", g: "new" }, ins)).toEqual({
+      a: secret("x"),
+      b: { c: secret(1), d: 2 },
+      e: secret(["y"]),
+      f: "plain",
+      g: "new",
+    });
+    expect(keepSecrets({ a: secret("x") }, ins)).toEqual({ a: secret("x") });
   });
 
   test("without the admin credentials a MinIO type fails naming the settings; a type that needs none still works", async () => {
