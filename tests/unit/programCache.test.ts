@@ -56,3 +56,21 @@ test("preloaded into a stand-in of Pulumi's runner: TypeScript mode off, .ts mod
   const other = node(["-e", 'console.log(process.env.PULUMI_NODEJS_TYPESCRIPT, typeof require.extensions[".ts"])'], env);
   expect(other).toEqual({ status: 0, stdout: "true undefined\n", stderr: "" });
 });
+
+test("the SDK's closure serializer packages load on first use only, and the serializer still works", () => {
+  const script = `
+    const hook = require(${JSON.stringify(HOOK)});
+    const deferred = () => Object.keys(require.cache).filter((k) => /node_modules[\\\\/](typescript|@npmcli[\\\\/]arborist|normalize-package-data)[\\\\/]/.test(k)).length;
+    if (process.argv[1] === "defer") hook.deferClosureSerializer();
+    const pulumi = require(${JSON.stringify(require.resolve("@pulumi/pulumi"))});
+    const atLoad = deferred();
+    pulumi.runtime.serializeFunction(() => 42).then((f) => console.log(JSON.stringify({ atLoad, afterUse: deferred(), serialized: f.text.includes("42") })));
+  `;
+  const parse = (r: { stdout: string }) => JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}");
+  const deferredRun = parse(node(["-e", script, "defer"]));
+  expect(deferredRun.atLoad).toBe(0);
+  expect(deferredRun.afterUse).toBeGreaterThan(0);
+  expect(deferredRun.serialized).toBe(true);
+  // Without the deferral the SDK loads them at once (what the check above would see if it did nothing).
+  expect(parse(node(["-e", script, "plain"])).atLoad).toBeGreaterThan(0);
+});
