@@ -1,7 +1,8 @@
 // How the tests start the project's commands. `npm run NAME` is npm, then scripts/with-toolchain.sh (the
 // toolchain and npm-package check), then node with ts-node on scripts/NAME.ts. The tests already run under
 // with-toolchain, so they start that last step directly: the same program with the same arguments, a second or
-// more sooner. One test per command still goes through `npm run`, so the npm entry itself stays proven.
+// more sooner, its TypeScript served by the tests' transpile cache (harness/commandLoader.js) instead of ts-node.
+// One test per command still goes through `npm run`, so the npm entry and ts-node themselves stay proven.
 import * as path from "path";
 import { PROJECT_DIR } from "../../harness/stack";
 
@@ -29,15 +30,15 @@ export interface ScriptCommand {
 /**
  * The program and arguments that run `npm run NAME -- ARGS` typed in `cwd`, through npm or directly. Directly,
  * the environment says what npm's would: INIT_CWD, the directory the command was typed in (relative paths are
- * taken from there), and ts-node is told the project's tsconfig.json (npm runs scripts from the project
- * directory; a test may start one from anywhere).
+ * taken from there). The loader reads the project's tsconfig.json wherever the command starts (npm runs scripts
+ * from the project directory; a test may start one from anywhere).
  */
 export function scriptCommand(name: ScriptName, args: readonly string[], via: Via = "node", cwd = PROJECT_DIR): ScriptCommand {
   if (via === "npm") return { file: "npm", args: ["--prefix", PROJECT_DIR, "run", "--silent", name, "--", ...args], cwd, env: {} };
   return {
     file: process.execPath,
     cwd,
-    args: ["-r", require.resolve("ts-node/register/transpile-only"), path.join(PROJECT_DIR, SCRIPT_FILES[name]), ...args],
-    env: { TS_NODE_PROJECT: path.join(PROJECT_DIR, "tsconfig.json"), INIT_CWD: cwd },
+    args: ["-r", path.join(PROJECT_DIR, "harness", "commandLoader.js"), path.join(PROJECT_DIR, SCRIPT_FILES[name]), ...args],
+    env: { INIT_CWD: cwd },
   };
 }
