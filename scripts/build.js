@@ -10,12 +10,16 @@ const path = require("path");
 const root = path.resolve(__dirname, "..");
 const out = path.join(root, "dist", "provider.js");
 
-async function build() {
+/**
+ * Bundles `entry` (a path under the project) into `outfile` for node, @pulumi/pulumi left to node (one SDK, the
+ * program's), written beside its place and renamed into it. scripts/buildLib.js bundles the library with it too.
+ */
+async function bundleForNode(entry, outfile) {
   const esbuild = require("esbuild");
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
+  fs.mkdirSync(path.dirname(outfile), { recursive: true });
+  const tmp = `${outfile}.${process.pid}.tmp`;
   await esbuild.build({
-    entryPoints: [path.join(root, "provider", "main.ts")],
+    entryPoints: [path.join(root, entry)],
     outfile: tmp,
     bundle: true,
     platform: "node",
@@ -25,13 +29,17 @@ async function build() {
     logLevel: "warning",
     legalComments: "none",
   });
-  fs.renameSync(tmp, out);
+  fs.renameSync(tmp, outfile);
 }
 
-build().then(
-  () => process.stderr.write(`build: ${path.relative(root, out)} (${fs.statSync(out).size} bytes)\n`),
-  (err) => {
-    process.stderr.write(`build: ${err.message}\n`);
-    process.exit(1);
-  },
-);
+if (require.main === module) {
+  bundleForNode(path.join("provider", "main.ts"), out).then(
+    () => process.stderr.write(`build: ${path.relative(root, out)} (${fs.statSync(out).size} bytes)\n`),
+    (err) => {
+      process.stderr.write(`build: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+module.exports = { bundleForNode };

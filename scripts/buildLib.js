@@ -9,29 +9,14 @@
 const { spawnSync } = require("child_process");
 const fs = require("fs");
 const path = require("path");
+const { bundleForNode } = require("./build.js");
 
 const root = path.resolve(__dirname, "..");
 const bundle = path.join(root, "dist", "lib", "index.js");
 const typesDir = path.join(root, "dist", "types");
 const typesEntry = path.join("components", "index.d.ts");
 
-async function buildBundle() {
-  const esbuild = require("esbuild");
-  fs.mkdirSync(path.dirname(bundle), { recursive: true });
-  const tmp = `${bundle}.${process.pid}.tmp`;
-  await esbuild.build({
-    entryPoints: [path.join(root, "components", "index.ts")],
-    outfile: tmp,
-    bundle: true,
-    platform: "node",
-    target: "node22",
-    format: "cjs",
-    external: ["@pulumi/pulumi", "@pulumi/pulumi/*"],
-    logLevel: "warning",
-    legalComments: "none",
-  });
-  fs.renameSync(tmp, bundle);
-}
+const buildBundle = () => bundleForNode(path.join("components", "index.ts"), bundle);
 
 /** The relative modules a declaration file imports or references, as paths of .d.ts files. */
 function declarationImports(file) {
