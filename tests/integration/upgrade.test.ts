@@ -6,14 +6,12 @@
 // The earlier programs are fixtures, so the test needs no git history:
 //   git archive --format=tar COMMIT index.ts Pulumi.yaml package.json tsconfig.json components providers lib \
 //     | gzip -9 -n > tests/fixtures/NAME-COMMIT.tar.gz
-// Each is deployed from its own directory; this checkout then runs `pulumi preview --refresh` and `up` on the same stack.
-import { execFileSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
+// Each is deployed from its own directory (harness/stack.ts programFromArchive); this checkout then runs
+// `pulumi preview --refresh` and `up` on the same stack.
 import * as path from "path";
-import { LocalWorkspace, OutputMap } from "@pulumi/pulumi/automation";
+import { OutputMap } from "@pulumi/pulumi/automation";
 import { MinioServer, startMinio } from "../../harness/minio";
-import { CacheConfig, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
+import { CacheConfig, createTestStack, minioConfig, programFromArchive, TestStack } from "../../harness/stack";
 import { cacheProblems, driftPreview } from "./helpers";
 
 interface Earlier {
@@ -89,17 +87,11 @@ describe.each(EARLIER)("a stack deployed by $what", (earlier) => {
   let before: { resources: StateResource[]; bytes: number };
 
   beforeAll(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-earlier-"));
-    execFileSync("tar", ["-xzf", path.join(__dirname, "..", "fixtures", earlier.fixture), "-C", dir]);
-    // The earlier versions' npm packages are a subset of this one's (same @pulumi/pulumi and minio).
-    fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
     t = await createTestStack("it-upgrade", minioConfig(minio, earlier.config));
-    cleanups.push(async () => {
-      await t.remove();
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
-    const old = await LocalWorkspace.selectStack({ stackName: t.stack.name, workDir: dir }, { envVars: t.env });
-    await old.setAllConfig(minioConfig(minio, earlier.config));
+    cleanups.push(() => t.remove());
+    const earlierProgram = await programFromArchive(t, path.join(__dirname, "..", "fixtures", earlier.fixture), minioConfig(minio, earlier.config));
+    cleanups.push(async () => earlierProgram.remove());
+    const old = earlierProgram.stack;
     const up = await old.up();
     if (up.summary.result !== "succeeded") throw new Error(`the earlier version's up ended ${up.summary.result}`);
     outputs = await old.outputs();
