@@ -52,12 +52,15 @@ export function backendEnv(backendDir: string, home: string, passphrase: Passphr
   };
 }
 
-/** The stack `stackName` of this project on the backend of `env` (backendEnv), created when missing. */
-export async function openStack(stackName: string, env: Record<string, string>): Promise<Stack> {
+/**
+ * The stack `stackName` of this project (or of the Pulumi project in `workDir`, e.g. an example) on the backend of
+ * `env` (backendEnv), created when missing.
+ */
+export async function openStack(stackName: string, env: Record<string, string>, workDir = PROJECT_DIR): Promise<Stack> {
   requireTool("pulumi");
   requireTool("pulumi-language-nodejs");
   requireTool("pulumi-resource-pulumi-nodejs");
-  return LocalWorkspace.createOrSelectStack({ stackName, workDir: PROJECT_DIR }, { envVars: env });
+  return LocalWorkspace.createOrSelectStack({ stackName, workDir }, { envVars: env });
 }
 
 /**
@@ -73,13 +76,14 @@ export function cachedProgramEnv(): Record<string, string> {
   return { NODE_OPTIONS: [process.env.NODE_OPTIONS, preload].filter(Boolean).join(" ") };
 }
 
-export async function createTestStack(prefix: string, config: ConfigMap, load: ProgramLoad = "cached"): Promise<TestStack> {
+/** A test stack of this project (or of the Pulumi project in `workDir`) on a backend of its own, with `config`. */
+export async function createTestStack(prefix: string, config: ConfigMap, load: ProgramLoad = "cached", workDir = PROJECT_DIR): Promise<TestStack> {
   const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-backend-"));
   const home = path.join(backendDir, "home");
   fs.mkdirSync(home);
   const env = { ...backendEnv(backendDir, home, { text: "nix-cache-test-passphrase" }), ...(load === "cached" ? cachedProgramEnv() : {}) };
   const stackName = `${prefix}-${crypto.randomBytes(3).toString("hex")}`;
-  const stack = await openStack(stackName, env);
+  const stack = await openStack(stackName, env, workDir);
   await stack.setAllConfig(config);
   return {
     stack,
@@ -87,7 +91,7 @@ export async function createTestStack(prefix: string, config: ConfigMap, load: P
     env,
     remove: async () => {
       await stack.workspace.removeStack(stackName, { force: true }).catch(() => undefined);
-      fs.rmSync(path.join(PROJECT_DIR, `Pulumi.${stackName}.yaml`), { force: true });
+      fs.rmSync(path.join(workDir, `Pulumi.${stackName}.yaml`), { force: true });
       fs.rmSync(backendDir, { recursive: true, force: true });
     },
   };

@@ -1,13 +1,10 @@
 // A Pulumi YAML program (examples/yaml) declares a NixCache, which the provider plugin constructs: `up` on a real
 // MinIO → the cache works as its outputs say (anonymous nix-cache-info, the builder uploads), the outputs are what
 // index.ts exports with secrets kept secret (also in the state) → a clean `preview --refresh` → `destroy`.
-import * as crypto from "crypto";
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { LocalWorkspace, OutputMap, Stack } from "@pulumi/pulumi/automation";
+import { OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { MinioServer, startMinio } from "../../harness/minio";
-import { backendEnv, backendText, minioConfig, PROJECT_DIR } from "../../harness/stack";
+import { backendText, createTestStack, minioConfig, PROJECT_DIR, TestStack } from "../../harness/stack";
 import { requireTool } from "../../harness/toolchain";
 import { cacheProblems, serverInventory } from "./helpers";
 
@@ -17,31 +14,23 @@ const PROJECT = "nix-cache-yaml";
 const KEY_NAME = "yaml-test-1";
 
 let minio: MinioServer;
+let t: TestStack;
 let stack: Stack;
-let backendDir: string;
 let outputs: OutputMap;
 
 beforeAll(async () => {
-  requireTool("pulumi");
   requireTool("pulumi-language-yaml");
   minio = await startMinio();
-  backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "nix-cache-yaml-backend-"));
-  const home = path.join(backendDir, "home");
-  fs.mkdirSync(home);
-  const env = backendEnv(backendDir, home, { text: "nix-cache-yaml-test-passphrase" });
-  stack = await LocalWorkspace.createOrSelectStack({ stackName: `yaml-${crypto.randomBytes(3).toString("hex")}`, workDir: YAML_DIR }, { envVars: env });
   // The admin credentials (and a CA) as the plugin reads them; the endpoint and key name as the program's own config.
   const { "nix-cache:endpoint": endpoint, ...plugin } = minioConfig(minio);
-  await stack.setAllConfig({ ...plugin, [`${PROJECT}:endpoint`]: endpoint, [`${PROJECT}:keyName`]: { value: KEY_NAME } });
+  // The program load applies to TypeScript programs only; this YAML one runs as pulumi-language-yaml runs it.
+  t = await createTestStack("yaml", { ...plugin, [`${PROJECT}:endpoint`]: endpoint, [`${PROJECT}:keyName`]: { value: KEY_NAME } }, "cached", YAML_DIR);
+  stack = t.stack;
 });
 
 afterAll(async () => {
-  if (stack) {
-    await stack.destroy().catch(() => undefined);
-    await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
-    fs.rmSync(path.join(YAML_DIR, `Pulumi.${stack.name}.yaml`), { force: true });
-  }
-  if (backendDir) fs.rmSync(backendDir, { recursive: true, force: true });
+  await stack?.destroy().catch(() => undefined);
+  await t?.remove();
   await minio?.destroy();
 });
 
@@ -69,7 +58,7 @@ test("the builder's password and a RandomPassword declared on its own are secret
   expect(String(outputs.builderSecretKey.value)).toMatch(/^[A-Za-z0-9]{40}$/);
   expect(outputs.otherPassword.secret).toBe(true);
   expect(String(outputs.otherPassword.value)).toMatch(/^[A-Za-z0-9]{24}$/);
-  const state = backendText(backendDir);
+  const state = backendText(t.backendDir);
   expect([outputs.builderSecretKey.value, outputs.otherPassword.value].filter((pw) => state.includes(String(pw)))).toEqual([]);
 });
 
