@@ -1,5 +1,5 @@
-// Pieces every dynamic provider here shares: reading the admin credentials in `configure`, and a diff that
-// says which changed properties update in place and which replace.
+// Pieces every resource implementation here shares (provider/plugin.ts serves them): reading the admin
+// credentials in `configure`, and a diff that says which changed properties update in place and which replace.
 import * as pulumi from "@pulumi/pulumi";
 import { CA_CERTIFICATE_KEY, parseCaCertificate } from "../lib/config/caCertificate";
 import { ADOPT_KEY, claimRefusal, ClaimArgs, isOwnerId, readAdopt, takenOverRefusal } from "../lib/minio/ownership";
@@ -61,7 +61,7 @@ export function targetOf(props: TargetProps, provider: ConfiguredProvider): Mini
 
 /**
  * The placeholder the engine passes for an input not known yet (during a preview, an output of a resource
- * that is still to be created or updated). Kept as text: this code is serialized into the provider.
+ * that is still to be created or updated), as the provider's inputs carry it.
  */
 export const UNKNOWN_INPUT = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 

@@ -52,8 +52,8 @@ export function adminCredentialsFrom(config: ConfigSource): AdminCredentials {
 }
 
 /**
- * An expected failure whose message says it all. Pulumi's dynamic-provider host prints failed reads, diffs
- * and deletes as `${err}: ${err.stack}`; this error prints there as "nix-cache: <message>", not as a stack
+ * An expected failure whose message says it all. Pulumi's provider server (as its dynamic-provider host did)
+ * prints failed checks, reads, diffs and deletes as `${err}: ${err.stack}`; this error prints there as "nix-cache: <message>", not as a stack
  * trace. `described` marks it as final, so callers up the chain do not wrap it again.
  */
 export function providerError(message: string, code?: string): Error & { code?: string; described: true } {
@@ -191,7 +191,8 @@ export function httpsAgentFor(ca: string): https.Agent {
 
 /** The MinIO JS SDK client for S3 calls. */
 export function s3Client(target: MinioTarget, creds: AdminCredentials) {
-  // Required here, not imported at the top: the provider's serialized code resolves it from node_modules.
+  // Required here, not imported at the top: the commands that import this file only for its config readers
+  // (scripts/stackReader.ts) never load the SDK.
   const Minio: typeof import("minio") = require("minio");
   const url = new URL(target.endpoint);
   const useSSL = url.protocol === "https:";

@@ -1,4 +1,4 @@
-// The stack's owner id (lib/minio/ownership.ts): a dynamic resource made once, first, and kept in the state, so it
+// The stack's owner id (lib/minio/ownership.ts): a resource made once, first, and kept in the state, so it
 // survives `pulumi stack rename`. Everything the stack makes on MinIO waits for it and is marked with it.
 // Its create is also the first look at MinIO: a bucket, user or policy the stack is about to make that is
 // marked as another stack's is refused there, before anything at all is written (also for `up --skip-preview`,

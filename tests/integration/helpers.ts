@@ -91,8 +91,8 @@ export function errorLines(text: string): string[] {
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /**
- * Stack-trace lines ("    at fn (file:line:col)") of our code: the providers (serialized, so they show as
- * <anonymous>), lib/, components/, index.ts. Left out: frames inside Pulumi's SDK, gRPC and node itself, which the SDK
+ * Stack-trace lines ("    at fn (file:line:col)") of our code: the provider plugin (its bundle, dist/provider.js),
+ * lib/, components/, index.ts. Left out: frames inside Pulumi's SDK, gRPC and node itself, which the SDK
  * prints ("failed to deliver log message ... Channel has been shut down") when the engine stops a program
  * mid-registration after any failure; that is Pulumi's, not ours, and not under our control.
  */
@@ -203,7 +203,7 @@ export function pulumiCli(t: TestStack, args: string[], timeoutMs = 300_000): Cl
     env: { ...process.env, ...t.env },
     encoding: "utf8",
     timeout: timeoutMs,
-    // A stack export holds every dynamic resource's serialized provider code: over spawnSync's 1 MiB default.
+    // A stack export can pass spawnSync's 1 MiB default (a stack from before the plugin holds provider code).
     maxBuffer: 64 * 1024 * 1024,
   });
   return { code: res.status ?? -1, stdout: res.stdout ?? "", stderr: res.stderr ?? "" };
